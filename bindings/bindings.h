@@ -1,0 +1,11 @@
+// Declarations shared by the binding translation units of hmasd._native (split by concern to keep builds fast).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace hmasd_bindings {
+
+void bind_envs(pybind11::module_& m);
+int cuda_device_count();  // 0 without a CUDA build or without a usable device
+
+}  // namespace hmasd_bindings

@@ -1,0 +1,23 @@
+// Runs a per-env function over [0, count) on the OpenMP thread team, or inline when one thread suffices.
+#pragma once
+
+#include <cstdint>
+
+namespace hmasd {
+
+template <class Fn>
+void parallel_for(int32_t count, int32_t num_threads, const Fn& fn) {
+#if defined(HMASD_WITH_OPENMP)
+  // Below a few envs per thread the fork/join costs more than it saves.
+  if (num_threads > 1 && count >= 4 * num_threads) {
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+    for (int32_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+#else
+  (void)num_threads;
+#endif
+  for (int32_t i = 0; i < count; ++i) fn(i);
+}
+
+}  // namespace hmasd

@@ -1,0 +1,142 @@
+// alice_and_bob: the HMASD paper's two-agent button/diamond toy task (docs/envs.md), one env copy per call.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/env_spec.h"
+#include "core/hd.h"
+#include "core/philox.h"
+
+namespace hmasd {
+
+struct AliceAndBobConfig {
+  int32_t height = 10;
+  int32_t width = 10;
+  int32_t max_steps = 100;
+};
+
+struct AliceAndBobState {
+  int32_t row[2];
+  int32_t col[2];
+  bool collected[2];
+  int32_t t;
+};
+
+struct AliceAndBob {
+  using Config = AliceAndBobConfig;
+  using State = AliceAndBobState;
+  static constexpr const char* kName = "alice_and_bob";
+  static constexpr int32_t kNumAgents = 2;
+  static constexpr int32_t kNumActions = 5;
+  static constexpr int32_t kObsDim = 11;
+  static constexpr uint32_t kPurposeReset = 1;
+  enum Code : int32_t { kEmpty = 0, kWall = 1, kAgent0 = 2, kButton0 = 4, kDiamond0 = 6 };
+
+  static void validate(const Config& c) {
+    if (c.height < 4 || c.width < 4 || c.height > 256 || c.width > 256)
+      throw std::invalid_argument("alice_and_bob: height and width must be in [4, 256], got height=" +
+                                  std::to_string(c.height) + ", width=" + std::to_string(c.width));
+    if (c.max_steps < 1)
+      throw std::invalid_argument("alice_and_bob: max_steps must be >= 1, got " + std::to_string(c.max_steps));
+  }
+
+  static EnvDims dims(const Config& c) { return {kNumAgents, kObsDim, c.height * c.width, kNumActions}; }
+
+  static std::vector<InfoField> info_fields(const Config&) {
+    return {{"success", false}, {"diamonds_collected", false}};
+  }
+
+  static void obs_bounds(const Config& c, float* low, float* high) {
+    const float top = static_cast<float>(std::max(7, std::max(c.height, c.width) - 1));
+    for (int32_t k = 0; k < kObsDim; ++k) {
+      low[k] = 0.0f;
+      high[k] = top;
+    }
+  }
+  static void state_bounds(const Config& c, float* low, float* high) {
+    for (int32_t k = 0; k < c.height * c.width; ++k) {
+      low[k] = 0.0f;
+      high[k] = 7.0f;
+    }
+  }
+
+  HD static int32_t button_row(const Config&, int32_t) { return 1; }
+  HD static int32_t button_col(const Config& c, int32_t i) { return i == 0 ? c.width - 2 : 1; }
+  HD static int32_t diamond_row(const Config& c, int32_t) { return c.height - 2; }
+  HD static int32_t diamond_col(const Config& c, int32_t i) { return i == 0 ? 1 : c.width - 2; }
+
+  HD static void reset(const Config& c, State& s, const EnvRng& rng) {
+    const int32_t inner_w = c.width - 2;
+    const int32_t cells = (c.height - 2) * inner_w;
+    const int32_t a = uniform_int(rng.word(0, kPurposeReset, 0), cells);
+    int32_t b = uniform_int(rng.word(0, kPurposeReset, 1), cells - 1);
+    if (b >= a) ++b;
+    s.row[0] = 1 + a / inner_w;
+    s.col[0] = 1 + a % inner_w;
+    s.row[1] = 1 + b / inner_w;
+    s.col[1] = 1 + b % inner_w;
+    s.collected[0] = s.collected[1] = false;
+    s.t = 0;
+  }
+
+  HD static bool agent_on(const State& s, int32_t row, int32_t col) {
+    return (s.row[0] == row && s.col[0] == col) || (s.row[1] == row && s.col[1] == col);
+  }
+
+  HD static StepStatus step(const Config& c, State& s, const int32_t* actions, float* rewards, const EnvRng&) {
+    constexpr int32_t kDrow[5] = {0, 0, -1, 1, 0};
+    constexpr int32_t kDcol[5] = {1, -1, 0, 0, 0};
+    for (int32_t i = 0; i < kNumAgents; ++i) {
+      const int32_t row = s.row[i] + kDrow[actions[i]];
+      const int32_t col = s.col[i] + kDcol[actions[i]];
+      const bool wall = row <= 0 || col <= 0 || row >= c.height - 1 || col >= c.width - 1;
+      if (!wall) {
+        s.row[i] = row;
+        s.col[i] = col;
+      }
+    }
+    for (int32_t i = 0; i < 2; ++i) {
+      const bool pressed = agent_on(s, button_row(c, i), button_col(c, i));
+      if (pressed && agent_on(s, diamond_row(c, i), diamond_col(c, i))) s.collected[i] = true;
+    }
+    const bool success = s.collected[0] && s.collected[1];
+    for (int32_t i = 0; i < kNumAgents; ++i) rewards[i] = success ? 1.0f : 0.0f;
+    s.t += 1;
+    return {success, !success && s.t >= c.max_steps};
+  }
+
+  // The occupancy grid is drawn into the state buffer, and the observations are read back from it.
+  HD static void observe(const Config& c, const State& s, float* obs, float* state, bool* action_mask) {
+    const int32_t w = c.width;
+    for (int32_t row = 0; row < c.height; ++row) {
+      const bool border_row = row == 0 || row == c.height - 1;
+      for (int32_t col = 0; col < w; ++col)
+        state[row * w + col] = (border_row || col == 0 || col == w - 1) ? float(kWall) : float(kEmpty);
+    }
+    for (int32_t i = 0; i < 2; ++i) {
+      state[button_row(c, i) * w + button_col(c, i)] = float(kButton0 + i);
+      if (!s.collected[i]) state[diamond_row(c, i) * w + diamond_col(c, i)] = float(kDiamond0 + i);
+    }
+    for (int32_t i = 0; i < kNumAgents; ++i) state[s.row[i] * w + s.col[i]] = float(kAgent0 + i);
+    for (int32_t i = 0; i < kNumAgents; ++i) {
+      float* o = obs + i * kObsDim;
+      for (int32_t dr = -1; dr <= 1; ++dr)
+        for (int32_t dc = -1; dc <= 1; ++dc) *o++ = state[(s.row[i] + dr) * w + s.col[i] + dc];
+      *o++ = static_cast<float>(s.row[i]);
+      *o++ = static_cast<float>(s.col[i]);
+    }
+    for (int32_t k = 0; k < kNumAgents * kNumActions; ++k) action_mask[k] = true;
+  }
+
+  HD static void episode_info(const Config&, const State& s, float* info) {
+    const int32_t count = static_cast<int32_t>(s.collected[0]) + static_cast<int32_t>(s.collected[1]);
+    info[0] = count == 2 ? 1.0f : 0.0f;
+    info[1] = static_cast<float>(count);
+  }
+};
+
+}  // namespace hmasd

@@ -1,0 +1,256 @@
+// stag_hunt: the symmetric Markov stag hunt for N self-play agents (docs/envs.md), one env copy per call.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/env_spec.h"
+#include "core/hd.h"
+#include "core/philox.h"
+
+namespace hmasd {
+
+struct StagHuntConfig {
+  int32_t grid_size = 8;
+  int32_t num_agents = 4;
+  int32_t num_hares = 4;
+  int32_t max_steps = 35;
+  float stag_move_prob = 0.5f;
+  int32_t stag_min_hunters = 2;
+  float stag_reward = 10.0f;
+  float hare_reward = 1.0f;
+  float lone_stag_penalty = 0.0f;
+  int32_t reward_mode = 0;  // 0 individual, 1 team
+  bool agent_id_in_obs = false;
+  int32_t tie_break = 0;  // 0 random (env RNG), 1 index (planted bias for the symmetry audit)
+};
+
+struct StagHunt {
+  static constexpr int32_t kMaxAgents = 16;
+  static constexpr int32_t kMaxHares = 16;
+  static constexpr int32_t kNumActions = 5;
+  static constexpr uint32_t kPurposeReset = 1, kPurposeStagMove = 2, kPurposeHareTie = 3, kPurposeRespawn = 4;
+  static constexpr int32_t kOffGrid = -1;
+
+  struct State {
+    int32_t agent_row[kMaxAgents], agent_col[kMaxAgents];
+    int32_t prey_row[1 + kMaxHares], prey_col[1 + kMaxHares];  // prey 0 is the stag, 1 + h is hare h
+    int32_t stags[kMaxAgents], hares[kMaxAgents];
+    int32_t t;
+  };
+  using Config = StagHuntConfig;
+  static constexpr const char* kName = "stag_hunt";
+
+  static void validate(const Config& c) {
+    auto fail = [](const std::string& what) { throw std::invalid_argument("stag_hunt: " + what); };
+    if (c.grid_size < 2 || c.grid_size > 64) fail("grid_size must be in [2, 64], got " + std::to_string(c.grid_size));
+    if (c.num_agents < 1 || c.num_agents > kMaxAgents)
+      fail("num_agents must be in [1, " + std::to_string(kMaxAgents) + "], got " + std::to_string(c.num_agents));
+    if (c.num_hares < 0 || c.num_hares > kMaxHares)
+      fail("num_hares must be in [0, " + std::to_string(kMaxHares) + "], got " + std::to_string(c.num_hares));
+    if (c.grid_size * c.grid_size < c.num_agents + 1 + c.num_hares)
+      fail("grid_size^2 = " + std::to_string(c.grid_size * c.grid_size) +
+           " cells cannot hold num_agents + 1 stag + num_hares = " +
+           std::to_string(c.num_agents + 1 + c.num_hares) + " distinct positions");
+    if (c.max_steps < 1) fail("max_steps must be >= 1, got " + std::to_string(c.max_steps));
+    if (!(c.stag_move_prob >= 0.0f && c.stag_move_prob <= 1.0f))
+      fail("stag_move_prob must be in [0, 1], got " + std::to_string(c.stag_move_prob));
+    if (c.stag_min_hunters < 1) fail("stag_min_hunters must be >= 1, got " + std::to_string(c.stag_min_hunters));
+    if (!std::isfinite(c.stag_reward) || !std::isfinite(c.hare_reward) || !std::isfinite(c.lone_stag_penalty))
+      fail("stag_reward, hare_reward and lone_stag_penalty must be finite");
+    if (c.reward_mode != 0 && c.reward_mode != 1) fail("reward_mode must be 'individual' or 'team'");
+    if (c.tie_break != 0 && c.tie_break != 1) fail("tie_break must be 'random' or 'index'");
+  }
+
+  HD static int32_t obs_dim(const Config& c) {
+    return 2 + 2 * (c.num_agents - 1) + 2 + 2 * c.num_hares + 1 + (c.agent_id_in_obs ? c.num_agents : 0);
+  }
+  static EnvDims dims(const Config& c) {
+    return {c.num_agents, obs_dim(c), 2 * c.num_agents + 2 + 2 * c.num_hares + 1, kNumActions};
+  }
+  static std::vector<InfoField> info_fields(const Config&) { return {{"stags", true}, {"hares", true}}; }
+
+  static void obs_bounds(const Config& c, float* low, float* high) {
+    const int32_t dim = obs_dim(c);
+    const int32_t relative_end = 2 + 2 * (c.num_agents - 1) + 2 + 2 * c.num_hares;
+    for (int32_t k = 0; k < dim; ++k) {
+      low[k] = (k >= 2 && k < relative_end) ? -1.0f : 0.0f;
+      high[k] = 1.0f;
+    }
+  }
+  static void state_bounds(const Config& c, float* low, float* high) {
+    for (int32_t k = 0; k < dims(c).state_dim; ++k) {
+      low[k] = 0.0f;
+      high[k] = 1.0f;
+    }
+  }
+
+  HD static int32_t num_prey(const Config& c) { return 1 + c.num_hares; }
+
+  HD static bool cell_free(const Config& c, const State& s, int32_t row, int32_t col) {
+    for (int32_t i = 0; i < c.num_agents; ++i)
+      if (s.agent_row[i] == row && s.agent_col[i] == col) return false;
+    for (int32_t j = 0; j < num_prey(c); ++j)
+      if (s.prey_row[j] == row && s.prey_col[j] == col) return false;
+    return true;
+  }
+
+  // Places prey j on the k-th free cell (row-major), k drawn uniformly from the free cells.
+  HD static void place_prey(const Config& c, State& s, int32_t j, uint32_t word) {
+    const int32_t size = c.grid_size;
+    int32_t free_cells = 0;
+    for (int32_t cell = 0; cell < size * size; ++cell) free_cells += cell_free(c, s, cell / size, cell % size);
+    int32_t k = uniform_int(word, free_cells);
+    for (int32_t cell = 0; cell < size * size; ++cell) {
+      if (!cell_free(c, s, cell / size, cell % size)) continue;
+      if (k-- == 0) {
+        s.prey_row[j] = cell / size;
+        s.prey_col[j] = cell % size;
+        return;
+      }
+    }
+  }
+
+  HD static void reset(const Config& c, State& s, const EnvRng& rng) {
+    const int32_t n = c.num_agents;
+    for (int32_t i = 0; i < n; ++i) {
+      const int32_t cell = uniform_int(rng.word(0, kPurposeReset, i), c.grid_size * c.grid_size);
+      s.agent_row[i] = cell / c.grid_size;
+      s.agent_col[i] = cell % c.grid_size;
+      s.stags[i] = s.hares[i] = 0;
+    }
+    for (int32_t j = 0; j < num_prey(c); ++j) s.prey_row[j] = s.prey_col[j] = kOffGrid;
+    for (int32_t j = 0; j < num_prey(c); ++j) place_prey(c, s, j, rng.word(0, kPurposeReset, n + j));
+    s.t = 0;
+  }
+
+  HD static bool stag_may_enter(const Config& c, const State& s, int32_t row, int32_t col) {
+    if (row < 0 || col < 0 || row >= c.grid_size || col >= c.grid_size) return false;
+    for (int32_t i = 0; i < c.num_agents; ++i)
+      if (s.agent_row[i] == row && s.agent_col[i] == col) return false;
+    for (int32_t j = 1; j < num_prey(c); ++j)
+      if (s.prey_row[j] == row && s.prey_col[j] == col) return false;
+    return true;
+  }
+
+  HD static void move_stag(const Config& c, State& s, const EnvRng& rng) {
+    if (!bernoulli(rng.word(s.t, kPurposeStagMove, 0), c.stag_move_prob)) return;
+    const int32_t kDrow[4] = {-1, 1, 0, 0};
+    const int32_t kDcol[4] = {0, 0, -1, 1};
+    int32_t candidates[4];
+    int32_t count = 0;
+    for (int32_t d = 0; d < 4; ++d)
+      if (stag_may_enter(c, s, s.prey_row[0] + kDrow[d], s.prey_col[0] + kDcol[d])) candidates[count++] = d;
+    if (count == 0) return;
+    const int32_t d = candidates[uniform_int(rng.word(s.t, kPurposeStagMove, 1), count)];
+    s.prey_row[0] += kDrow[d];
+    s.prey_col[0] += kDcol[d];
+  }
+
+  HD static StepStatus step(const Config& c, State& s, const int32_t* actions, float* rewards, const EnvRng& rng) {
+    const int32_t n = c.num_agents;
+    const int32_t kDrow[5] = {-1, 1, 0, 0, 0};
+    const int32_t kDcol[5] = {0, 0, -1, 1, 0};
+    for (int32_t i = 0; i < n; ++i) {
+      const int32_t row = s.agent_row[i] + kDrow[actions[i]];
+      const int32_t col = s.agent_col[i] + kDcol[actions[i]];
+      if (row >= 0 && col >= 0 && row < c.grid_size && col < c.grid_size) {
+        s.agent_row[i] = row;
+        s.agent_col[i] = col;
+      }
+      rewards[i] = 0.0f;
+    }
+    move_stag(c, s, rng);
+
+    bool caught[1 + kMaxHares];
+    int32_t hunters = 0;
+    for (int32_t i = 0; i < n; ++i) hunters += s.agent_row[i] == s.prey_row[0] && s.agent_col[i] == s.prey_col[0];
+    caught[0] = hunters >= c.stag_min_hunters;
+    for (int32_t i = 0; i < n; ++i) {
+      if (s.agent_row[i] != s.prey_row[0] || s.agent_col[i] != s.prey_col[0]) continue;
+      if (caught[0]) {
+        rewards[i] += c.stag_reward;
+        s.stags[i] += 1;
+      } else {
+        rewards[i] -= c.lone_stag_penalty;
+      }
+    }
+    for (int32_t h = 0; h < c.num_hares; ++h) {
+      const int32_t j = 1 + h;
+      int32_t on_hare[kMaxAgents];
+      int32_t count = 0;
+      for (int32_t i = 0; i < n; ++i)
+        if (s.agent_row[i] == s.prey_row[j] && s.agent_col[i] == s.prey_col[j]) on_hare[count++] = i;
+      caught[j] = count > 0;
+      if (!caught[j]) continue;
+      const int32_t pick = c.tie_break == 0 ? uniform_int(rng.word(s.t, kPurposeHareTie, h), count) : 0;
+      rewards[on_hare[pick]] += c.hare_reward;
+      s.hares[on_hare[pick]] += 1;
+    }
+
+    for (int32_t j = 0; j < num_prey(c); ++j)
+      if (caught[j]) s.prey_row[j] = s.prey_col[j] = kOffGrid;
+    for (int32_t j = 0; j < num_prey(c); ++j)
+      if (caught[j]) place_prey(c, s, j, rng.word(s.t, kPurposeRespawn, j));
+
+    if (c.reward_mode == 1) {
+      float total = 0.0f;
+      for (int32_t i = 0; i < n; ++i) total += rewards[i];
+      for (int32_t i = 0; i < n; ++i) rewards[i] = total;
+    }
+    s.t += 1;
+    return {false, s.t >= c.max_steps};
+  }
+
+  HD static void observe(const Config& c, const State& s, float* obs, float* state, bool* action_mask) {
+    const int32_t n = c.num_agents;
+    const float scale = static_cast<float>(c.grid_size - 1);
+    const float time = static_cast<float>(s.t) / static_cast<float>(c.max_steps);
+    const int32_t dim = obs_dim(c);
+    for (int32_t i = 0; i < n; ++i) {
+      float* o = obs + i * dim;
+      const int32_t row = s.agent_row[i], col = s.agent_col[i];
+      *o++ = static_cast<float>(row) / scale;
+      *o++ = static_cast<float>(col) / scale;
+      for (int32_t k = 1; k < n; ++k) {
+        const int32_t other = (i + k) % n;
+        *o++ = static_cast<float>(s.agent_row[other] - row) / scale;
+        *o++ = static_cast<float>(s.agent_col[other] - col) / scale;
+      }
+      for (int32_t j = 0; j < num_prey(c); ++j) {
+        *o++ = static_cast<float>(s.prey_row[j] - row) / scale;
+        *o++ = static_cast<float>(s.prey_col[j] - col) / scale;
+      }
+      *o++ = time;
+      if (c.agent_id_in_obs)
+        for (int32_t k = 0; k < n; ++k) *o++ = k == i ? 1.0f : 0.0f;
+      bool* mask = action_mask + i * kNumActions;
+      mask[0] = row > 0;
+      mask[1] = row < c.grid_size - 1;
+      mask[2] = col > 0;
+      mask[3] = col < c.grid_size - 1;
+      mask[4] = true;
+    }
+    for (int32_t i = 0; i < n; ++i) {
+      *state++ = static_cast<float>(s.agent_row[i]) / scale;
+      *state++ = static_cast<float>(s.agent_col[i]) / scale;
+    }
+    for (int32_t j = 0; j < num_prey(c); ++j) {
+      *state++ = static_cast<float>(s.prey_row[j]) / scale;
+      *state++ = static_cast<float>(s.prey_col[j]) / scale;
+    }
+    *state = time;
+  }
+
+  HD static void episode_info(const Config& c, const State& s, float* info) {
+    for (int32_t i = 0; i < c.num_agents; ++i) {
+      info[i] = static_cast<float>(s.stags[i]);
+      info[c.num_agents + i] = static_cast<float>(s.hares[i]);
+    }
+  }
+};
+
+}  // namespace hmasd
