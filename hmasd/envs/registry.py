@@ -1,0 +1,135 @@
+"""The env registry: one plain data entry per native environment, and ``make`` to build a batched env."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from hmasd.envs.vec_env import VecEnv
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """How to build one registered env from the native module."""
+
+    name: str
+    native_env: str
+    native_config: str
+    description: str
+
+
+_REGISTRY: dict[str, EnvEntry] = {}
+
+
+def register(name: str, native_env: str, native_config: str, description: str) -> None:
+    """Adds an env to the registry; names are unique."""
+    if name in _REGISTRY:
+        raise ValueError(f"env {name!r} is already registered")
+    _REGISTRY[name] = EnvEntry(name, native_env, native_config, description)
+
+
+register("alice_and_bob", "AliceAndBobEnv", "AliceAndBobConfig",
+         "HMASD's 2-agent button/diamond toy task with a sparse team reward")
+register("stag_hunt", "StagHuntEnv", "StagHuntConfig",
+         "Symmetric Markov stag hunt for N self-play agents")
+
+
+def registered_envs() -> list[str]:
+    """Names accepted by :func:`make`."""
+    return sorted(_REGISTRY)
+
+
+def entry(name: str) -> EnvEntry:
+    """The registry entry of ``name``, or a ValueError listing the known names."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown env {name!r}; registered envs: {', '.join(registered_envs())}")
+    return _REGISTRY[name]
+
+
+def option_names(name: str) -> list[str]:
+    """The options ``make(name, **options)`` accepts (the fields of the native config)."""
+    from hmasd import _native
+
+    config_type = getattr(_native, entry(name).native_config)
+    return sorted(k for k, v in vars(config_type).items() if isinstance(v, property))
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """Every option of ``name`` with its default value."""
+    from hmasd import _native
+
+    config = getattr(_native, entry(name).native_config)()
+    return {key: getattr(config, key) for key in option_names(name)}
+
+
+def build_config(name: str, options: dict[str, Any]) -> Any:
+    """A native config for ``name`` with ``options`` applied; unknown or ill-typed options raise."""
+    from hmasd import _native
+
+    config = getattr(_native, entry(name).native_config)()
+    valid = option_names(name)
+    for key, value in options.items():
+        if key not in valid:
+            raise TypeError(f"unknown option {key!r} for env {name!r}; valid options: {', '.join(valid)}")
+        expected = type(getattr(config, key))
+        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"option {key!r} of env {name!r} must be an int, got {value!r}")
+        if expected is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TypeError(f"option {key!r} of env {name!r} must be a number, got {value!r}")
+        if expected is bool and not isinstance(value, bool):
+            raise TypeError(f"option {key!r} of env {name!r} must be a bool, got {value!r}")
+        if expected is str and not isinstance(value, str):
+            raise TypeError(f"option {key!r} of env {name!r} must be a str, got {value!r}")
+        setattr(config, key, value)
+    return config
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    return seed
+
+
+def make(
+    name: str,
+    num_envs: int = 1,
+    seed: int = 0,
+    num_threads: int = 1,
+    autoreset: str = "same_step",
+    backend: str = "cpu",
+    **options: Any,
+) -> VecEnv:
+    """Builds ``num_envs`` copies of env ``name`` stepped together in native code.
+
+    Args:
+        name: a registered env (see :func:`registered_envs`).
+        num_envs: number of env copies E (>= 1).
+        seed: seed of the batch; env ``e`` draws from the stream keyed by ``(seed, e)``, so its trajectory does not
+            depend on ``num_envs`` or ``num_threads``.
+        num_threads: CPU threads stepping the batch (0 means one per core).
+        autoreset: ``"same_step"`` (finished envs restart inside ``step``; the last observation is in
+            ``final_obs``) or ``"disabled"`` (call ``reset()`` after an episode ends).
+        backend: ``"cpu"``; ``"cuda"`` raises until the CUDA env backend exists.
+        **options: env options (docs/envs.md); unknown names raise TypeError.
+    """
+    from hmasd import _native
+
+    spec = entry(name)
+    if backend == "cuda":
+        info = _native.build_info()
+        if not info["cuda"]:
+            raise RuntimeError("backend='cuda' needs a build with CUDA (this one was built without nvcc)")
+        if info["cuda_devices"] == 0:
+            raise RuntimeError("backend='cuda': this build has CUDA, but no CUDA device is visible")
+        raise NotImplementedError("backend='cuda': the batched CUDA env backend is not implemented yet")
+    if backend != "cpu":
+        raise ValueError(f"backend must be 'cpu' or 'cuda', got {backend!r}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
+        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
+        raise ValueError(f"num_threads must be an int >= 0 (0 = one per core), got {num_threads!r}")
+    threads = num_threads or os.cpu_count() or 1
+    config = build_config(name, options)
+    native = getattr(_native, spec.native_env)(config, num_envs, _check_seed(seed), threads, autoreset)
+    return VecEnv(name, native, dict(options))

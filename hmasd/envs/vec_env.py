@@ -1,0 +1,205 @@
+"""The batched env facade: NumPy views of native buffers, gymnasium spaces, episode statistics, pickling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
+
+
+class VecEnv:
+    """``num_envs`` copies of one multi-agent env, stepped together in native code.
+
+    The arrays below alias native memory and are rewritten in place by every ``reset``/``step``: copy what you
+    keep. Shapes use E = ``num_envs``, N = ``num_agents``.
+
+    Attributes:
+        obs: float32[E, N, obs_dim], each agent's observation.
+        state: float32[E, state_dim], the global state.
+        rewards: float32[E, N] of the last step.
+        terminated, truncated: bool[E] of the last step (an env that ended was already reset when
+            ``autoreset="same_step"``).
+        action_mask: bool[E, N, num_actions], valid actions (invalid moves act as "stay").
+        final_obs, final_state: last observation/state of the episodes that ended in the last step (only
+            those rows are rewritten).
+        episode_return: float32[E, N], episode_length: int32[E], episode_info: per-field arrays, all of the
+            episodes that ended in the last step (same row rule).
+    """
+
+    def __init__(self, name: str, native: Any, options: dict[str, Any]) -> None:
+        self.name = name
+        self._native = native
+        self._options = options
+        self._bind_buffers()
+
+    def _bind_buffers(self) -> None:
+        buffers = self._native.buffers()
+        self.obs: np.ndarray = buffers["obs"]
+        self.state: np.ndarray = buffers["state"]
+        self.rewards: np.ndarray = buffers["rewards"]
+        self.terminated: np.ndarray = buffers["terminated"]
+        self.truncated: np.ndarray = buffers["truncated"]
+        self.action_mask: np.ndarray = buffers["action_mask"]
+        self.final_obs: np.ndarray = buffers["final_obs"]
+        self.final_state: np.ndarray = buffers["final_state"]
+        self.episode_return: np.ndarray = buffers["episode_return"]
+        self.episode_length: np.ndarray = buffers["episode_length"]
+        self.episode_info: dict[str, np.ndarray] = {}
+        self._info_slots: list[tuple[str, bool, int]] = []
+        offset, n = 0, self.num_agents
+        for field, per_agent in self._native.info_fields:
+            width = n if per_agent else 1
+            block = buffers["episode_info"][:, offset:offset + width]
+            self.episode_info[field] = block if per_agent else block[:, 0]
+            self._info_slots.append((field, per_agent, offset))
+            offset += width
+        self._info: dict[str, Any] = {
+            "state": self.state,
+            "action_mask": self.action_mask,
+            "final_obs": self.final_obs,
+            "final_state": self.final_state,
+            "episode_return": self.episode_return,
+            "episode_length": self.episode_length,
+            **self.episode_info,
+        }
+        self._step_result: StepResult = (self.obs, self.rewards, self.terminated, self.truncated, self._info)
+
+    # ---- sizes and options ---------------------------------------------------------------------
+    @property
+    def num_envs(self) -> int:
+        return self._native.num_envs
+
+    @property
+    def num_agents(self) -> int:
+        return self._native.num_agents
+
+    @property
+    def obs_dim(self) -> int:
+        return self._native.obs_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self._native.state_dim
+
+    @property
+    def num_actions(self) -> int:
+        return self._native.num_actions
+
+    @property
+    def num_threads(self) -> int:
+        return self._native.num_threads
+
+    @property
+    def seed(self) -> int:
+        return self._native.seed
+
+    @property
+    def autoreset(self) -> str:
+        return self._native.autoreset
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Every env option with the value in force (defaults included)."""
+        config = self._native.config
+        return {key: getattr(config, key) for key in sorted(k for k, v in vars(type(config)).items()
+                                                            if isinstance(v, property))}
+
+    # ---- spaces (gymnasium is imported lazily: the env itself needs only numpy) ---------------------
+    @property
+    def observation_space(self) -> Any:
+        """Per-agent observation space, built from the bounds the native env declares."""
+        from gymnasium import spaces
+
+        low, high = self._native.obs_bounds()
+        return spaces.Box(low=low, high=high, dtype=np.float32)
+
+    @property
+    def state_space(self) -> Any:
+        from gymnasium import spaces
+
+        low, high = self._native.state_bounds()
+        return spaces.Box(low=low, high=high, dtype=np.float32)
+
+    @property
+    def action_space(self) -> Any:
+        """Per-agent action space."""
+        from gymnasium import spaces
+
+        return spaces.Discrete(self.num_actions)
+
+    # ---- protocol ------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Resets every env. With ``seed``, reseeds the batch and restarts the episode count."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        self._native.reset(seed)
+        return self.obs, self._info
+
+    def step(self, actions: Any) -> StepResult:
+        """Steps every env with int actions [num_envs, num_agents]; bad actions raise before any env moves.
+
+        Returns ``(obs, rewards, terminated, truncated, info)``; ``info`` holds ``state``, ``action_mask``,
+        ``final_obs``, ``final_state``, ``episode_return``, ``episode_length`` and the env's episode fields.
+        """
+        if type(actions) is not np.ndarray:
+            actions = np.asarray(actions)
+        self._native.step(actions)
+        return self._step_result
+
+    def episode_stats(self) -> dict[str, Any]:
+        """Means over the episodes finished since the last call (then forgotten).
+
+        Returns ``{"episodes": n, "return": float[N], "length": float, <info field>: float or float[N]}``, or
+        ``{"episodes": 0}`` when no episode finished.
+        """
+        log = self._native.drain_episode_log()
+        count = int(log["episodes"])
+        if count == 0:
+            return {"episodes": 0}
+        stats: dict[str, Any] = {
+            "episodes": count,
+            "return": log["return_sum"] / count,
+            "length": log["length_sum"] / count,
+        }
+        n = self.num_agents
+        for field, per_agent, offset in self._info_slots:
+            values = log["info_sum"][offset:offset + (n if per_agent else 1)] / count
+            stats[field] = values if per_agent else float(values[0])
+        return stats
+
+    def render(self, env_index: int = 0) -> np.ndarray:
+        """An RGB image (uint8[H, W, 3]) of env copy ``env_index``."""
+        from hmasd.envs.render import render_state
+
+        if isinstance(env_index, bool) or not isinstance(env_index, int) or not 0 <= env_index < self.num_envs:
+            raise IndexError(f"env_index must be in [0, {self.num_envs}), got {env_index!r}")
+        return render_state(self.name, self.options, self.state[env_index])
+
+    def close(self) -> None:
+        """Nothing to release: the native buffers are freed with the object."""
+
+    # ---- pickling: an exact copy, including every env's state and RNG position ------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_envs": self.num_envs,
+            "seed": self.seed,
+            "num_threads": self.num_threads,
+            "autoreset": self.autoreset,
+            "options": self._options,
+            "snapshot": self._native.snapshot(),
+        }
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        from hmasd.envs.registry import make
+
+        clone = make(saved["name"], num_envs=saved["num_envs"], seed=saved["seed"],
+                     num_threads=saved["num_threads"], autoreset=saved["autoreset"], **saved["options"])
+        clone._native.restore(saved["snapshot"])
+        self.__dict__.update(clone.__dict__)
+
+    def __repr__(self) -> str:
+        return (f"VecEnv({self.name!r}, num_envs={self.num_envs}, num_agents={self.num_agents}, "
+                f"obs_dim={self.obs_dim}, state_dim={self.state_dim}, num_actions={self.num_actions})")
