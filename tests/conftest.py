@@ -1,0 +1,27 @@
+"""Shared helpers for the test suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+ENV_NAMES = ["alice_and_bob", "stag_hunt"]
+
+
+def random_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """Uniformly random actions [E, N] among the valid ones of ``mask`` (bool[E, N, A])."""
+    scores = rng.random(mask.shape) * mask
+    return scores.argmax(axis=-1).astype(np.int32)
+
+
+def snapshot_buffers(env) -> dict[str, np.ndarray]:
+    """Copies of every buffer an env exposes, for comparing two envs."""
+    out = {name: getattr(env, name).copy() for name in
+           ("obs", "state", "rewards", "terminated", "truncated", "action_mask", "episode_return", "episode_length")}
+    out.update({f"info_{k}": v.copy() for k, v in env.episode_info.items()})
+    return out
+
+
+@pytest.fixture(params=ENV_NAMES)
+def env_name(request) -> str:
+    return request.param

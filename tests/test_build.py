@@ -1,0 +1,58 @@
+"""The build: what was compiled in, the CUDA backend's clear errors, and env code without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import hmasd
+import hmasd.envs
+from hmasd import _native
+
+
+def test_build_info_describes_the_build():
+    info = _native.build_info()
+    assert info["version"] == hmasd.__version__
+    assert set(info["envs"]) == set(hmasd.envs.registered_envs())
+    assert isinstance(info["cuda"], bool) and isinstance(info["openmp"], bool)
+    assert info["cuda_devices"] >= 0
+
+
+def test_cuda_backend_request_raises_a_clear_error_without_a_gpu():
+    info = _native.build_info()
+    if info["cuda"] and info["cuda_devices"] > 0:
+        with pytest.raises(NotImplementedError, match="not implemented yet"):
+            hmasd.envs.make("stag_hunt", backend="cuda")
+    elif info["cuda"]:
+        with pytest.raises(RuntimeError, match="no CUDA device is visible"):
+            hmasd.envs.make("stag_hunt", backend="cuda")
+    else:
+        with pytest.raises(RuntimeError, match="built without nvcc"):
+            hmasd.envs.make("stag_hunt", backend="cuda")
+
+
+def test_env_code_imports_and_runs_without_torch():
+    script = textwrap.dedent("""
+        import sys
+        class BlockTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+        sys.meta_path.insert(0, BlockTorch())
+        import numpy as np
+        import hmasd.envs
+        from hmasd.envs.pettingzoo import stag_hunt_v0
+        env = hmasd.envs.make("stag_hunt", num_envs=4)
+        env.reset()
+        env.step(np.zeros((4, 4), np.int32))
+        par = stag_hunt_v0.parallel_env()
+        par.reset(seed=0)
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -1,0 +1,28 @@
+"""Stepping does not grow resident memory (no per-step allocation that leaks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import hmasd.envs
+
+
+def resident_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def test_a_million_steps_do_not_grow_resident_memory(env_name):
+    env = hmasd.envs.make(env_name, num_envs=1, seed=0)
+    env.reset()
+    actions = np.full((1, env.num_agents), 1, np.int32)
+    for _ in range(20_000):  # warm up allocator and caches
+        env.step(actions)
+    before = resident_kib()
+    for _ in range(1_000_000):
+        env.step(actions)
+    grown = resident_kib() - before
+    assert grown < 1024, f"resident memory grew by {grown} KiB over a million steps"

@@ -1,0 +1,153 @@
+"""The VecEnv facade: spaces and bounds, zero-copy buffers, episode statistics, pickling, rendering."""
+
+from __future__ import annotations
+
+import pickle
+
+import cloudpickle
+import numpy as np
+import pytest
+
+import hmasd.envs
+from conftest import random_actions, snapshot_buffers
+
+
+def stepped(name: str, num_envs: int = 16, steps: int = 300, **options):
+    env = hmasd.envs.make(name, num_envs=num_envs, seed=5, **options)
+    env.reset()
+    rng = np.random.default_rng(9)
+    for _ in range(steps):
+        env.step(random_actions(rng, env.action_mask))
+    return env
+
+
+def test_registry_lists_both_envs_with_their_defaults():
+    assert hmasd.envs.registered_envs() == ["alice_and_bob", "stag_hunt"]
+    assert hmasd.envs.default_options("alice_and_bob") == {"height": 10, "width": 10, "max_steps": 100}
+    defaults = hmasd.envs.default_options("stag_hunt")
+    assert defaults["grid_size"] == 8 and defaults["num_agents"] == 4 and defaults["max_steps"] == 35
+    assert defaults["reward_mode"] == "individual" and defaults["tie_break"] == "random"
+
+
+@pytest.mark.parametrize("name, options, n, obs_dim, state_dim", [
+    ("alice_and_bob", {}, 2, 11, 100),
+    ("alice_and_bob", {"height": 6, "width": 7}, 2, 11, 42),
+    ("stag_hunt", {}, 4, 19, 19),
+    ("stag_hunt", {"num_agents": 3, "num_hares": 2, "agent_id_in_obs": True}, 3, 2 + 4 + 2 + 4 + 1 + 3, 6 + 2 + 4 + 1),
+])
+def test_every_observation_stays_inside_its_declared_space(name, options, n, obs_dim, state_dim):
+    env = hmasd.envs.make(name, num_envs=8, seed=1, **options)
+    assert (env.num_agents, env.obs_dim, env.state_dim, env.num_actions) == (n, obs_dim, state_dim, 5)
+    obs_space, state_space = env.observation_space, env.state_space
+    assert obs_space.shape == (obs_dim,) and state_space.shape == (state_dim,)
+    assert env.action_space.n == 5
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        env.step(random_actions(rng, env.action_mask))
+        for e in range(env.num_envs):
+            assert state_space.contains(env.state[e])
+            for i in range(n):
+                assert obs_space.contains(env.obs[e, i]), (e, i, env.obs[e, i])
+
+
+def test_buffers_alias_native_memory_and_are_rewritten_in_place(env_name):
+    env = hmasd.envs.make(env_name, num_envs=4, seed=0)
+    obs, info = env.reset()
+    assert obs is env.obs and info["state"] is env.state
+    before = obs.copy()
+    address = obs.__array_interface__["data"][0]
+    result = env.step(np.zeros((4, env.num_agents), np.int32))
+    assert result[0] is obs and obs.__array_interface__["data"][0] == address
+    assert not np.array_equal(before, obs) or env_name == "alice_and_bob"
+    # a write through the view lands in the native buffer the next snapshot reads
+    env.obs[...] = -7.0
+    assert pickle.loads(pickle.dumps(env)).obs.min() == -7.0
+
+
+def test_torch_sees_the_same_memory(env_name):
+    torch = pytest.importorskip("torch", reason="torch is in the train extra; CI installs it")
+    env = hmasd.envs.make(env_name, num_envs=4, seed=0)
+    env.reset()
+    tensor = torch.from_numpy(env.obs)
+    env.step(np.full((4, env.num_agents), 3, np.int32))
+    assert np.array_equal(tensor.numpy(), env.obs)
+    assert tensor.data_ptr() == env.obs.__array_interface__["data"][0]
+
+
+def test_pickled_and_cloudpickled_envs_continue_identically(env_name):
+    env = stepped(env_name, num_envs=6, steps=40)
+    for clone in (pickle.loads(pickle.dumps(env)), cloudpickle.loads(cloudpickle.dumps(env))):
+        assert clone.options == env.options and clone.num_envs == env.num_envs
+        twin = pickle.loads(pickle.dumps(env))
+        rng = np.random.default_rng(4)
+        for _ in range(80):
+            actions = random_actions(rng, twin.action_mask)
+            clone.step(actions)
+            twin.step(actions)
+            a, b = snapshot_buffers(clone), snapshot_buffers(twin)
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_final_obs_holds_the_last_observation_before_the_auto_reset():
+    env = hmasd.envs.make("stag_hunt", num_envs=3, seed=2, max_steps=4)
+    env.reset()
+    stay = np.full((3, 4), 4, np.int32)
+    for _ in range(3):
+        env.step(stay)
+    last_obs, last_state = env.obs.copy(), env.state.copy()
+    env.step(stay)
+    assert env.truncated.all() and not env.terminated.any()
+    # staying agents do not move, so the final obs equals the previous one except for the clock and prey
+    np.testing.assert_array_equal(env.final_obs[..., :2], last_obs[..., :2])
+    np.testing.assert_allclose(env.final_state[:, -1], 1.0)
+    np.testing.assert_allclose(env.state[:, -1], 0.0)
+    assert not np.array_equal(env.state, last_state)
+    np.testing.assert_array_equal(env.episode_length, [4, 4, 4])
+
+
+def test_episode_stats_average_the_finished_episodes():
+    env = hmasd.envs.make("stag_hunt", num_envs=5, seed=8, max_steps=10)
+    env.reset()
+    rng = np.random.default_rng(3)
+    returns, hares = [], []
+    for _ in range(50):
+        env.step(random_actions(rng, env.action_mask))
+        for e in np.flatnonzero(env.truncated):
+            returns.append(env.episode_return[e].copy())
+            hares.append(env.episode_info["hares"][e].copy())
+    stats = env.episode_stats()
+    assert stats["episodes"] == len(returns) == 25
+    np.testing.assert_allclose(stats["return"], np.mean(returns, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats["hares"], np.mean(hares, axis=0), rtol=1e-6)
+    assert stats["length"] == 10.0
+    assert env.episode_stats() == {"episodes": 0}
+
+
+def test_alice_and_bob_episode_info_in_stats():
+    env = hmasd.envs.make("alice_and_bob", num_envs=64, seed=0)
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        env.step(random_actions(rng, env.action_mask))
+    stats = env.episode_stats()
+    # random play almost never solves the task (the paper's MAPPO gets 0) but does collect single diamonds
+    assert stats["episodes"] == 640 and stats["length"] == 100.0
+    assert 0.0 < stats["diamonds_collected"] < 2.0
+    np.testing.assert_allclose(stats["return"], [stats["success"]] * 2, rtol=1e-9)
+
+
+def test_render_draws_the_grid(env_name):
+    env = hmasd.envs.make(env_name, num_envs=2, seed=0)
+    env.reset()
+    image = env.render(1)
+    size = 10 if env_name == "alice_and_bob" else 8
+    assert image.dtype == np.uint8 and image.shape == (size * 24, size * 24, 3)
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) >= 4
+    moves = np.zeros((2, env.num_agents), np.int32)  # every agent moves right (col + 1) or down
+    moved = False
+    for _ in range(3):
+        env.step(moves)
+        moved = moved or not np.array_equal(image, env.render(1))
+    assert moved
