@@ -1,0 +1,183 @@
+"""A batch of reference env copies stepped in a Python loop with the batched protocol of docs/envs.md.
+
+It presents the same attributes and methods as the native VecEnv facade so that tests can compare them field by field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hmasd.envs.reference.alice_and_bob import AliceAndBobRef
+from hmasd.envs.reference.philox import EnvRng
+from hmasd.envs.reference.stag_hunt import StagHuntRef
+
+REFERENCE_ENVS: dict[str, type[AliceAndBobRef] | type[StagHuntRef]] = {
+    "alice_and_bob": AliceAndBobRef,
+    "stag_hunt": StagHuntRef,
+}
+
+AUTORESET_MODES = ("same_step", "disabled")
+
+
+class ReferenceVecEnv:
+    """`num_envs` copies of one reference env; env e draws from EnvRng(seed, e).
+
+    The arrays (`obs`, `state`, `rewards`, ...) are allocated once and overwritten in place by every call, like the
+    native buffers: copy them to keep a value across steps.
+    """
+
+    def __init__(self, name: str, num_envs: int, seed: int = 0, autoreset: str = "same_step", **options: Any) -> None:
+        if name not in REFERENCE_ENVS:
+            raise ValueError(f"unknown env {name!r}; known: {sorted(REFERENCE_ENVS)}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if autoreset not in AUTORESET_MODES:
+            raise ValueError(f"autoreset must be one of {AUTORESET_MODES}, got {autoreset!r}")
+        self.name = name
+        self.num_envs = int(num_envs)
+        self.seed = int(seed)
+        self.autoreset = autoreset
+        self.envs = [REFERENCE_ENVS[name](self.seed, e, **options) for e in range(self.num_envs)]
+        first = self.envs[0]
+        self.num_agents: int = first.num_agents
+        self.obs_dim: int = first.obs_dim
+        self.state_dim: int = first.state_dim
+        self.num_actions: int = first.num_actions
+
+        e, n = self.num_envs, self.num_agents
+        self.obs = np.zeros((e, n, self.obs_dim), dtype=np.float32)
+        self.state = np.zeros((e, self.state_dim), dtype=np.float32)
+        self.rewards = np.zeros((e, n), dtype=np.float32)
+        self.terminated = np.zeros(e, dtype=bool)
+        self.truncated = np.zeros(e, dtype=bool)
+        self.action_mask = np.zeros((e, n, self.num_actions), dtype=bool)
+        self.final_obs = np.zeros((e, n, self.obs_dim), dtype=np.float32)
+        self.final_state = np.zeros((e, self.state_dim), dtype=np.float32)
+        self.episode_return = np.zeros((e, n), dtype=np.float32)
+        self.episode_length = np.zeros(e, dtype=np.int32)
+        self.episode_info: dict[str, np.ndarray] = {
+            key: np.zeros((e, *np.shape(value)), dtype=np.float32) for key, value in first.episode_info().items()
+        }
+
+        self._running_return = np.zeros((e, n), dtype=np.float32)
+        self._running_length = np.zeros(e, dtype=np.int64)
+        self._finished = np.zeros(e, dtype=bool)
+        self._has_reset = False
+        self._clear_stats()
+
+    # --- episode statistics ------------------------------------------------------------------------
+
+    def _clear_stats(self) -> None:
+        self._stats_episodes = 0
+        self._stats_return = np.zeros(self.num_agents, dtype=np.float64)
+        self._stats_length = 0.0
+        self._stats_info = {
+            key: np.zeros(value.shape[1:], dtype=np.float64) for key, value in self.episode_info.items()
+        }
+
+    def episode_stats(self) -> dict[str, Any]:
+        """Means over the episodes finished since the last call (then cleared); {"episodes": 0} if none."""
+        count = self._stats_episodes
+        if count == 0:
+            return {"episodes": 0}
+        stats: dict[str, Any] = {
+            "episodes": count,
+            "return": (self._stats_return / count).astype(np.float32),
+            "length": self._stats_length / count,
+        }
+        for key, total in self._stats_info.items():
+            mean = total / count
+            stats[key] = float(mean) if mean.ndim == 0 else mean.astype(np.float32)
+        self._clear_stats()
+        return stats
+
+    # --- protocol ----------------------------------------------------------------------------------
+
+    def _write_views(self, e: int) -> None:
+        env = self.envs[e]
+        self.obs[e] = env.observe()
+        self.state[e] = env.global_state()
+        self.action_mask[e] = env.action_mask()
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Reset every env: with a seed, reseed and restart at episode 0; without, episode + 1 (0 the first time)."""
+        if seed is not None:
+            self.seed = int(seed)
+            for e, env in enumerate(self.envs):
+                env.rng = EnvRng(self.seed, e)
+        for env in self.envs:
+            episode = 0 if seed is not None or not self._has_reset else env.episode + 1
+            env.reset(episode)
+        self._has_reset = True
+        self._running_return[:] = 0.0
+        self._running_length[:] = 0
+        self._finished[:] = False
+        self.rewards[:] = 0.0
+        self.terminated[:] = False
+        self.truncated[:] = False
+        for e in range(self.num_envs):
+            self._write_views(e)
+        return self.obs, {"state": self.state, "action_mask": self.action_mask}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        if not self._has_reset:
+            raise RuntimeError("step() before reset(): call reset() first")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, self.num_agents) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(
+                f"actions must be an integer array of shape {(self.num_envs, self.num_agents)}, "
+                f"got {actions.dtype} {actions.shape}"
+            )
+        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
+            raise ValueError(
+                f"actions must be in [0, {self.num_actions}), got values from {actions.min()} to {actions.max()}"
+            )
+        # Checked for the whole batch first so that a refused step changes no env.
+        if self._finished.any():
+            raise RuntimeError(
+                f"env(s) {np.flatnonzero(self._finished).tolist()} finished their episode and autoreset is "
+                "'disabled': call reset() before stepping again"
+            )
+        for e, env in enumerate(self.envs):
+            rewards, terminated, truncated = env.step(actions[e].tolist())
+            self.rewards[e] = rewards
+            self.terminated[e] = terminated
+            self.truncated[e] = truncated
+            self._running_return[e] += rewards
+            self._running_length[e] += 1
+            if terminated or truncated:
+                self._end_episode(e)
+            self._write_views(e)
+        info = {
+            "state": self.state,
+            "action_mask": self.action_mask,
+            "final_obs": self.final_obs,
+            "final_state": self.final_state,
+            "episode_return": self.episode_return,
+            "episode_length": self.episode_length,
+            **self.episode_info,
+        }
+        return self.obs, self.rewards, self.terminated, self.truncated, info
+
+    def _end_episode(self, e: int) -> None:
+        env = self.envs[e]
+        self.final_obs[e] = env.observe()
+        self.final_state[e] = env.global_state()
+        self.episode_return[e] = self._running_return[e]
+        self.episode_length[e] = self._running_length[e]
+        info = env.episode_info()
+        for key, value in info.items():
+            self.episode_info[key][e] = value
+        self._stats_episodes += 1
+        self._stats_return += self._running_return[e]
+        self._stats_length += float(self._running_length[e])
+        for key, value in info.items():
+            self._stats_info[key] += value
+        self._running_return[e] = 0.0
+        self._running_length[e] = 0
+        if self.autoreset == "same_step":
+            env.reset(env.episode + 1)
+        else:
+            self._finished[e] = True
