@@ -1,0 +1,182 @@
+"""A generic PettingZoo ``ParallelEnv`` over one copy of a native hmasd env (``make(..., num_envs=1)``)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from hmasd.envs.registry import make, option_names
+
+
+def _as_seed(seed: Any) -> int:
+    """``seed`` as a Python int (NumPy integers welcome); range errors are left to ``VecEnv.reset``."""
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    try:
+        return operator.index(seed)
+    except TypeError:
+        raise TypeError(f"seed must be an int, got {seed!r}") from None
+
+
+class HmasdParallelEnv(ParallelEnv[str, np.ndarray, int]):
+    """One native env behind PettingZoo's parallel API; agents are named ``agent_0 .. agent_{N-1}``.
+
+    All agents live and end together: after the step that terminates or truncates the episode, ``agents`` is
+    ``[]`` until ``reset()``. Everything returned is a copy (observations ``float32[obs_dim]``, rewards Python
+    floats, ``state()`` ``float32[state_dim]``). Each agent's info holds ``action_mask`` (``int8[num_actions]``,
+    1 = valid; masked moves act as "stay") and, on the step that ends the episode, ``episode``: its return, the
+    episode length and the env's episode fields (docs/envs.md).
+
+    Seeding: ``reset(seed=s)`` reseeds (same ``s``, same episodes); ``reset()`` without a seed starts the next
+    episode of the current stream, so it differs from the previous one. An env that was never reset with a seed
+    uses seed 0, so unseeded use is reproducible too. ``reset(options=...)`` is accepted for API compatibility
+    and ignored: env options are fixed at construction.
+
+    Args:
+        env_name: a registered env (``hmasd.envs.registered_envs()``).
+        render_mode: ``None`` or ``"rgb_array"`` (``render()`` then returns ``uint8[H, W, 3]``).
+        max_cycles: PettingZoo's name for the episode length; sets the env option ``max_steps``.
+        **options: env options (docs/envs.md); unknown names raise TypeError.
+    """
+
+    metadata: dict[str, Any] = {"name": "hmasd", "render_modes": ["rgb_array"], "is_parallelizable": True}
+
+    def __init__(self, env_name: str, render_mode: str | None = None, max_cycles: int | None = None,
+                 **options: Any) -> None:
+        metadata = dict(type(self).metadata)
+        if type(self) is HmasdParallelEnv:
+            metadata["name"] = env_name
+        self.metadata = metadata
+        if render_mode is not None and render_mode not in metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {metadata['render_modes']}, got {render_mode!r}")
+        if max_cycles is not None:
+            if "max_steps" not in option_names(env_name):
+                raise TypeError(f"env {env_name!r} has no episode length option, so max_cycles is not supported")
+            if "max_steps" in options and options["max_steps"] != max_cycles:
+                raise TypeError(f"max_cycles={max_cycles!r} and max_steps={options['max_steps']!r} disagree; "
+                                "pass only one of them")
+            options["max_steps"] = max_cycles
+        self.env_name = env_name
+        self.render_mode = render_mode
+        self._vec = make(env_name, num_envs=1, autoreset="disabled", **options)
+        num_agents = self._vec.num_agents
+        self.possible_agents: list[str] = [f"agent_{i}" for i in range(num_agents)]
+        self.agents: list[str] = []
+        self._agent_index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        # One space object per agent, built once: PettingZoo requires the same object on every call.
+        self.observation_spaces: dict[str, spaces.Box] = {
+            agent: self._vec.observation_space for agent in self.possible_agents}
+        self.action_spaces: dict[str, spaces.Discrete] = {
+            agent: self._vec.action_space for agent in self.possible_agents}
+        self.state_space: spaces.Box = self._vec.state_space
+        self._actions = np.zeros((1, num_agents), dtype=np.int64)
+
+    # ---- spaces and options ----------------------------------------------------------------------
+    def observation_space(self, agent: str) -> spaces.Box:
+        """The observation space of ``agent`` (the same object on every call)."""
+        return self.observation_spaces[self._check_agent(agent)]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        """The action space of ``agent`` (the same object on every call)."""
+        return self.action_spaces[self._check_agent(agent)]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Every env option with the value in force (defaults included)."""
+        return self._vec.options
+
+    def _check_agent(self, agent: str) -> str:
+        if agent not in self._agent_index:
+            raise KeyError(f"unknown agent {agent!r}; possible agents: {self.possible_agents}")
+        return agent
+
+    # ---- protocol --------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Starts an episode: reseeded with ``seed``, else the next one of the stream; ``options`` is ignored."""
+        self._vec.reset(None if seed is None else _as_seed(seed))
+        self.agents = self.possible_agents[:]
+        return self._observations(), self._infos(ended=False)
+
+    def step(self, actions: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
+                                                     dict[str, bool], dict[str, dict[str, Any]]]:
+        """Steps every agent; ``actions`` must hold an integer action for each agent in ``agents``.
+
+        Missing or unknown agents raise ValueError, non-integer actions TypeError, and actions outside
+        ``[0, num_actions)`` the native ValueError (the env does not move in any of these cases).
+        """
+        if not self.agents:
+            raise RuntimeError("no live agents: call reset() before step() (and again after an episode ends)")
+        missing = [agent for agent in self.agents if agent not in actions]
+        if missing:
+            raise ValueError(f"actions are missing for agents {missing}; every agent in env.agents must act")
+        unknown = [agent for agent in actions if agent not in self._agent_index]
+        if unknown:
+            raise ValueError(f"actions given for unknown agents {unknown}; agents are {self.agents}")
+        for agent, index in self._agent_index.items():
+            self._actions[0, index] = self._as_action(agent, actions[agent])
+        self._vec.step(self._actions)
+
+        terminated = bool(self._vec.terminated[0])
+        truncated = bool(self._vec.truncated[0])
+        agents = self.agents
+        rewards = dict(zip(self.possible_agents, self._vec.rewards[0].tolist()))
+        terminations = dict.fromkeys(agents, terminated)
+        truncations = dict.fromkeys(agents, truncated)
+        observations, infos = self._observations(), self._infos(ended=terminated or truncated)
+        if terminated or truncated:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def state(self) -> np.ndarray:
+        """A copy of the global state, ``float32[state_dim]``."""
+        return self._vec.state[0].copy()
+
+    def render(self) -> np.ndarray | None:
+        """``uint8[H, W, 3]`` with ``render_mode="rgb_array"``; warns and returns None without a render mode."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("You are calling render method without specifying any render mode. "
+                                  f"Pass render_mode='rgb_array' when creating {self.metadata['name']!r}.")
+            return None
+        return self._vec.render(0)
+
+    def close(self) -> None:
+        """Nothing to release: the native env is freed with this object."""
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _as_action(agent: str, value: Any) -> int:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"action of {agent!r} must be an integer, got {value!r}")
+        try:
+            return operator.index(value)
+        except TypeError:
+            raise TypeError(f"action of {agent!r} must be an integer, got {value!r}") from None
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        obs = self._vec.obs[0]
+        return {agent: obs[i].copy() for i, agent in enumerate(self.possible_agents)}
+
+    def _infos(self, ended: bool) -> dict[str, dict[str, Any]]:
+        masks = self._vec.action_mask[0]
+        infos: dict[str, dict[str, Any]] = {
+            agent: {"action_mask": masks[i].astype(np.int8)} for i, agent in enumerate(self.possible_agents)}
+        if ended:
+            vec = self._vec
+            length = int(vec.episode_length[0])
+            for i, agent in enumerate(self.possible_agents):
+                episode: dict[str, float | int] = {"return": float(vec.episode_return[0, i]), "length": length}
+                for field, values in vec.episode_info.items():
+                    row = values[0]
+                    episode[field] = float(row[i] if np.ndim(row) else row)
+                infos[agent]["episode"] = episode
+        return infos
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.env_name!r}, num_agents={len(self.possible_agents)}, "
+                f"render_mode={self.render_mode!r})")
