@@ -6,6 +6,7 @@
 namespace hmasd_bindings {
 
 void bind_envs(pybind11::module_& m);
+void bind_rollout(pybind11::module_& m);
 int cuda_device_count();  // 0 without a CUDA build or without a usable device
 
 }  // namespace hmasd_bindings

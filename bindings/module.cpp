@@ -73,4 +73,5 @@ PYBIND11_MODULE(_native, m) {
       "One word of an env copy's random stream, as the envs draw it (docs/envs.md).");
 
   hmasd_bindings::bind_envs(m);
+  hmasd_bindings::bind_rollout(m);
 }

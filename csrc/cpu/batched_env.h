@@ -82,13 +82,8 @@ class BatchedEnv {
   template <class T>
   void step(const T* actions) {
     check_can_step();
+    check_actions(actions);
     const int32_t n = dims_.num_agents;
-    for (int64_t k = 0; k < int64_t(num_envs_) * n; ++k) {
-      if (actions[k] < 0 || actions[k] >= T(dims_.num_actions))
-        throw std::invalid_argument("actions[" + std::to_string(k / n) + ", " + std::to_string(k % n) +
-                                    "] = " + std::to_string(actions[k]) + " is out of range [0, " +
-                                    std::to_string(dims_.num_actions) + ")");
-    }
     parallel_for(num_envs_, num_threads_, [&](int32_t e) {
       int32_t row[kMaxAgentsPerEnv];
       for (int32_t i = 0; i < n; ++i) row[i] = static_cast<int32_t>(actions[int64_t(e) * n + i]);
@@ -120,6 +115,17 @@ class BatchedEnv {
       reset_env(e);
     } else {
       needs_reset_[e] = true;
+    }
+  }
+
+  template <class T>
+  void check_actions(const T* actions) const {
+    const int32_t n = dims_.num_agents;
+    for (int64_t k = 0; k < int64_t(num_envs_) * n; ++k) {
+      if (actions[k] < 0 || actions[k] >= T(dims_.num_actions))
+        throw std::invalid_argument("actions[" + std::to_string(k / n) + ", " + std::to_string(k % n) +
+                                    "] = " + std::to_string(actions[k]) + " is out of range [0, " +
+                                    std::to_string(dims_.num_actions) + ")");
     }
   }
 

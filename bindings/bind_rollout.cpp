@@ -1,0 +1,193 @@
+// pybind11 glue for the rollout engine: the step protocol, counters, and zero-copy views of every buffer.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "bindings.h"
+#include "cpu/rollout_engine.h"
+#include "envs/alice_and_bob.h"
+#include "envs/stag_hunt.h"
+
+namespace py = pybind11;
+using hmasd::BatchedEnv;
+using hmasd::Clock;
+using hmasd::RolloutEngine;
+
+namespace hmasd_bindings {
+namespace {
+
+std::string shape_of(const py::array& arr) {
+  std::string out = "(";
+  for (py::ssize_t d = 0; d < arr.ndim(); ++d) out += (d ? ", " : "") + std::to_string(arr.shape(d));
+  return out + (arr.ndim() == 1 ? ",)" : ")");
+}
+
+// A C-contiguous array of the given kind ('i' int32/int64 accepted as int32, 'f' float32) and exact shape.
+py::array checked(const py::object& obj, const char* name, char kind, std::vector<py::ssize_t> shape) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy array, got " +
+                         std::string(py::str(obj.attr("__class__").attr("__name__"))));
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  const py::dtype dtype = arr.dtype();
+  const bool ok = kind == 'i' ? (dtype.kind() == 'i' && (dtype.itemsize() == 4 || dtype.itemsize() == 8))
+                              : (dtype.kind() == 'f' && dtype.itemsize() == 4);
+  if (!ok)
+    throw py::type_error(std::string(name) + " must be " + (kind == 'i' ? "an int32 or int64" : "a float32") +
+                         " array, got dtype " + std::string(py::str(dtype)));
+  bool same = arr.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t d = 0; same && d < shape.size(); ++d) same = arr.shape(d) == shape[d];
+  if (!same) {
+    std::string want = "(";
+    for (size_t d = 0; d < shape.size(); ++d) want += (d ? ", " : "") + std::to_string(shape[d]);
+    throw py::value_error(std::string(name) + " must have shape " + want + (shape.size() == 1 ? ",)" : ")") +
+                          ", got " + shape_of(arr));
+  }
+  if (kind == 'i') return py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  return py::array_t<float, py::array::c_style>::ensure(arr);
+}
+
+template <class T>
+py::array view(const py::object& owner, T* data, std::vector<py::ssize_t> shape) {
+  return py::array(py::dtype::of<T>(), std::move(shape), data, owner);
+}
+
+template <class Env>
+void bind_engine(py::module_& m, const char* class_name) {
+  using Engine = RolloutEngine<Env>;
+  using Pool = BatchedEnv<Env>;
+  py::class_<Engine>(m, class_name)
+      .def(py::init([](Pool& env, int32_t horizon, int32_t skill_interval, int32_t num_team_skills,
+                       int32_t num_indiv_skills, const std::string& clock, int64_t ring_capacity) {
+             Clock parsed;
+             if (clock == "episode")
+               parsed = Clock::kEpisode;
+             else if (clock == "global")
+               parsed = Clock::kGlobal;
+             else
+               throw py::value_error("clock must be 'episode' or 'global', got '" + clock + "'");
+             return new Engine(env, horizon, skill_interval, num_team_skills, num_indiv_skills, parsed, ring_capacity);
+           }),
+           py::arg("env"), py::arg("horizon"), py::arg("skill_interval"), py::arg("num_team_skills"),
+           py::arg("num_indiv_skills"), py::arg("clock") = "episode", py::arg("ring_capacity") = 0,
+           py::keep_alive<1, 2>())
+      .def_property_readonly("num_envs", &Engine::num_envs)
+      .def_property_readonly("num_agents", &Engine::num_agents)
+      .def_property_readonly("horizon", &Engine::horizon)
+      .def_property_readonly("skill_interval", &Engine::skill_interval)
+      .def_property_readonly("num_team_skills", &Engine::num_team_skills)
+      .def_property_readonly("num_indiv_skills", &Engine::num_indiv_skills)
+      .def_property_readonly("ring_capacity", &Engine::capacity)
+      .def_property_readonly("clock", [](const Engine& g) { return g.clock() == Clock::kEpisode ? "episode" : "global"; })
+      .def_property_readonly("steps_in_batch", &Engine::steps_in_batch)
+      .def_property_readonly("ready", &Engine::ready)
+      .def_property_readonly("collecting", &Engine::collecting)
+      .def_property_readonly("policy_version", &Engine::policy_version)
+      .def_property_readonly("samples_collected", &Engine::samples_collected)
+      .def_property_readonly("transitions_emitted", &Engine::transitions_emitted)
+      .def_property_readonly("transitions_in_batch", &Engine::transitions_in_batch)
+      .def_property_readonly("forced_closed", &Engine::forced_closed)
+      .def_property_readonly("ring_overflows", &Engine::ring_overflows)
+      .def(
+          "decide",
+          [](Engine& g, const py::object& env_ids, const py::object& team, const py::object& indiv,
+             const py::object& logp, const py::object& values) {
+            if (!py::isinstance<py::array>(env_ids)) throw py::type_error("env_ids must be a numpy array");
+            const py::ssize_t d = py::reinterpret_borrow<py::array>(env_ids).ndim() == 1
+                                      ? py::reinterpret_borrow<py::array>(env_ids).shape(0)
+                                      : -1;
+            if (d < 0) throw py::value_error("env_ids must be one-dimensional");
+            const py::ssize_t n = g.num_agents();
+            const py::array ids = checked(env_ids, "env_ids", 'i', {d});
+            const py::array z_team = checked(team, "team_skill", 'i', {d});
+            const py::array z_indiv = checked(indiv, "indiv_skill", 'i', {d, n});
+            const py::array lp = checked(logp, "logp", 'f', {d, n + 1});
+            const py::array v = checked(values, "values", 'f', {d, n + 1});
+            g.decide(static_cast<const int32_t*>(ids.data()), static_cast<int32_t>(d),
+                     static_cast<const int32_t*>(z_team.data()), static_cast<const int32_t*>(z_indiv.data()),
+                     static_cast<const float*>(lp.data()), static_cast<const float*>(v.data()));
+          },
+          py::arg("env_ids"), py::arg("team_skill"), py::arg("indiv_skill"), py::arg("logp"), py::arg("values"))
+      .def(
+          "step",
+          [](Engine& g, const py::object& actions, const py::object& logp, const py::object& values) {
+            const py::ssize_t e = g.num_envs(), n = g.num_agents();
+            const py::array a = checked(actions, "actions", 'i', {e, n});
+            const py::array lp = checked(logp, "logp", 'f', {e, n});
+            const py::array v = checked(values, "values", 'f', {e, n});
+            const auto* ap = static_cast<const int32_t*>(a.data());
+            const auto* lpp = static_cast<const float*>(lp.data());
+            const auto* vp = static_cast<const float*>(v.data());
+            py::gil_scoped_release release;
+            g.step(ap, lpp, vp);
+          },
+          py::arg("actions"), py::arg("logp"), py::arg("values"))
+      .def("resume", &Engine::resume)
+      .def("disable_collection", &Engine::disable_collection)
+      .def("enable_collection", &Engine::enable_collection)
+      .def("buffers", [](py::object self) {
+        Engine& g = self.cast<Engine&>();
+        const py::ssize_t t = g.horizon(), e = g.num_envs(), n = g.num_agents(), c = g.capacity();
+        const py::ssize_t o = g.ll_obs_.size() / (t * e * n), s = g.ll_state_.size() / (t * e);
+        const py::ssize_t a = g.ll_mask_.size() / (t * e * n);
+        py::dict low, windows, high;
+        low["obs"] = view(self, g.ll_obs_.data(), {t, e, n, o});
+        low["state"] = view(self, g.ll_state_.data(), {t, e, s});
+        low["action_mask"] = view(self, g.ll_mask_.data(), {t, e, n, a});
+        low["actions"] = view(self, g.ll_action_.data(), {t, e, n});
+        low["logp"] = view(self, g.ll_logp_.data(), {t, e, n});
+        low["values"] = view(self, g.ll_value_.data(), {t, e, n});
+        low["rewards"] = view(self, g.ll_reward_.data(), {t, e, n});
+        low["terminated"] = view(self, g.ll_terminated_.data(), {t, e});
+        low["truncated"] = view(self, g.ll_truncated_.data(), {t, e});
+        low["final_obs"] = view(self, g.ll_final_obs_.data(), {t, e, n, o});
+        low["final_state"] = view(self, g.ll_final_state_.data(), {t, e, s});
+        low["team_skill"] = view(self, g.ll_team_.data(), {t, e});
+        low["indiv_skill"] = view(self, g.ll_indiv_.data(), {t, e, n});
+        low["policy_version"] = view(self, g.ll_version_.data(), {t, e});
+        windows["start"] = view(self, g.win_start_.data(), {e});
+        windows["length"] = view(self, g.win_length_.data(), {e});
+        windows["team_skill"] = view(self, g.win_team_.data(), {e});
+        windows["indiv_skill"] = view(self, g.win_indiv_.data(), {e, n});
+        windows["logp"] = view(self, g.win_logp_.data(), {e, n + 1});
+        windows["values"] = view(self, g.win_value_.data(), {e, n + 1});
+        windows["reward_sum"] = view(self, g.win_reward_.data(), {e, n});
+        windows["state"] = view(self, g.win_state_.data(), {e, s});
+        windows["obs"] = view(self, g.win_obs_.data(), {e, n, o});
+        windows["needs_decision"] = view(self, g.needs_decision_.data(), {e});
+        windows["bootstrap_obs"] = view(self, g.boot_obs_.data(), {e, n, o});
+        windows["bootstrap_state"] = view(self, g.boot_state_.data(), {e, s});
+        high["published"] = view(self, g.hl_published_.data(), {c});
+        high["env"] = view(self, g.hl_env_.data(), {c});
+        high["start"] = view(self, g.hl_start_.data(), {c});
+        high["length"] = view(self, g.hl_length_.data(), {c});
+        high["team_skill"] = view(self, g.hl_team_.data(), {c});
+        high["indiv_skill"] = view(self, g.hl_indiv_.data(), {c, n});
+        high["logp"] = view(self, g.hl_logp_.data(), {c, n + 1});
+        high["values"] = view(self, g.hl_value_.data(), {c, n + 1});
+        high["reward_sum"] = view(self, g.hl_reward_.data(), {c, n});
+        high["terminated"] = view(self, g.hl_terminated_.data(), {c});
+        high["truncated"] = view(self, g.hl_truncated_.data(), {c});
+        high["at_barrier"] = view(self, g.hl_at_barrier_.data(), {c});
+        high["policy_version"] = view(self, g.hl_version_.data(), {c});
+        high["state"] = view(self, g.hl_state_.data(), {c, s});
+        high["obs"] = view(self, g.hl_obs_.data(), {c, n, o});
+        py::dict out;
+        out["low"] = low;
+        out["windows"] = windows;
+        out["high"] = high;
+        return out;
+      });
+}
+
+}  // namespace
+
+void bind_rollout(py::module_& m) {
+  py::register_exception<hmasd::RingOverflow>(m, "RingOverflowError", PyExc_OverflowError);
+  bind_engine<hmasd::AliceAndBob>(m, "AliceAndBobRollout");
+  bind_engine<hmasd::StagHunt>(m, "StagHuntRollout");
+}
+
+}  // namespace hmasd_bindings

@@ -1,0 +1,341 @@
+// The CPU rollout engine: steps a BatchedEnv, records low-level samples [T, E, N], keeps per-env skill windows,
+// emits closed windows into the high-level ring, and holds the synchronous on-policy barrier after T steps.
+// Every check runs before anything is recorded or any env moves.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cpu/batched_env.h"
+#include "cpu/host_array.h"
+#include "cpu/parallel_for.h"
+#include "rollout/hl_ring.h"
+#include "rollout/skill_window.h"
+
+namespace hmasd {
+
+// A ring that would overflow: raised before the step, so nothing is dropped.
+struct RingOverflow : std::overflow_error {
+  using std::overflow_error::overflow_error;
+};
+
+template <class Env>
+class RolloutEngine {
+ public:
+  RolloutEngine(BatchedEnv<Env>& env, int32_t horizon, int32_t skill_interval, int32_t num_team_skills,
+                int32_t num_indiv_skills, Clock clock, int64_t ring_capacity)
+      : env_(env), horizon_(horizon), skill_interval_(skill_interval), num_team_skills_(num_team_skills),
+        num_indiv_skills_(num_indiv_skills), clock_(clock) {
+    if (env.autoreset() != Autoreset::kSameStep)
+      throw std::invalid_argument("the rollout engine needs an env with autoreset='same_step'");
+    if (horizon < 1) throw std::invalid_argument("horizon must be >= 1, got " + std::to_string(horizon));
+    if (skill_interval < 1)
+      throw std::invalid_argument("skill_interval must be >= 1, got " + std::to_string(skill_interval));
+    if (num_team_skills < 1 || num_indiv_skills < 1)
+      throw std::invalid_argument("num_team_skills and num_indiv_skills must be >= 1");
+    e_ = env.num_envs();
+    n_ = env.dims().num_agents;
+    obs_dim_ = env.dims().obs_dim;
+    state_dim_ = env.dims().state_dim;
+    a_ = env.dims().num_actions;
+    // Each step closes at most one window per env, so E * T slots can never overflow.
+    if (ring_capacity <= 0) ring_capacity = int64_t(e_) * horizon;
+    if (ring_capacity < e_)
+      throw std::invalid_argument("ring_capacity must be >= num_envs (" + std::to_string(e_) + "), got " +
+                                  std::to_string(ring_capacity));
+    if (ring_capacity > int64_t(1) << 30) throw std::invalid_argument("ring_capacity is too large");
+    capacity_ = static_cast<int32_t>(ring_capacity);
+    allocate();
+    resume_batch(/*bump_version=*/false);
+  }
+
+  // ---- protocol ---------------------------------------------------------------------------------
+  void decide(const int32_t* env_ids, int32_t count, const int32_t* team, const int32_t* indiv, const float* logp,
+              const float* value) {
+    check_collecting("decide()");
+    int32_t pending = 0;
+    for (int32_t e = 0; e < e_; ++e) pending += windows_.needs_decision[e];
+    HostArray<bool> seen(static_cast<size_t>(e_));
+    for (int32_t d = 0; d < count; ++d) {
+      const int32_t e = env_ids[d];
+      if (e < 0 || e >= e_)
+        throw std::invalid_argument("env_ids[" + std::to_string(d) + "] = " + std::to_string(e) +
+                                    " is not an env index in [0, " + std::to_string(e_) + ")");
+      if (!windows_.needs_decision[e])
+        throw std::invalid_argument("env " + std::to_string(e) + " does not need a decision");
+      if (seen[e]) throw std::invalid_argument("env " + std::to_string(e) + " appears twice in env_ids");
+      seen[e] = true;
+      if (team[d] < 0 || team[d] >= num_team_skills_)
+        throw std::invalid_argument("team_skill[" + std::to_string(d) + "] = " + std::to_string(team[d]) +
+                                    " is out of range [0, " + std::to_string(num_team_skills_) + ")");
+      for (int32_t i = 0; i < n_; ++i)
+        if (indiv[d * n_ + i] < 0 || indiv[d * n_ + i] >= num_indiv_skills_)
+          throw std::invalid_argument("indiv_skill[" + std::to_string(d) + ", " + std::to_string(i) + "] = " +
+                                      std::to_string(indiv[d * n_ + i]) + " is out of range [0, " +
+                                      std::to_string(num_indiv_skills_) + ")");
+      check_finite(logp + d * (n_ + 1), n_ + 1, "logp", d);
+      check_finite(value + d * (n_ + 1), n_ + 1, "values", d);
+    }
+    if (count != pending)
+      for (int32_t e = 0; e < e_; ++e)
+        if (windows_.needs_decision[e] && !seen[e])
+          throw std::invalid_argument("env " + std::to_string(e) + " needs a decision but env_ids does not list it");
+    for (int32_t d = 0; d < count; ++d) open_window(env_ids[d], team[d], indiv + d * n_, logp + d * (n_ + 1),
+                                                    value + d * (n_ + 1));
+  }
+
+  template <class T>
+  void step(const T* actions, const float* logp, const float* value) {
+    check_collecting("step()");
+    for (int32_t e = 0; e < e_; ++e)
+      if (windows_.needs_decision[e])
+        throw std::runtime_error("env " + std::to_string(e) + " needs a skill decision: call decide() first");
+    env_.check_can_step();
+    env_.check_actions(actions);
+    for (int32_t e = 0; e < e_; ++e) check_finite(logp + int64_t(e) * n_, n_, "logp", e);
+    for (int32_t e = 0; e < e_; ++e) check_finite(value + int64_t(e) * n_, n_, "values", e);
+    const uint32_t free_slots = static_cast<uint32_t>(capacity_) - reserved();
+    if (free_slots < static_cast<uint32_t>(e_))
+      throw RingOverflow("high-level ring could overflow: " + std::to_string(reserved()) + " of " +
+                         std::to_string(capacity_) + " slots used and up to " + std::to_string(e_) +
+                         " windows may close in this step; raise ring_capacity");
+
+    const int32_t t = t_;
+    const bool barrier = t + 1 == horizon_;
+    parallel_for(e_, env_.num_threads(), [&](int32_t e) {
+      int32_t row[BatchedEnv<Env>::kMaxAgentsPerEnv];
+      for (int32_t i = 0; i < n_; ++i) row[i] = static_cast<int32_t>(actions[int64_t(e) * n_ + i]);
+      record_before(t, e, row, logp + int64_t(e) * n_, value + int64_t(e) * n_);
+      env_.step_env(e, row);
+      record_after(t, e, barrier);
+    });
+    env_.record_finished_episodes();
+    t_ += 1;
+    samples_ += int64_t(e_) * n_;
+    if (ring_.overflowed[0] != 0)  // unreachable given the check above; never let it pass silently
+      throw RingOverflow("high-level ring overflowed by " + std::to_string(ring_.overflowed[0]) + " transitions");
+    if (barrier) {
+      ready_ = true;
+      for (int32_t e = 0; e < e_; ++e) forced_closed_ += barrier_closed_[e];
+    }
+  }
+
+  // After the learner's update: bump the policy version, clear the batch, and make every env decide afresh.
+  void resume() {
+    if (!ready_) throw std::runtime_error("resume() before the barrier: the batch has " + std::to_string(t_) +
+                                          " of " + std::to_string(horizon_) + " steps");
+    resume_batch(/*bump_version=*/true);
+  }
+
+  void disable_collection() {
+    if (t_ != 0 && !ready_)
+      throw std::runtime_error("disable_collection() in the middle of a batch (" + std::to_string(t_) + " of " +
+                               std::to_string(horizon_) + " steps): finish it or call it right after resume()");
+    collecting_ = false;
+  }
+
+  // A fresh batch under the same policy version: every env decides again.
+  void enable_collection() {
+    collecting_ = true;
+    resume_batch(/*bump_version=*/false);
+  }
+
+  // ---- accessors ------------------------------------------------------------------------------
+  int32_t num_envs() const { return e_; }
+  int32_t num_agents() const { return n_; }
+  int32_t horizon() const { return horizon_; }
+  int32_t skill_interval() const { return skill_interval_; }
+  int32_t num_team_skills() const { return num_team_skills_; }
+  int32_t num_indiv_skills() const { return num_indiv_skills_; }
+  int32_t capacity() const { return capacity_; }
+  Clock clock() const { return clock_; }
+  int32_t steps_in_batch() const { return t_; }
+  bool ready() const { return ready_; }
+  bool collecting() const { return collecting_; }
+  int32_t policy_version() const { return policy_version_; }
+  int64_t samples_collected() const { return samples_; }
+  int64_t transitions_emitted() const { return emitted_total_ + reserved(); }
+  int32_t transitions_in_batch() const { return static_cast<int32_t>(reserved()); }
+  int64_t forced_closed() const { return forced_closed_; }
+  int64_t ring_overflows() const { return ring_.overflowed[0]; }
+  uint32_t reserved() const { return counters_[0]; }
+
+  // Low-level buffers [T, E, ...]
+  HostArray<float> ll_obs_, ll_state_, ll_logp_, ll_value_, ll_reward_, ll_final_obs_, ll_final_state_;
+  HostArray<int32_t> ll_action_, ll_team_, ll_indiv_, ll_version_;
+  HostArray<bool> ll_mask_, ll_terminated_, ll_truncated_;
+  // Per-env window state [E, ...]
+  HostArray<int32_t> win_start_, win_length_, win_team_, win_indiv_;
+  HostArray<float> win_logp_, win_value_, win_reward_, win_state_, win_obs_;
+  HostArray<bool> needs_decision_;
+  // Bootstrap at the barrier [E, ...]
+  HostArray<float> boot_obs_, boot_state_;
+  // The ring [C, ...]
+  HostArray<uint32_t> counters_;  // reserved, overflowed
+  HostArray<uint8_t> hl_published_;
+  HostArray<int32_t> hl_env_, hl_start_, hl_length_, hl_team_, hl_indiv_, hl_version_;
+  HostArray<float> hl_logp_, hl_value_, hl_reward_, hl_state_, hl_obs_;
+  HostArray<bool> hl_terminated_, hl_truncated_, hl_at_barrier_;
+
+ private:
+  void allocate() {
+    const size_t t = horizon_, e = e_, n = n_, o = obs_dim_, s = state_dim_, c = capacity_;
+    ll_obs_ = HostArray<float>(t * e * n * o);
+    ll_state_ = HostArray<float>(t * e * s);
+    ll_final_obs_ = HostArray<float>(t * e * n * o);
+    ll_final_state_ = HostArray<float>(t * e * s);
+    ll_logp_ = HostArray<float>(t * e * n);
+    ll_value_ = HostArray<float>(t * e * n);
+    ll_reward_ = HostArray<float>(t * e * n);
+    ll_action_ = HostArray<int32_t>(t * e * n);
+    ll_indiv_ = HostArray<int32_t>(t * e * n);
+    ll_team_ = HostArray<int32_t>(t * e);
+    ll_version_ = HostArray<int32_t>(t * e);
+    ll_mask_ = HostArray<bool>(t * e * n * a_);
+    ll_terminated_ = HostArray<bool>(t * e);
+    ll_truncated_ = HostArray<bool>(t * e);
+    win_start_ = HostArray<int32_t>(e);
+    win_length_ = HostArray<int32_t>(e);
+    win_team_ = HostArray<int32_t>(e);
+    win_indiv_ = HostArray<int32_t>(e * n);
+    win_logp_ = HostArray<float>(e * (n + 1));
+    win_value_ = HostArray<float>(e * (n + 1));
+    win_reward_ = HostArray<float>(e * n);
+    win_state_ = HostArray<float>(e * s);
+    win_obs_ = HostArray<float>(e * n * o);
+    needs_decision_ = HostArray<bool>(e);
+    barrier_closed_ = HostArray<bool>(e);
+    boot_obs_ = HostArray<float>(e * n * o);
+    boot_state_ = HostArray<float>(e * s);
+    counters_ = HostArray<uint32_t>(2);
+    hl_published_ = HostArray<uint8_t>(c);
+    hl_env_ = HostArray<int32_t>(c);
+    hl_start_ = HostArray<int32_t>(c);
+    hl_length_ = HostArray<int32_t>(c);
+    hl_team_ = HostArray<int32_t>(c);
+    hl_indiv_ = HostArray<int32_t>(c * n);
+    hl_version_ = HostArray<int32_t>(c);
+    hl_logp_ = HostArray<float>(c * (n + 1));
+    hl_value_ = HostArray<float>(c * (n + 1));
+    hl_reward_ = HostArray<float>(c * n);
+    hl_state_ = HostArray<float>(c * s);
+    hl_obs_ = HostArray<float>(c * n * o);
+    hl_terminated_ = HostArray<bool>(c);
+    hl_truncated_ = HostArray<bool>(c);
+    hl_at_barrier_ = HostArray<bool>(c);
+    windows_ = SkillWindows{n_, obs_dim_, state_dim_, win_start_.data(), win_length_.data(), win_team_.data(),
+                            win_indiv_.data(), win_logp_.data(), win_value_.data(), win_reward_.data(),
+                            win_state_.data(), win_obs_.data(), needs_decision_.data()};
+    ring_ = HighLevelRing{capacity_, n_, obs_dim_, state_dim_, counters_.data(), counters_.data() + 1,
+                          hl_published_.data(), hl_env_.data(), hl_start_.data(), hl_length_.data(),
+                          hl_team_.data(), hl_indiv_.data(), hl_logp_.data(), hl_value_.data(), hl_reward_.data(),
+                          hl_terminated_.data(), hl_truncated_.data(), hl_at_barrier_.data(), hl_version_.data(),
+                          hl_state_.data(), hl_obs_.data()};
+  }
+
+  void resume_batch(bool bump_version) {
+    if (bump_version) policy_version_ += 1;
+    emitted_total_ += reserved();
+    t_ = 0;
+    ready_ = false;
+    counters_.fill_zero();
+    hl_published_.fill_zero();
+    // Samples of the old batch must never read as current: stamp every row "not collected".
+    for (size_t k = 0; k < ll_version_.size(); ++k) ll_version_[k] = -1;
+    for (int32_t e = 0; e < e_; ++e) windows_.needs_decision[e] = true;
+    barrier_closed_.fill_zero();
+  }
+
+  void check_collecting(const char* what) const {
+    if (!collecting_) throw std::runtime_error(std::string(what) + " while collection is disabled");
+    if (ready_)
+      throw std::runtime_error(std::string(what) + " after the barrier: the batch of " + std::to_string(horizon_) +
+                               " steps is complete; update, then call resume()");
+  }
+
+  void check_finite(const float* values, int32_t count, const char* name, int32_t row) const {
+    for (int32_t k = 0; k < count; ++k)
+      if (!std::isfinite(values[k]))
+        throw std::invalid_argument(std::string(name) + "[" + std::to_string(row) + ", " + std::to_string(k) +
+                                    "] is not finite (" + std::to_string(values[k]) + ")");
+  }
+
+  void open_window(int32_t e, int32_t team, const int32_t* indiv, const float* logp, const float* value) {
+    windows_.start[e] = t_;
+    windows_.length[e] = 0;
+    windows_.team_skill[e] = team;
+    std::memcpy(windows_.indiv_skill + int64_t(e) * n_, indiv, sizeof(int32_t) * n_);
+    std::memcpy(windows_.logp + int64_t(e) * (n_ + 1), logp, sizeof(float) * (n_ + 1));
+    std::memcpy(windows_.value + int64_t(e) * (n_ + 1), value, sizeof(float) * (n_ + 1));
+    std::memset(windows_.reward_sum + int64_t(e) * n_, 0, sizeof(float) * n_);
+    std::memcpy(windows_.state + int64_t(e) * state_dim_, env_.state_.data() + int64_t(e) * state_dim_,
+                sizeof(float) * state_dim_);
+    std::memcpy(windows_.obs + int64_t(e) * n_ * obs_dim_, env_.obs_.data() + int64_t(e) * n_ * obs_dim_,
+                sizeof(float) * n_ * obs_dim_);
+    windows_.needs_decision[e] = false;
+  }
+
+  void record_before(int32_t t, int32_t e, const int32_t* actions, const float* logp, const float* value) {
+    const int64_t te = int64_t(t) * e_ + e;
+    const size_t obs_row = sizeof(float) * n_ * obs_dim_, state_row = sizeof(float) * state_dim_;
+    std::memcpy(ll_obs_.data() + te * n_ * obs_dim_, env_.obs_.data() + int64_t(e) * n_ * obs_dim_, obs_row);
+    std::memcpy(ll_state_.data() + te * state_dim_, env_.state_.data() + int64_t(e) * state_dim_, state_row);
+    std::memcpy(ll_mask_.data() + te * n_ * a_, env_.action_mask_.data() + int64_t(e) * n_ * a_, sizeof(bool) * n_ * a_);
+    std::memcpy(ll_action_.data() + te * n_, actions, sizeof(int32_t) * n_);
+    std::memcpy(ll_logp_.data() + te * n_, logp, sizeof(float) * n_);
+    std::memcpy(ll_value_.data() + te * n_, value, sizeof(float) * n_);
+    std::memcpy(ll_indiv_.data() + te * n_, windows_.indiv_skill + int64_t(e) * n_, sizeof(int32_t) * n_);
+    ll_team_[te] = windows_.team_skill[e];
+    ll_version_[te] = policy_version_;
+  }
+
+  void record_after(int32_t t, int32_t e, bool barrier) {
+    const int64_t te = int64_t(t) * e_ + e;
+    const float* rewards = env_.rewards_.data() + int64_t(e) * n_;
+    std::memcpy(ll_reward_.data() + te * n_, rewards, sizeof(float) * n_);
+    const bool term = env_.terminated_[e], trunc = env_.truncated_[e];
+    ll_terminated_[te] = term;
+    ll_truncated_[te] = trunc;
+    if (term || trunc) {
+      std::memcpy(ll_final_obs_.data() + te * n_ * obs_dim_, env_.final_obs_.data() + int64_t(e) * n_ * obs_dim_,
+                  sizeof(float) * n_ * obs_dim_);
+      std::memcpy(ll_final_state_.data() + te * state_dim_, env_.final_state_.data() + int64_t(e) * state_dim_,
+                  sizeof(float) * state_dim_);
+    }
+    windows_.add_reward(e, rewards);
+    bool at_barrier = false;
+    if (windows_.closes(e, clock_, skill_interval_, t + 1, term || trunc, barrier, at_barrier)) {
+      // With the global clock a window may span an episode end; it counts as terminated only when the episode
+      // terminated on its last step (the official code's mask).
+      ring_.emit(windows_, e, term, (trunc || barrier) && !term, at_barrier, policy_version_);
+      windows_.needs_decision[e] = true;
+      barrier_closed_[e] = at_barrier;
+    }
+    if (barrier) {
+      std::memcpy(boot_obs_.data() + int64_t(e) * n_ * obs_dim_, env_.obs_.data() + int64_t(e) * n_ * obs_dim_,
+                  sizeof(float) * n_ * obs_dim_);
+      std::memcpy(boot_state_.data() + int64_t(e) * state_dim_, env_.state_.data() + int64_t(e) * state_dim_,
+                  sizeof(float) * state_dim_);
+    }
+  }
+
+  BatchedEnv<Env>& env_;
+  int32_t horizon_, skill_interval_, num_team_skills_, num_indiv_skills_;
+  Clock clock_;
+  int32_t e_ = 0, n_ = 0, obs_dim_ = 0, state_dim_ = 0, a_ = 0, capacity_ = 0;
+  int32_t t_ = 0;
+  bool ready_ = false;
+  bool collecting_ = true;
+  int32_t policy_version_ = 0;
+  int64_t samples_ = 0;
+  int64_t emitted_total_ = 0;
+  int64_t forced_closed_ = 0;
+  SkillWindows windows_{};
+  HighLevelRing ring_{};
+  HostArray<bool> barrier_closed_;
+};
+
+}  // namespace hmasd

@@ -1,0 +1,41 @@
+// Per-env open skill windows: the decision of the high level and the team reward accumulated since it was made.
+#pragma once
+
+#include <cstdint>
+
+#include "core/hd.h"
+
+namespace hmasd {
+
+enum class Clock : int32_t { kEpisode = 0, kGlobal = 1 };
+
+// Structure of arrays over E envs; N agents, so N + 1 high-level tokens (Z, z_1..z_N).
+struct SkillWindows {
+  int32_t num_agents, obs_dim, state_dim;
+  int32_t* start;        // [E] batch step of the decision
+  int32_t* length;       // [E] env steps taken under it
+  int32_t* team_skill;   // [E]
+  int32_t* indiv_skill;  // [E, N]
+  float* logp;           // [E, N + 1]
+  float* value;          // [E, N + 1]
+  float* reward_sum;     // [E, N] env rewards accumulated, in step order
+  float* state;          // [E, S] decision-time state
+  float* obs;            // [E, N, O] decision-time observations
+  bool* needs_decision;  // [E]
+
+  HD void add_reward(int32_t e, const float* rewards) {
+    length[e] += 1;
+    for (int32_t i = 0; i < num_agents; ++i) reward_sum[e * num_agents + i] += rewards[i];
+  }
+
+  // Whether the window closes after this step; `at_barrier` reports a close caused by the barrier alone.
+  HD bool closes(int32_t e, Clock clock, int32_t skill_interval, int32_t steps_done, bool episode_ended,
+                 bool barrier, bool& at_barrier) const {
+    const bool natural = clock == Clock::kEpisode ? (length[e] >= skill_interval || episode_ended)
+                                                  : (steps_done % skill_interval == 0);
+    at_barrier = barrier && !natural;
+    return natural || barrier;
+  }
+};
+
+}  // namespace hmasd
