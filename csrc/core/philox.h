@@ -42,10 +42,13 @@ struct EnvRng {
   uint32_t env_index;
   uint32_t episode;
 
-  HD uint32_t word(uint32_t t, uint32_t purpose, uint32_t index) const {
-    const Philox4x32 counter{{t, episode, (purpose << 16) | (index >> 2), seed_hi}};
-    return philox4x32_10(counter, seed_lo, env_index).v[index & 3u];
+  // The four words with indices 4 * quad .. 4 * quad + 3 of (t, purpose): one Philox call for up to four draws.
+  HD Philox4x32 quad(uint32_t t, uint32_t purpose, uint32_t quad_index) const {
+    const Philox4x32 counter{{t, episode, (purpose << 16) | quad_index, seed_hi}};
+    return philox4x32_10(counter, seed_lo, env_index);
   }
+
+  HD uint32_t word(uint32_t t, uint32_t purpose, uint32_t index) const { return quad(t, purpose, index >> 2).v[index & 3u]; }
 };
 
 // Integer in [0, n): multiply-shift, reproducible in NumPy with uint64 arithmetic.

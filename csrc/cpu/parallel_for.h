@@ -8,9 +8,11 @@ namespace hmasd {
 template <class Fn>
 void parallel_for(int32_t count, int32_t num_threads, const Fn& fn) {
 #if defined(HMASD_WITH_OPENMP)
-  // Below a few envs per thread the fork/join costs more than it saves.
-  if (num_threads > 1 && count >= 4 * num_threads) {
-#pragma omp parallel for num_threads(num_threads) schedule(static)
+  // Below ~64 envs per thread the fork/join costs more than it saves. Chunks are handed out dynamically so that
+  // a thread the OS has descheduled (a busy machine) delays one chunk, not half the batch.
+  if (num_threads > 1 && count >= 64 * num_threads) {
+    const int32_t chunk = count >= 64 * 8 * num_threads ? 64 : 16;
+#pragma omp parallel for num_threads(num_threads) schedule(dynamic, chunk)
     for (int32_t i = 0; i < count; ++i) fn(i);
     return;
   }

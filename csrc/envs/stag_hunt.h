@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bits.h"
 #include "core/env_spec.h"
 #include "core/hd.h"
 #include "core/philox.h"
@@ -90,27 +91,35 @@ struct StagHunt {
 
   HD static int32_t num_prey(const Config& c) { return 1 + c.num_hares; }
 
-  HD static bool cell_free(const Config& c, const State& s, int32_t row, int32_t col) {
-    for (int32_t i = 0; i < c.num_agents; ++i)
-      if (s.agent_row[i] == row && s.agent_col[i] == col) return false;
-    for (int32_t j = 0; j < num_prey(c); ++j)
-      if (s.prey_row[j] == row && s.prey_col[j] == col) return false;
-    return true;
-  }
-
-  // Places prey j on the k-th free cell (row-major), k drawn uniformly from the free cells.
+  // Places prey j on the k-th free cell (row-major; free = no agent, no prey), k uniform over the free cells.
+  // Occupancy is a bitmask over the S*S cells, so counting and selecting cost a few popcounts, not a scan.
   HD static void place_prey(const Config& c, State& s, int32_t j, uint32_t word) {
-    const int32_t size = c.grid_size;
-    int32_t free_cells = 0;
-    for (int32_t cell = 0; cell < size * size; ++cell) free_cells += cell_free(c, s, cell / size, cell % size);
+    const int32_t cells = c.grid_size * c.grid_size;
+    const int32_t words = (cells + 63) / 64;
+    uint64_t taken[64];
+    for (int32_t w = 0; w < words; ++w) taken[w] = 0;
+    auto mark = [&](int32_t row, int32_t col) {
+      if (row < 0) return;
+      const int32_t cell = row * c.grid_size + col;
+      taken[cell >> 6] |= uint64_t(1) << (cell & 63);
+    };
+    for (int32_t i = 0; i < c.num_agents; ++i) mark(s.agent_row[i], s.agent_col[i]);
+    for (int32_t p = 0; p < num_prey(c); ++p) mark(s.prey_row[p], s.prey_col[p]);
+    int32_t free_cells = cells;
+    for (int32_t w = 0; w < words; ++w) free_cells -= popcount64(taken[w]);
     int32_t k = uniform_int(word, free_cells);
-    for (int32_t cell = 0; cell < size * size; ++cell) {
-      if (!cell_free(c, s, cell / size, cell % size)) continue;
-      if (k-- == 0) {
-        s.prey_row[j] = cell / size;
-        s.prey_col[j] = cell % size;
+    for (int32_t w = 0; w < words; ++w) {
+      const int32_t bits = w == words - 1 && (cells & 63) ? (cells & 63) : 64;
+      const uint64_t valid = bits == 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+      const uint64_t free_here = ~taken[w] & valid;
+      const int32_t count = popcount64(free_here);
+      if (k < count) {
+        const int32_t cell = w * 64 + select_bit64(free_here, k);
+        s.prey_row[j] = cell / c.grid_size;
+        s.prey_col[j] = cell % c.grid_size;
         return;
       }
+      k -= count;
     }
   }
 
@@ -137,7 +146,8 @@ struct StagHunt {
   }
 
   HD static void move_stag(const Config& c, State& s, const EnvRng& rng) {
-    if (!bernoulli(rng.word(s.t, kPurposeStagMove, 0), c.stag_move_prob)) return;
+    const Philox4x32 draws = rng.quad(s.t, kPurposeStagMove, 0);  // words 0 (move?) and 1 (where)
+    if (!bernoulli(draws.v[0], c.stag_move_prob)) return;
     const int32_t kDrow[4] = {-1, 1, 0, 0};
     const int32_t kDcol[4] = {0, 0, -1, 1};
     int32_t candidates[4];
@@ -145,7 +155,7 @@ struct StagHunt {
     for (int32_t d = 0; d < 4; ++d)
       if (stag_may_enter(c, s, s.prey_row[0] + kDrow[d], s.prey_col[0] + kDcol[d])) candidates[count++] = d;
     if (count == 0) return;
-    const int32_t d = candidates[uniform_int(rng.word(s.t, kPurposeStagMove, 1), count)];
+    const int32_t d = candidates[uniform_int(draws.v[1], count)];
     s.prey_row[0] += kDrow[d];
     s.prey_col[0] += kDcol[d];
   }
@@ -207,22 +217,27 @@ struct StagHunt {
 
   HD static void observe(const Config& c, const State& s, float* obs, float* state, bool* action_mask) {
     const int32_t n = c.num_agents;
-    const float scale = static_cast<float>(c.grid_size - 1);
+    // Every coordinate is an integer offset in [-(S-1), S-1] divided by S-1: divide each offset once. The same
+    // division, so the values are bit-identical to dividing in place.
+    const int32_t span = c.grid_size - 1;
+    float scaled[2 * 64 - 1];
+    for (int32_t x = -span; x <= span; ++x) scaled[x + span] = static_cast<float>(x) / static_cast<float>(span);
+    const float* by_offset = scaled + span;
     const float time = static_cast<float>(s.t) / static_cast<float>(c.max_steps);
     const int32_t dim = obs_dim(c);
     for (int32_t i = 0; i < n; ++i) {
       float* o = obs + i * dim;
       const int32_t row = s.agent_row[i], col = s.agent_col[i];
-      *o++ = static_cast<float>(row) / scale;
-      *o++ = static_cast<float>(col) / scale;
+      *o++ = by_offset[row];
+      *o++ = by_offset[col];
       for (int32_t k = 1; k < n; ++k) {
         const int32_t other = (i + k) % n;
-        *o++ = static_cast<float>(s.agent_row[other] - row) / scale;
-        *o++ = static_cast<float>(s.agent_col[other] - col) / scale;
+        *o++ = by_offset[s.agent_row[other] - row];
+        *o++ = by_offset[s.agent_col[other] - col];
       }
       for (int32_t j = 0; j < num_prey(c); ++j) {
-        *o++ = static_cast<float>(s.prey_row[j] - row) / scale;
-        *o++ = static_cast<float>(s.prey_col[j] - col) / scale;
+        *o++ = by_offset[s.prey_row[j] - row];
+        *o++ = by_offset[s.prey_col[j] - col];
       }
       *o++ = time;
       if (c.agent_id_in_obs)
@@ -235,12 +250,12 @@ struct StagHunt {
       mask[4] = true;
     }
     for (int32_t i = 0; i < n; ++i) {
-      *state++ = static_cast<float>(s.agent_row[i]) / scale;
-      *state++ = static_cast<float>(s.agent_col[i]) / scale;
+      *state++ = by_offset[s.agent_row[i]];
+      *state++ = by_offset[s.agent_col[i]];
     }
     for (int32_t j = 0; j < num_prey(c); ++j) {
-      *state++ = static_cast<float>(s.prey_row[j]) / scale;
-      *state++ = static_cast<float>(s.prey_col[j]) / scale;
+      *state++ = by_offset[s.prey_row[j]];
+      *state++ = by_offset[s.prey_col[j]];
     }
     *state = time;
   }
