@@ -58,7 +58,8 @@ class RolloutEngine {
     check_collecting("decide()");
     int32_t pending = 0;
     for (int32_t e = 0; e < e_; ++e) pending += windows_.needs_decision[e];
-    HostArray<bool> seen(static_cast<size_t>(e_));
+    HostArray<bool>& seen = decided_scratch_;
+    seen.fill_zero();
     for (int32_t d = 0; d < count; ++d) {
       const int32_t e = env_ids[d];
       if (e < 0 || e >= e_)
@@ -208,6 +209,7 @@ class RolloutEngine {
     win_obs_ = HostArray<float>(e * n * o);
     needs_decision_ = HostArray<bool>(e);
     barrier_closed_ = HostArray<bool>(e);
+    decided_scratch_ = HostArray<bool>(e);
     boot_obs_ = HostArray<float>(e * n * o);
     boot_state_ = HostArray<float>(e * s);
     counters_ = HostArray<uint32_t>(2);
@@ -336,6 +338,7 @@ class RolloutEngine {
   SkillWindows windows_{};
   HighLevelRing ring_{};
   HostArray<bool> barrier_closed_;
+  HostArray<bool> decided_scratch_;  // envs listed in the current decide() call
 };
 
 }  // namespace hmasd
