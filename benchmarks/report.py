@@ -1,4 +1,4 @@
-"""Runs the env throughput benchmarks and writes their results table into benchmarks/README.md.
+"""Runs the benchmarks (env throughput, rollout-engine overhead) and writes their tables into benchmarks/README.md.
 
 Usage: ``python benchmarks/report.py`` (run the suite, then write), ``--from-json FILE`` (write from an earlier
 ``--benchmark-json`` file without running), ``--no-write`` (print the table only).
@@ -25,6 +25,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 TARGET_RATE = 5e6  # agent-steps/s at E = 4096 on one thread, each env
 TARGET_SPEEDUP = 100.0  # times the reference at E = 4096 on one thread
 TARGET_ROUND_TRIP_US = 5.0  # one Python step() at E = 1
+TARGET_ENGINE_OVERHEAD = 0.15  # engine time / bare env time - 1 at E = 4096, each env (every clock)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Result:
     best: float
     mean: float
     rounds: int
+    clock: str | None = None  # rollout-engine clock (engine_overhead benchmarks only)
 
     @property
     def rate(self) -> float:
@@ -67,9 +69,10 @@ def load_results(data: dict[str, Any]) -> list[Result]:
     for bench in data["benchmarks"]:
         info, stats = bench["extra_info"], bench["stats"]
         results.append(Result(kind=info["kind"], backend=info["backend"], env=info["env"],
-                              num_envs=int(info["num_envs"]), num_threads=info["num_threads"],
-                              agent_steps=int(info["agent_steps"]), median=float(stats["median"]),
-                              best=float(stats["min"]), mean=float(stats["mean"]), rounds=int(stats["rounds"])))
+                              num_envs=int(info.get("num_envs", info.get("E"))),
+                              num_threads=info.get("num_threads"), agent_steps=int(info["agent_steps"]),
+                              median=float(stats["median"]), best=float(stats["min"]), mean=float(stats["mean"]),
+                              rounds=int(stats["rounds"]), clock=info.get("clock")))
     return results
 
 
@@ -85,6 +88,17 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
+def fmt_pct(fraction: float) -> str:
+    return f"{fraction * 100:+.0f} %"
+
+
+def engine_pairs(results: list[Result]) -> dict[tuple[str, str], tuple[Result, Result]]:
+    """(env, clock) -> (engine, bare) for the engine-overhead benchmarks that have both halves."""
+    engine = {(r.env, r.clock): r for r in results if r.kind == "engine_overhead" and r.backend == "engine"}
+    bare = {(r.env, r.clock): r for r in results if r.kind == "engine_overhead" and r.backend == "bare"}
+    return {key: (engine[key], bare[key]) for key in sorted(engine.keys() & bare.keys(), key=str)}
+
+
 def render(data: dict[str, Any]) -> str:
     """The markdown written between the README markers."""
     results = load_results(data)
@@ -93,6 +107,7 @@ def render(data: dict[str, Any]) -> str:
               if r.kind == "throughput" and r.backend == "native"}
     reference = {(r.env, r.num_envs): r for r in results if r.kind == "throughput" and r.backend == "reference"}
     round_trip = {(r.env, r.num_threads): r for r in results if r.kind == "round_trip"}
+    pairs = engine_pairs(results)
 
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     build = machine.get("hmasd_build", {})
@@ -128,6 +143,30 @@ def render(data: dict[str, Any]) -> str:
     for (env, threads), r in sorted(round_trip.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         lines.append(f"| {env} | {threads} | {r.median * 1e6:.2f} | {r.best * 1e6:.2f} | {r.mean * 1e6:.2f} |")
 
+    engine_checks: list[tuple[str, bool]] = []
+    if pairs:
+        first_engine = next(iter(pairs.values()))[0]
+        lines += [
+            "",
+            f"### Engine overhead: one batch through the rollout engine vs the same steps on the bare env "
+            f"(E = {first_engine.num_envs}, {first_engine.num_threads} thread)",
+            "",
+            "| env | clock | engine, agent-steps/s | bare env, agent-steps/s | overhead (median) | overhead (best) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for (env, clock), (eng, bare) in pairs.items():
+            lines.append(f"| {env} | {clock} | {fmt_rate(eng.rate)} | {fmt_rate(bare.rate)} | "
+                         f"{fmt_pct(eng.median / bare.median - 1)} | {fmt_pct(eng.best / bare.best - 1)} |")
+        for env in sorted({env for env, _ in pairs}):
+            per_clock = [(clock, eng.median / bare.median - 1) for (e, clock), (eng, bare) in pairs.items() if e == env]
+            worst = max(overhead for _, overhead in per_clock)
+            detail = ", ".join(f"{clock} {fmt_pct(overhead)}" for clock, overhead in per_clock)
+            engine_checks.append((f"{env}: engine overhead at E={first_engine.num_envs} {detail} "
+                                  f"(target <= {fmt_pct(TARGET_ENGINE_OVERHEAD)} on every clock)",
+                                  worst <= TARGET_ENGINE_OVERHEAD))
+        lines += ["", "Target, engine overhead <= 15 % (median times, every clock): "
+                  + "; ".join(f"{text.split(':')[0]} {verdict(ok)}" for text, ok in engine_checks)]
+
     checks: list[tuple[str, bool]] = []
     for env in sorted({key[0] for key in native}):
         r = native.get((env, 4096, 1))
@@ -143,6 +182,7 @@ def render(data: dict[str, Any]) -> str:
         if rt is not None:
             checks.append((f"{env}: E=1 round trip {rt.median * 1e6:.2f} us (target < {TARGET_ROUND_TRIP_US:.0f} us)",
                            rt.median * 1e6 < TARGET_ROUND_TRIP_US))
+    checks += engine_checks
     met = sum(ok for _, ok in checks)
     lines += ["", f"### Targets (judged on medians): {met} of {len(checks)} met", ""]
     lines += [f"- {text}: {verdict(ok)}" for text, ok in checks]

@@ -1,0 +1,102 @@
+"""The low-level networks of HMASD: the shared actor pi(a | o_i, z_i), the critic V(s, Z), and both discriminators."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+RELU_GAIN = math.sqrt(2.0)
+
+
+def layer_init(layer: nn.Linear, gain: float = RELU_GAIN) -> nn.Linear:
+    """Orthogonal weights with the given gain and zero bias (MAPPO/HMASD initialisation)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MLPBase(nn.Module):
+    """Input LayerNorm, then [Linear -> ReLU -> LayerNorm] x 2 (MAPPO's base with layer_N = 1)."""
+
+    def __init__(self, in_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(in_dim),
+            layer_init(nn.Linear(in_dim, hidden)), nn.ReLU(), nn.LayerNorm(hidden),
+            layer_init(nn.Linear(hidden, hidden)), nn.ReLU(), nn.LayerNorm(hidden),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SkillConditioned(nn.Module):
+    """An MLP whose skill one-hot enters at the input (``skill_last_layer=False``) or just before the head."""
+
+    def __init__(self, in_dim: int, num_skills: int, out_dim: int, hidden: int, skill_last_layer: bool,
+                 head_gain: float) -> None:
+        super().__init__()
+        self.num_skills = num_skills
+        self.skill_last_layer = skill_last_layer
+        self.base = MLPBase(in_dim if skill_last_layer else in_dim + num_skills, hidden)
+        self.head = layer_init(nn.Linear(hidden + num_skills if skill_last_layer else hidden, out_dim), head_gain)
+
+    def forward(self, x: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
+        onehot = nn.functional.one_hot(skill.long(), self.num_skills).to(x.dtype)
+        if self.skill_last_layer:
+            return self.head(torch.cat([self.base(x), onehot], dim=-1))
+        return self.head(self.base(torch.cat([x, onehot], dim=-1)))
+
+
+class LowActor(nn.Module):
+    """The skill discoverer's shared policy pi(a | o_i, z_i); invalid actions are masked out."""
+
+    def __init__(self, obs_dim: int, num_indiv_skills: int, num_actions: int, hidden: int = 64,
+                 skill_last_layer: bool = True) -> None:
+        super().__init__()
+        self.net = SkillConditioned(obs_dim, num_indiv_skills, num_actions, hidden, skill_last_layer, head_gain=0.01)
+
+    def distribution(self, obs: torch.Tensor, skill: torch.Tensor, mask: torch.Tensor | None = None) -> Categorical:
+        logits = self.net(obs, skill)
+        if mask is not None:
+            logits = logits.masked_fill(~mask, -1e10)
+        return Categorical(logits=logits)
+
+    def get_action_and_logp(self, obs: torch.Tensor, skill: torch.Tensor, mask: torch.Tensor | None = None,
+                            action: torch.Tensor | None = None, deterministic: bool = False):
+        """Samples (or re-scores ``action``); returns action, log-prob and entropy (CleanRL's single entry point)."""
+        dist = self.distribution(obs, skill, mask)
+        if action is None:
+            action = dist.probs.argmax(-1) if deterministic else dist.sample()
+        return action, dist.log_prob(action), dist.entropy()
+
+
+class LowCritic(nn.Module):
+    """The centralised critic V(s, Z) of the low level."""
+
+    def __init__(self, state_dim: int, num_team_skills: int, hidden: int = 64, skill_last_layer: bool = True) -> None:
+        super().__init__()
+        self.net = SkillConditioned(state_dim, num_team_skills, 1, hidden, skill_last_layer, head_gain=1.0)
+
+    def forward(self, state: torch.Tensor, team_skill: torch.Tensor) -> torch.Tensor:
+        return self.net(state, team_skill).squeeze(-1)
+
+
+class Discriminator(nn.Module):
+    """q(skill | x): input LayerNorm, the MLP base, and a small-gain linear head giving logits."""
+
+    def __init__(self, in_dim: int, num_skills: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.base = MLPBase(in_dim, hidden)
+        self.head = layer_init(nn.Linear(hidden, num_skills), 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.base(x))
+
+    def log_prob(self, x: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
+        """log q(skill | x), the intrinsic reward term."""
+        return torch.log_softmax(self(x), dim=-1).gather(-1, skill.long().unsqueeze(-1)).squeeze(-1)

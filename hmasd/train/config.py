@@ -1,0 +1,120 @@
+"""Training configuration: one dataclass with a docstring per field, and presets with the paper's hyperparameters."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ALGOS = ("hmasd", "mappo", "no_team", "no_indi", "no_high")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs. Defaults are the paper's common settings (hmasd-algorithm.md section 7)."""
+
+    env: str = "alice_and_bob"
+    """Registered env name."""
+    env_options: dict[str, Any] = field(default_factory=dict)
+    """Options passed to hmasd.envs.make."""
+    algo: str = "hmasd"
+    """hmasd | mappo (flat, no skills, env reward only) | no_team (lambda_D = 0) | no_indi (lambda_d = 0) |
+    no_high (skills drawn uniformly, coordinator not trained)."""
+    seed: int = 1
+    num_envs: int = 32
+    """Parallel env copies E."""
+    horizon: int = 100
+    """Env steps per env per update T (the rollout chunk, episode_length in the official code)."""
+    total_steps: int = 3_000_000
+    """Env steps (summed over envs) to train for."""
+    skill_interval: int = 50
+    """k: env steps per skill window."""
+    num_team_skills: int = 2
+    num_indiv_skills: int = 4
+    clock: str = "episode"
+    """episode (clean: windows never straddle episodes) | global (the official chunk-relative clock)."""
+    lambda_env: float = 0.0
+    """lambda_e: weight of the env reward in the low-level reward."""
+    lambda_team: float = 0.1
+    """lambda_D: weight of log q_D(Z | s') in the low-level reward."""
+    lambda_indi: float = 0.2
+    """lambda_d: weight of log q_d(z_i | o_i', Z) in the low-level reward."""
+    high_entropy_coef: float = 0.1
+    """lambda_h."""
+    low_entropy_coef: float = 0.01
+    """lambda_l."""
+    lr: float = 5e-4
+    """Learning rate of all optimisers (coordinator, actor, critic, both discriminators)."""
+    gamma: float = 0.99
+    """Discount per env step (low level) and per decision (high level)."""
+    gae_lambda: float = 0.95
+    high_epochs: int = 15
+    low_epochs: int = 15
+    disc_epochs: int = 15
+    clip: float = 0.2
+    value_clip: float = 0.2
+    huber_delta: float = 10.0
+    value_coef: float = 1.0
+    max_grad_norm: float = 10.0
+    hidden: int = 64
+    n_embd: int = 64
+    n_head: int = 1
+    n_block: int = 1
+    skill_last_layer: bool = True
+    """Skill one-hot enters just before the action head (True, Alice_and_Bob/Overcooked) or at the input."""
+    agent_pos_embedding: bool = False
+    """Learned agent position embeddings in the coordinator (a documented deviation; off as in the paper)."""
+    eval_interval: int = 25
+    """Updates between deterministic evaluations (0 = never)."""
+    eval_episodes: int = 100
+    device: str = "cpu"
+    """torch device: cpu, cuda, cuda:1 ..."""
+    num_threads: int = 1
+    """Native env threads."""
+    torch_threads: int = 1
+    """torch intra-op threads (0 = torch's default)."""
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first inconsistent field."""
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.clock not in ("episode", "global"):
+            raise ValueError(f"clock must be 'episode' or 'global', got {self.clock!r}")
+        for name in ("num_envs", "horizon", "total_steps", "skill_interval", "num_team_skills", "num_indiv_skills",
+                     "high_epochs", "low_epochs", "disc_epochs", "hidden", "n_embd", "n_head", "n_block",
+                     "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.clock == "global" and self.horizon % self.skill_interval:
+            raise ValueError(f"clock='global' needs horizon ({self.horizon}) to be a multiple of skill_interval "
+                             f"({self.skill_interval}), as in the official code")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError("gamma and gae_lambda must be in [0, 1]")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Paper Tables 1-3 and the official Alice_and_Bob script.
+    "alice_and_bob": TrainConfig(),
+    # Sensible settings for the 4-agent stag hunt (35-step episodes): short windows so that skills can change
+    # within an episode, the env reward at the low level (lambda_e = 1; rewards are dense and individual).
+    "stag_hunt": TrainConfig(env="stag_hunt", horizon=35, skill_interval=7, num_team_skills=3, num_indiv_skills=3,
+                             lambda_env=1.0, lambda_team=0.1, lambda_indi=0.1, high_entropy_coef=0.01,
+                             disc_epochs=5, total_steps=1_000_000, eval_episodes=64),
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A copy of preset ``name`` with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    config = PRESETS[name].replace(**overrides)
+    config.validate()
+    return config

@@ -1,0 +1,287 @@
+"""The synchronous HMASD loop: collect T steps through the native engine, update coordinator -> discoverer ->
+discriminators, resume. Also the flat MAPPO baseline and the paper's ablations (config.algo)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+import hmasd.envs
+from hmasd.algo.agent import DiscBatch, EnvDims, HighBatch, HMASDAgent, LowBatch
+from hmasd.algo.ppo import compute_gae
+from hmasd.rollout import RolloutEngine
+from hmasd.train.config import TrainConfig
+
+log = logging.getLogger("hmasd.train")
+
+
+def effective_config(config: TrainConfig) -> TrainConfig:
+    """The config the run actually uses: MAPPO is HMASD with one skill, env reward only, nothing intrinsic."""
+    config.validate()
+    if config.algo == "mappo":
+        return config.replace(num_team_skills=1, num_indiv_skills=1, lambda_env=1.0, lambda_team=0.0,
+                              lambda_indi=0.0, skill_interval=config.horizon, clock="episode")
+    if config.algo == "no_team":
+        return config.replace(lambda_team=0.0)
+    if config.algo == "no_indi":
+        return config.replace(lambda_indi=0.0)
+    return config
+
+
+@dataclass
+class Trainer:
+    """Everything a run holds: config, env, engine, agent and counters."""
+
+    config: TrainConfig
+    env: Any
+    engine: RolloutEngine
+    agent: HMASDAgent
+    device: torch.device
+    generator: torch.Generator
+    iteration: int = 0
+    env_steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def build(config: TrainConfig) -> Trainer:
+    """Creates the env, the engine and a freshly initialised agent for ``config``."""
+    config = effective_config(config)
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    env = hmasd.envs.make(config.env, num_envs=config.num_envs, seed=config.seed, num_threads=config.num_threads,
+                          **config.env_options)
+    env.reset()
+    engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
+                           config.num_indiv_skills, clock=config.clock)
+    dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions)
+    agent = HMASDAgent(dims, config).to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    return Trainer(config, env, engine, agent, device, generator)
+
+
+# ---- acting -------------------------------------------------------------------------------------
+def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, deterministic: bool = False):
+    """High-level decisions for a batch of envs: skills [D, N+1], log-probs and values, as numpy."""
+    c, agent = trainer.config, trainer.agent
+    d, n = state.shape[0], obs.shape[1]
+    if c.algo == "mappo":
+        zeros = np.zeros((d, n + 1), np.float32)
+        return np.zeros((d, n + 1), np.int64), zeros, zeros
+    if c.algo == "no_high":
+        team = torch.randint(c.num_team_skills, (d, 1), generator=trainer.generator)
+        indiv = torch.randint(c.num_indiv_skills, (d, n), generator=trainer.generator)
+        logp = np.zeros((d, n + 1), np.float32)
+        return torch.cat([team, indiv], 1).numpy(), logp, logp
+    skills, logp, values = agent.coordinator.act(state.to(trainer.device), obs.to(trainer.device), deterministic)
+    return skills.cpu().numpy(), logp.cpu().numpy(), values.cpu().numpy()
+
+
+def collect(trainer: Trainer) -> None:
+    """Fills one batch of T steps per env through the engine (the coordinator runs only for envs that need it)."""
+    env, engine, device = trainer.env, trainer.engine, trainer.device
+    obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
+    team_now = torch.from_numpy(engine.windows["team_skill"])
+    indiv_now = torch.from_numpy(engine.windows["indiv_skill"])
+    while not engine.ready:
+        ids = engine.decision_env_ids()
+        if len(ids):
+            index = torch.from_numpy(ids).long()
+            skills, logp, values = decide(trainer, state[index], obs[index])
+            engine.decide(ids, skills[:, 0].astype(np.int32), skills[:, 1:].astype(np.int32), logp, values)
+        actions, logp, values = trainer.agent.act_low(obs.to(device), indiv_now.to(device), mask.to(device),
+                                                      state.to(device), team_now.to(device))
+        values_per_agent = values.unsqueeze(-1).expand_as(logp)
+        engine.step(actions.cpu().numpy().astype(np.int32), logp.cpu().numpy(),
+                    np.ascontiguousarray(values_per_agent.cpu().numpy()))
+    trainer.env_steps += trainer.config.horizon * trainer.config.num_envs
+
+
+# ---- targets ------------------------------------------------------------------------------------
+def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, float]]:
+    """Intrinsic rewards with the pre-update discriminators, then GAE over [T, E, N]."""
+    c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
+    low = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in engine.low_level().items()}
+    next_obs, next_state = (torch.from_numpy(a).to(dev) for a in engine.next_observations())
+    t_len, e, n = low["rewards"].shape
+    team, indiv = low["team_skill"], low["indiv_skill"]
+    r_team, r_indiv = agent.intrinsic_rewards(next_state, next_obs, team, indiv)
+    rewards = c.lambda_env * low["rewards"] + c.lambda_team * r_team.unsqueeze(-1) + c.lambda_indi * r_indiv
+
+    norm = agent.low_value_norm
+    values = norm.denormalize(low["values"][..., 0])  # [T, E]; the critic is per env
+    ended = low["terminated"] | low["truncated"]
+    with torch.no_grad():
+        # V(s', Z): the bootstrap for steps whose episode was truncated (s' = the final state)
+        next_values = norm.denormalize(agent.critic(next_state, team))
+        next_values[:-1] = torch.where(ended[:-1], next_values[:-1], values[1:])
+        # at the barrier the next batch opens with a fresh decision Z' at s_T (as in the official code)
+        boot_state = torch.from_numpy(engine.windows["bootstrap_state"]).to(dev)
+        boot_obs = torch.from_numpy(engine.windows["bootstrap_obs"]).to(dev)
+        fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
+        last = norm.denormalize(agent.critic(boot_state, fresh))
+        next_values[-1] = torch.where(ended[-1], next_values[-1], last)
+    chain_breaks = ended.clone()
+    chain_breaks[-1] = True
+    expand = lambda x: x.unsqueeze(-1).expand(t_len, e, n)  # noqa: E731
+    advantages, returns = compute_gae(rewards, expand(values), expand(next_values), expand(low["terminated"]),
+                                      expand(chain_breaks), c.gamma, c.gae_lambda)
+    batch = LowBatch(
+        obs=low["obs"].reshape(t_len * e * n, -1), indiv_skill=indiv.reshape(-1),
+        action_mask=low["action_mask"].reshape(t_len * e * n, -1), actions=low["actions"].reshape(-1),
+        old_logp=low["logp"].reshape(-1), advantages=advantages.reshape(-1),
+        state=low["state"].reshape(t_len * e, -1), team_skill=team.reshape(-1),
+        old_values=low["values"][..., 0].reshape(-1), returns=returns.reshape(t_len * e, n))
+    disc = DiscBatch(next_state=next_state.reshape(t_len * e, -1), team_skill=team.reshape(-1),
+                     next_obs=next_obs.reshape(t_len * e * n, -1),
+                     row_team=team.unsqueeze(-1).expand(t_len, e, n).reshape(-1), indiv_skill=indiv.reshape(-1))
+    stats = {"Rewards/Env": float(low["rewards"].mean()), "Rewards/Intrinsic/Team": float(r_team.mean()),
+             "Rewards/Intrinsic/Individual": float(r_indiv.mean()), "Rewards/LowLevel": float(rewards.mean())}
+    return batch, disc, stats
+
+
+def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
+    """Per-token GAE over each env's windows (discount per decision), bootstrapped at truncation."""
+    c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
+    high = engine.high_level()
+    low = engine.low_level()
+    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+    norm = agent.high_value_norm
+    values = norm.denormalize(tensor(high["values"]))  # [M, N+1]
+    rewards = tensor(high["reward_sum"].mean(-1)).unsqueeze(-1).expand_as(values)
+    terminated, truncated = tensor(high["terminated"]), tensor(high["truncated"])
+    # bootstrap states: the env's state at the barrier, or the final state of a time-limit episode end
+    end_rows = high["start"] + high["length"] - 1
+    boot_state = np.where(high["at_barrier"][:, None], engine.windows["bootstrap_state"][high["env"]],
+                          low["final_state"][end_rows, high["env"]])
+    boot_obs = np.where(high["at_barrier"][:, None, None], engine.windows["bootstrap_obs"][high["env"]],
+                        low["final_obs"][end_rows, high["env"]])
+    with torch.no_grad():
+        next_values = norm.denormalize(agent.coordinator.value(tensor(boot_state), tensor(boot_obs)))
+    # windows closed by the skill clock continue into the env's next window (the next row: rows are sorted)
+    continues = ~(terminated | truncated)
+    next_values[:-1] = torch.where(continues[:-1, None], values[1:], next_values[:-1])
+    advantages, returns = compute_gae(rewards, values, next_values, terminated.unsqueeze(-1).expand_as(values),
+                                      (~continues).unsqueeze(-1).expand_as(values), c.gamma, c.gae_lambda)
+    skills = np.concatenate([high["team_skill"][:, None], high["indiv_skill"]], axis=1)
+    batch = HighBatch(state=tensor(high["state"]), obs=tensor(high["obs"]), skills=tensor(skills).long(),
+                      old_logp=tensor(high["logp"]), old_values=tensor(high["values"]), advantages=advantages,
+                      returns=returns)
+    stats = {"Rewards/HighLevel/K_Step_Accumulated_Mean": float(rewards[:, 0].mean()),
+             "Buffer/high_level_samples": float(len(skills)),
+             "Buffer/mean_window_length": float(high["length"].mean())}
+    return batch, stats
+
+
+# ---- evaluation ---------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, deterministic: bool = True) -> dict[str, Any]:
+    """One episode in each of ``episodes`` fresh envs: argmax at both levels, a per-episode skill clock."""
+    c, agent, dev = trainer.config, trainer.agent, trainer.device
+    env = hmasd.envs.make(c.env, num_envs=episodes, seed=c.seed + 100_003 if seed is None else seed,
+                          **c.env_options)
+    obs_np, _ = env.reset()
+    obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
+    n = env.num_agents
+    team = torch.zeros(episodes, dtype=torch.long)
+    indiv = torch.zeros(episodes, n, dtype=torch.long)
+    done = np.zeros(episodes, bool)
+    returns = np.zeros((episodes, n), np.float32)
+    lengths = np.zeros(episodes, np.int32)
+    infos: dict[str, list] = {key: [None] * episodes for key in env.episode_info}
+    t = 0
+    while not done.all():
+        if t % c.skill_interval == 0:  # every env restarts together, so the per-episode clock is shared
+            skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=deterministic)
+            team, indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
+        actions, _, _ = agent.act_low(obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev), team.to(dev),
+                                      deterministic=deterministic)
+        env.step(actions.cpu().numpy().astype(np.int32))
+        t += 1
+        finished = (env.terminated | env.truncated) & ~done
+        for e in np.flatnonzero(finished):
+            returns[e], lengths[e] = env.episode_return[e], env.episode_length[e]
+            for key, values in env.episode_info.items():
+                infos[key][e] = np.array(values[e])
+        done |= finished
+    team_return = returns.mean(axis=1)
+    result: dict[str, Any] = {"episodes": episodes, "mean_reward": float(team_return.mean()),
+                              "std_reward": float(team_return.std()), "mean_length": float(lengths.mean()),
+                              "per_agent_return": returns.mean(axis=0).tolist()}
+    for key, values in infos.items():
+        result[key] = np.mean(np.stack(values), axis=0).tolist()
+    if "success" in result:
+        result["success_rate"] = result.pop("success")
+    return result
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+def iterate(trainer: Trainer) -> dict[str, float]:
+    """One synchronous iteration: collect, targets, update high -> low -> discriminators, resume."""
+    c, agent, engine = trainer.config, trainer.agent, trainer.engine
+    start = time.perf_counter()
+    collect(trainer)
+    collected = time.perf_counter()
+    version = engine.policy_version
+    low_level = engine.low_level()
+    if not (np.all(low_level["policy_version"] == version) and np.all(engine.high_level()["policy_version"] == version)):
+        raise RuntimeError("a sample of this batch was not produced by the current policy version")
+    low_batch, disc_batch, stats = low_level_batch(trainer)
+    metrics: dict[str, float] = dict(stats)
+    if c.algo not in ("mappo", "no_high"):
+        high_batch, high_stats = high_level_batch(trainer)
+        metrics.update(high_stats)
+        metrics.update({f"Losses/Coordinator/{k}": float(v) for k, v in agent.update_coordinator(high_batch).items()})
+    metrics.update({f"Losses/Discoverer/{k}": float(v) for k, v in agent.update_discoverer(low_batch).items()})
+    if c.algo != "mappo":
+        disc = agent.update_discriminators(disc_batch, train_team=c.lambda_team > 0, train_indiv=c.lambda_indi > 0)
+        metrics.update({f"Losses/Discriminator/{k}": float(v) for k, v in disc.items()})
+    updated = time.perf_counter()
+    engine.resume()
+    trainer.iteration += 1
+    counters = engine.counters()
+    metrics.update({
+        "Sync/PolicyVersion": float(counters["policy_version"]),
+        "Sync/CollectionTime": collected - start,
+        "Sync/UpdateTime": updated - collected,
+        "Sync/Efficiency": (collected - start) / max(updated - start, 1e-9),
+        "Buffer/SamplesCollected": float(counters["low_level_samples"]),
+        "Buffer/high_level_samples_total": float(counters["high_level_transitions"]),
+        "Buffer/ForceClosedWindows": float(counters["force_closed_windows"]),
+        "Training/EnvSteps": float(trainer.env_steps),
+        "Training/SPS": c.horizon * c.num_envs / max(updated - start, 1e-9),
+    })
+    episodes = trainer.env.episode_stats()
+    if episodes["episodes"]:
+        metrics["Training/Episodes_Completed"] = float(episodes["episodes"])
+        metrics["Training/Episode_Reward"] = float(np.mean(episodes["return"]))
+        metrics["Training/Episode_Length"] = float(episodes["length"])
+        for i, value in enumerate(episodes["return"]):
+            metrics[f"Agents/{i}/Return"] = float(value)
+        if "success" in episodes:
+            metrics["Training/Success"] = float(episodes["success"])
+    trainer.history.append(metrics)
+    return metrics
+
+
+def run(config: TrainConfig, on_iteration: Callable[[Trainer, dict[str, float]], None] | None = None,
+        trainer: Trainer | None = None) -> Trainer:
+    """Trains until ``config.total_steps`` env steps; evaluates every ``eval_interval`` updates and at the end."""
+    trainer = trainer or build(config)
+    c = trainer.config
+    while trainer.env_steps < c.total_steps:
+        metrics = iterate(trainer)
+        if c.eval_interval and trainer.iteration % c.eval_interval == 0:
+            metrics.update({f"Eval/{k}": v for k, v in evaluate(trainer, c.eval_episodes).items()
+                            if isinstance(v, float)})
+        if on_iteration is not None:
+            on_iteration(trainer, metrics)
+        log.debug("iteration %d: %s", trainer.iteration, metrics)
+    return trainer
