@@ -31,6 +31,7 @@ class HighBatch:
     old_values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    rewards: torch.Tensor  # [M] window reward: env rewards summed over the window, averaged over agents
 
 
 @dataclass

@@ -173,7 +173,7 @@ def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
     skills = np.concatenate([high["team_skill"][:, None], high["indiv_skill"]], axis=1)
     batch = HighBatch(state=tensor(high["state"]), obs=tensor(high["obs"]), skills=tensor(skills).long(),
                       old_logp=tensor(high["logp"]), old_values=tensor(high["values"]), advantages=advantages,
-                      returns=returns)
+                      returns=returns, rewards=rewards[:, 0])
     stats = {"Rewards/HighLevel/K_Step_Accumulated_Mean": float(rewards[:, 0].mean()),
              "Buffer/high_level_samples": float(len(skills)),
              "Buffer/mean_window_length": float(high["length"].mean())}

@@ -1,0 +1,173 @@
+"""The HMASD learner: coordinator decoding, masking, intrinsic rewards, GAE, targets, and honest learning checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the learner needs the train extra (torch); CI installs it")
+
+from hmasd.algo.coordinator import SkillCoordinator  # noqa: E402
+from hmasd.algo.ppo import compute_gae  # noqa: E402
+from hmasd.train import preset  # noqa: E402
+from hmasd.train.loop import build, collect, evaluate, high_level_batch, iterate, low_level_batch  # noqa: E402
+
+
+@pytest.mark.parametrize("n_team, n_indiv, agents", [(2, 4, 2), (5, 2, 3), (3, 3, 1)])
+def test_autoregressive_log_probs_equal_teacher_forced_ones(n_team, n_indiv, agents):
+    torch.manual_seed(0)
+    net = SkillCoordinator(state_dim=7, obs_dim=5, num_agents=agents, num_team_skills=n_team,
+                           num_indiv_skills=n_indiv, agent_pos_embedding=True)
+    state, obs = torch.randn(64, 7), torch.randn(64, agents, 5)
+    skills, logp, values = net.act(state, obs)
+    forced_logp, entropy, forced_values = net.evaluate(state, obs, skills)
+    torch.testing.assert_close(forced_logp, logp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(forced_values, values)
+    assert torch.all(entropy >= 0)
+    # a different skill sequence has different log-probs: teacher forcing really conditions on the prefix
+    other = skills.clone()
+    other[:, 0] = (other[:, 0] + 1) % n_team
+    assert not torch.allclose(net.evaluate(state, obs, other)[0][:, 1:], logp[:, 1:])
+
+
+@pytest.mark.parametrize("n_team, n_indiv", [(2, 6), (6, 2)])
+def test_masked_logits_never_produce_an_invalid_skill(n_team, n_indiv):
+    torch.manual_seed(1)
+    net = SkillCoordinator(state_dim=4, obs_dim=3, num_agents=3, num_team_skills=n_team, num_indiv_skills=n_indiv)
+    with torch.no_grad():  # flatten the head so that invalid skills would be drawn often if not masked
+        net.policy_head[-1].weight.zero_()
+        net.policy_head[-1].bias.zero_()
+    skills, logp, _ = net.act(torch.randn(4000, 4), torch.randn(4000, 3, 3))
+    assert skills[:, 0].max() == n_team - 1 and skills[:, 0].min() == 0
+    assert skills[:, 1:].max() == n_indiv - 1
+    torch.testing.assert_close(logp[:, 0], torch.full((4000,), -np.log(n_team), dtype=torch.float32))
+    _, entropy, _ = net.evaluate(torch.randn(8, 4), torch.randn(8, 3, 3), skills[:8])
+    torch.testing.assert_close(entropy[:, 1], torch.full((8,), float(np.log(n_indiv))), atol=1e-5, rtol=0)
+
+
+def test_gae_matches_a_hand_computed_example():
+    gamma, lam = 0.9, 0.5
+    rewards = torch.tensor([1.0, 0.0, 2.0, 1.0])
+    values = torch.tensor([0.5, 1.0, 1.5, 2.0])
+    # step 1 truncates (bootstrap from its final state's value 3.0), step 3 terminates, the batch ends after it
+    next_values = torch.tensor([1.0, 3.0, 2.0, 7.0])
+    terminated = torch.tensor([False, False, False, True])
+    breaks = torch.tensor([False, True, False, True])
+    adv, ret = compute_gae(rewards, values, next_values, terminated, breaks, gamma, lam)
+    d3 = 1.0 - 2.0
+    d2 = 2.0 + 0.9 * 2.0 - 1.5
+    d1 = 0.0 + 0.9 * 3.0 - 1.0
+    d0 = 1.0 + 0.9 * 1.0 - 0.5
+    expected = torch.tensor([d0 + 0.45 * d1, d1, d2 + 0.45 * d3, d3])
+    torch.testing.assert_close(adv, expected)
+    torch.testing.assert_close(ret, expected + values)
+
+
+def small_trainer(algo="hmasd", **overrides):
+    config = preset("stag_hunt", algo=algo, num_envs=8, total_steps=10_000, eval_interval=0, seed=3,
+                    env_options={"max_steps": 12}, **overrides)
+    return build(config)
+
+
+def test_intrinsic_reward_is_the_discriminators_log_softmax_at_the_next_state():
+    trainer = small_trainer(lambda_env=0.0, lambda_team=1.0, lambda_indi=0.0)
+    collect(trainer)
+    batch, disc, _ = low_level_batch(trainer)
+    next_obs, next_state = trainer.engine.next_observations()
+    low = trainer.engine.low_level()
+    s = torch.from_numpy(next_state.reshape(-1, next_state.shape[-1]))
+    team = torch.from_numpy(low["team_skill"].reshape(-1)).long()
+    with torch.no_grad():
+        expected_team = torch.log_softmax(trainer.agent.team_disc(s), -1)[torch.arange(len(team)), team]
+    torch.testing.assert_close(disc.next_state, s)
+    # with lambda_e = lambda_d = 0 the low-level reward is exactly lambda_D log q_D(Z | s')
+    trainer2 = small_trainer(lambda_env=0.0, lambda_team=0.0, lambda_indi=1.0)
+    collect(trainer2)
+    o = torch.from_numpy(trainer2.engine.next_observations()[0])
+    low2 = trainer2.engine.low_level()
+    z_team = torch.from_numpy(low2["team_skill"]).long()
+    z_indiv = torch.from_numpy(low2["indiv_skill"]).long()
+    onehot = torch.nn.functional.one_hot(z_team, trainer2.config.num_team_skills).float()
+    x = torch.cat([o, onehot.unsqueeze(-2).expand(*o.shape[:-1], -1)], -1)
+    with torch.no_grad():
+        expected_indiv = torch.log_softmax(trainer2.agent.indiv_disc(x), -1).gather(-1, z_indiv.unsqueeze(-1))[..., 0]
+    r_team, r_indiv = trainer.agent.intrinsic_rewards(s, torch.zeros(len(s), 2, trainer.env.obs_dim), team,
+                                                      torch.zeros(len(s), 2, dtype=torch.long))
+    torch.testing.assert_close(r_team, expected_team)
+    r_team2, r_indiv2 = trainer2.agent.intrinsic_rewards(torch.from_numpy(trainer2.engine.next_observations()[1]), o,
+                                                         z_team, z_indiv)
+    torch.testing.assert_close(r_indiv2, expected_indiv)
+    assert expected_team.max() <= 0 and expected_indiv.max() <= 0  # log-probabilities, no prior baseline
+
+
+def test_high_level_reward_is_the_sum_of_the_window_env_rewards():
+    trainer = small_trainer()
+    collect(trainer)
+    batch, _ = high_level_batch(trainer)
+    high, low = trainer.engine.high_level(), trainer.engine.low_level()
+    for j in range(len(high["env"])):
+        e, s, length = high["env"][j], high["start"][j], high["length"][j]
+        window = low["rewards"][s:s + length, e].astype(np.float64).sum(0).mean()
+        assert abs(float(batch.rewards[j]) - window) < 1e-5
+    assert batch.skills.shape == (len(high["env"]), trainer.env.num_agents + 1)
+    torch.testing.assert_close(batch.returns - batch.advantages,
+                               trainer.agent.high_value_norm.denormalize(batch.old_values))
+
+
+def test_ablations_switch_the_right_parts_off():
+    def params(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    for algo, frozen in [("no_high", "coordinator"), ("no_team", "team_disc"), ("no_indi", "indiv_disc"),
+                         ("mappo", "team_disc")]:
+        trainer = small_trainer(algo)
+        module = getattr(trainer.agent, frozen)
+        before = params(module)
+        actor_before = params(trainer.agent.actor)
+        metrics = iterate(trainer)
+        assert all(torch.equal(a, b) for a, b in zip(before, params(module))), f"{algo} trained {frozen}"
+        assert not all(torch.equal(a, b) for a, b in zip(actor_before, params(trainer.agent.actor)))
+        assert metrics["Sync/PolicyVersion"] == 1.0
+    assert trainer.config.num_team_skills == 1 and trainer.config.lambda_env == 1.0  # mappo is flat
+
+
+def test_every_sample_of_a_batch_has_the_current_policy_version():
+    trainer = small_trainer()
+    for version in range(3):
+        collect(trainer)
+        assert np.all(trainer.engine.low_level()["policy_version"] == version)
+        trainer.engine.resume()
+
+
+def mean_return(trainer, seed=777) -> float:
+    return evaluate(trainer, 64, seed=seed, deterministic=False)["mean_reward"]
+
+
+def test_hmasd_learns_stag_hunt_and_its_discriminators_beat_chance():
+    config = preset("stag_hunt", num_envs=32, total_steps=32 * 35 * 45, eval_interval=0, seed=11)
+    trainer = build(config)
+    before = np.mean([mean_return(trainer, s) for s in (1, 2)])
+    metrics = {}
+    while trainer.env_steps < config.total_steps:
+        metrics = iterate(trainer)
+    after = np.mean([mean_return(trainer, s) for s in (1, 2)])
+    assert after > before + 0.5, (before, after)
+    assert metrics["Losses/Discriminator/team_accuracy"] > 1 / config.num_team_skills + 0.1
+    assert metrics["Losses/Discriminator/indiv_accuracy"] > 1 / config.num_indiv_skills + 0.1
+
+
+def test_mappo_learns_stag_hunts_hares():
+    config = preset("stag_hunt", algo="mappo", num_envs=32, total_steps=32 * 35 * 30, eval_interval=0, seed=5)
+    trainer = build(config)
+    before = evaluate(trainer, 64, seed=9, deterministic=False)
+    while trainer.env_steps < config.total_steps:
+        iterate(trainer)
+    after = evaluate(trainer, 64, seed=9, deterministic=False)
+    assert np.mean(after["hares"]) > np.mean(before["hares"]) + 0.5, (before["hares"], after["hares"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch on this machine")
+def test_one_iteration_on_cuda():
+    trainer = small_trainer(device="cuda")
+    metrics = iterate(trainer)
+    assert next(trainer.agent.parameters()).is_cuda and metrics["Sync/PolicyVersion"] == 1.0
