@@ -125,6 +125,8 @@ void bind_engine(py::module_& m, const char* class_name) {
           },
           py::arg("actions"), py::arg("logp"), py::arg("values"))
       .def("resume", &Engine::resume)
+      .def("restore_counters", &Engine::restore_counters, py::arg("policy_version"), py::arg("samples"),
+           py::arg("emitted"), py::arg("forced_closed"))
       .def("disable_collection", &Engine::disable_collection)
       .def("enable_collection", &Engine::enable_collection)
       .def("buffers", [](py::object self) {

@@ -116,6 +116,11 @@ class RolloutEngine:
             "ring_overflows": g.ring_overflows,
         }
 
+    def restore_counters(self, counters: dict[str, int]) -> None:
+        """Sets the counters from :meth:`counters` of a checkpoint (only at the start of a batch)."""
+        self._native.restore_counters(counters["policy_version"], counters["low_level_samples"],
+                                      counters["high_level_transitions"], counters["force_closed_windows"])
+
     # ---- the batch ------------------------------------------------------------------------------
     def low_level(self) -> dict[str, np.ndarray]:
         """Views [t, E, ...] of the steps collected in this batch (valid until :meth:`resume`).

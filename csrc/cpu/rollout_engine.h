@@ -131,6 +131,17 @@ class RolloutEngine {
     resume_batch(/*bump_version=*/true);
   }
 
+  // Restores the counters of a checkpoint; only at the start of a batch, where they are all the state there is.
+  void restore_counters(int32_t policy_version, int64_t samples, int64_t emitted, int64_t forced_closed) {
+    if (t_ != 0 || ready_) throw std::runtime_error("restore_counters() only at the start of a batch");
+    if (policy_version < 0 || samples < 0 || emitted < 0 || forced_closed < 0)
+      throw std::invalid_argument("restore_counters(): counters must be >= 0");
+    policy_version_ = policy_version;
+    samples_ = samples;
+    emitted_total_ = emitted;
+    forced_closed_ = forced_closed;
+  }
+
   void disable_collection() {
     if (t_ != 0 && !ready_)
       throw std::runtime_error("disable_collection() in the middle of a batch (" + std::to_string(t_) + " of " +

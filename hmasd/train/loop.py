@@ -35,6 +35,20 @@ def effective_config(config: TrainConfig) -> TrainConfig:
 
 
 @dataclass
+class BatchRecord:
+    """What the run tracker needs of one batch, as NumPy: per step [T, E] and per high-level transition [M]."""
+
+    env_reward: np.ndarray       # [T, E] env reward, averaged over agents
+    team_component: np.ndarray   # [T, E] lambda_D log q_D(Z | s')
+    indiv_component: np.ndarray  # [T, E] lambda_d log q_d(z_i | o_i', Z), averaged over agents
+    ended: np.ndarray            # [T, E] an episode ended at this step
+    high_env: np.ndarray         # [M] env of each transition, sorted by (env, start)
+    high_start: np.ndarray       # [M] batch step of the decision
+    team_skill: np.ndarray       # [M]
+    indiv_skill: np.ndarray      # [M, N]
+
+
+@dataclass
 class Trainer:
     """Everything a run holds: config, env, engine, agent and counters."""
 
@@ -47,6 +61,7 @@ class Trainer:
     iteration: int = 0
     env_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    last_batch: BatchRecord | None = None
 
 
 def build(config: TrainConfig) -> Trainer:
@@ -144,6 +159,11 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
                      row_team=team.unsqueeze(-1).expand(t_len, e, n).reshape(-1), indiv_skill=indiv.reshape(-1))
     stats = {"Rewards/Env": float(low["rewards"].mean()), "Rewards/Intrinsic/Team": float(r_team.mean()),
              "Rewards/Intrinsic/Individual": float(r_indiv.mean()), "Rewards/LowLevel": float(rewards.mean())}
+    trainer.last_batch = BatchRecord(
+        env_reward=low["rewards"].mean(-1).cpu().numpy(), team_component=(c.lambda_team * r_team).cpu().numpy(),
+        indiv_component=(c.lambda_indi * r_indiv).mean(-1).cpu().numpy(), ended=ended.cpu().numpy(),
+        high_env=engine.high_level()["env"], high_start=engine.high_level()["start"],
+        team_skill=engine.high_level()["team_skill"], indiv_skill=engine.high_level()["indiv_skill"])
     return batch, disc, stats
 
 
@@ -213,7 +233,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
         done |= finished
     team_return = returns.mean(axis=1)
     result: dict[str, Any] = {"episodes": episodes, "mean_reward": float(team_return.mean()),
-                              "std_reward": float(team_return.std()), "mean_length": float(lengths.mean()),
+                              "std_reward": float(team_return.std()), "mean_return": float(returns.mean()),
+                              "std_return": float(returns.std()), "mean_length": float(lengths.mean()),
                               "per_agent_return": returns.mean(axis=0).tolist()}
     for key, values in infos.items():
         result[key] = np.mean(np.stack(values), axis=0).tolist()
@@ -279,8 +300,10 @@ def run(config: TrainConfig, on_iteration: Callable[[Trainer, dict[str, float]],
     while trainer.env_steps < c.total_steps:
         metrics = iterate(trainer)
         if c.eval_interval and trainer.iteration % c.eval_interval == 0:
-            metrics.update({f"Eval/{k}": v for k, v in evaluate(trainer, c.eval_episodes).items()
-                            if isinstance(v, float)})
+            result = evaluate(trainer, c.eval_episodes)
+            metrics.update({"Eval/MeanReward": result["mean_reward"], "Eval/StdReward": result["std_reward"]})
+            if "success_rate" in result:
+                metrics["Eval/SuccessRate"] = result["success_rate"]
         if on_iteration is not None:
             on_iteration(trainer, metrics)
         log.debug("iteration %d: %s", trainer.iteration, metrics)

@@ -1,0 +1,117 @@
+"""Checkpoints that resume a run exactly (networks, optimisers, value norms, RNG, env and engine state, counters),
+written atomically, and loaded with errors that name what does not match."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import hmasd
+from hmasd.train.config import TrainConfig
+
+FORMAT = "hmasd-checkpoint-v1"
+SPEC_FIELDS = ("name", "num_agents", "obs_dim", "state_dim", "num_actions")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or does not fit the run it is loaded into."""
+
+
+def env_spec(trainer) -> dict[str, Any]:
+    env = trainer.env
+    return {"name": env.name, "num_agents": env.num_agents, "obs_dim": env.obs_dim, "state_dim": env.state_dim,
+            "num_actions": env.num_actions, "options": env.options}
+
+
+def state_dict(trainer) -> dict[str, Any]:
+    """Everything a run needs to continue as if it had never stopped (taken between iterations)."""
+    return {
+        "format": FORMAT,
+        "hmasd_version": hmasd.__version__,
+        "config": trainer.config.to_dict(),
+        "env_spec": env_spec(trainer),
+        "agent": trainer.agent.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in trainer.agent.optimizers.items()},
+        "rng": {"torch": torch.get_rng_state(), "generator": trainer.generator.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps,
+                     "engine": trainer.engine.counters()},
+        "env_snapshot": trainer.env._native.snapshot(),
+        "best_eval": getattr(trainer, "best_eval", None),
+    }
+
+
+def save(trainer, path: str | os.PathLike) -> Path:
+    """Writes a checkpoint atomically: a temporary file, flushed to disk, then renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(state_dict(trainer), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads a checkpoint; a missing, truncated or foreign file raises CheckpointError naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or garbage files
+        raise CheckpointError(f"checkpoint {path} is not a readable hmasd checkpoint "
+                              f"(truncated or corrupt?): {type(error).__name__}: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"checkpoint {path} has format {found!r}, expected {FORMAT!r}")
+    return data
+
+
+def check_fits(data: dict[str, Any], trainer, path: str | os.PathLike = "checkpoint") -> None:
+    """Raises CheckpointError when the checkpoint was made for another env or agent/skill layout."""
+    spec = env_spec(trainer)
+    for field in SPEC_FIELDS:
+        if data["env_spec"][field] != spec[field]:
+            raise CheckpointError(f"{path} was made for {field}={data['env_spec'][field]!r}, "
+                                  f"but this run has {field}={spec[field]!r}")
+    saved = data["config"]
+    for field in ("algo", "num_team_skills", "num_indiv_skills", "hidden", "n_embd", "n_block", "n_head",
+                  "skill_last_layer", "agent_pos_embedding"):
+        if saved[field] != getattr(trainer.config, field):
+            raise CheckpointError(f"{path} was made with {field}={saved[field]!r}, "
+                                  f"but this run has {field}={getattr(trainer.config, field)!r}")
+
+
+def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint", exact: bool = True) -> None:
+    """Loads networks and optimisers; with ``exact`` also RNG, env, engine counters (resume, not fine-tuning)."""
+    check_fits(data, trainer, path)
+    trainer.agent.load_state_dict(data["agent"])
+    for name, optimizer in trainer.agent.optimizers.items():
+        optimizer.load_state_dict(data["optimizers"][name])
+    trainer.best_eval = data.get("best_eval")
+    if not exact:
+        return
+    if data["config"]["num_envs"] != trainer.config.num_envs:
+        raise CheckpointError(f"{path} was made with num_envs={data['config']['num_envs']}; an exact resume "
+                              f"needs the same, got {trainer.config.num_envs}")
+    torch.set_rng_state(data["rng"]["torch"])
+    trainer.generator.set_state(data["rng"]["generator"])
+    if data["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(data["rng"]["cuda"])
+    trainer.env._native.restore(data["env_snapshot"])
+    trainer.engine.restore_counters(data["counters"]["engine"])
+    trainer.iteration = data["counters"]["iteration"]
+    trainer.env_steps = data["counters"]["env_steps"]
+
+
+def config_of(data: dict[str, Any], **overrides: Any) -> TrainConfig:
+    """The run config stored in a checkpoint, with ``overrides``."""
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**{k: v for k, v in data["config"].items() if k in known})
+    return config.replace(**overrides) if overrides else config

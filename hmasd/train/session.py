@@ -1,0 +1,155 @@
+"""A training session as the CLI runs it (progress, evaluation, checkpoints, exports, summary) and the evaluation
+of a saved checkpoint (eval.json, a table, optionally a GIF of one episode)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmasd.train import checkpoint
+from hmasd.train.config import TrainConfig
+from hmasd.train.loop import Trainer, build, decide, evaluate, iterate
+
+log = logging.getLogger("hmasd.train")
+
+
+def eval_score(result: dict[str, Any]) -> float:
+    """What "best" means: the success rate where the env defines success, else the mean return."""
+    return float(result["success_rate"]) if "success_rate" in result else float(result["mean_return"])
+
+
+def progress_bar(config: TrainConfig, start: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.total_steps, initial=start, unit="step", unit_scale=True, dynamic_ncols=True,
+                desc=f"{config.env}/{config.algo}")
+
+
+def train(config: TrainConfig, run_dir: Path, data: dict | None, model_path: str | None, export_interval: int,
+          checkpoint_interval: int, detailed: bool, progress: bool) -> dict[str, Any]:
+    """Trains until config.total_steps, writing everything under ``run_dir``; returns the summary."""
+    from hmasd.train.tracking import RunTracker
+
+    trainer = build(config)
+    trainer.best_eval = None
+    if data is not None:
+        checkpoint.restore(trainer, data, model_path)
+        log.info("resumed %s at %d env steps (update %d)", model_path, trainer.env_steps, trainer.iteration)
+    config = trainer.config
+    tracker = RunTracker(run_dir, config, trainer.env.num_envs, trainer.env.num_agents, detailed=detailed)
+    ckpt_dir = run_dir / "checkpoints"
+    bar = progress_bar(config, trainer.env_steps, progress)
+    next_export = (trainer.env_steps // export_interval + 1) * export_interval
+    start, last_eval = time.perf_counter(), None
+    while trainer.env_steps < config.total_steps:
+        before = trainer.env_steps
+        metrics = iterate(trainer)
+        if config.eval_interval and trainer.iteration % config.eval_interval == 0:
+            last_eval = evaluate_and_keep_best(trainer, tracker, ckpt_dir)
+            metrics.update({"Eval/MeanReward": last_eval["mean_reward"], "Eval/StdReward": last_eval["std_reward"]})
+        tracker.log_iteration(trainer, metrics)
+        if checkpoint_interval and trainer.iteration % checkpoint_interval == 0:
+            checkpoint.save(trainer, ckpt_dir / f"step_{trainer.env_steps}.pt")
+        if trainer.env_steps >= next_export:
+            tracker.export(trainer.env_steps)
+            next_export += export_interval
+        if bar is not None:
+            bar.update(trainer.env_steps - before)
+            bar.set_postfix(sps=f"{metrics['Training/SPS']:.0f}", version=trainer.engine.policy_version,
+                            ret=f"{metrics.get('Training/Episode_Reward', float('nan')):.3f}")
+    if bar is not None:
+        bar.close()
+    final_eval = evaluate_and_keep_best(trainer, tracker, ckpt_dir)
+    checkpoint.save(trainer, ckpt_dir / "final.pt")
+    summary = {"env": config.env, "algo": config.algo, "seed": config.seed, "env_steps": trainer.env_steps,
+               "updates": trainer.iteration, "wall_time_s": time.perf_counter() - start,
+               "final_eval": final_eval, "best_eval": trainer.best_eval, "run_dir": str(run_dir)}
+    tracker.close(summary)
+    log_summary(summary)
+    return summary
+
+
+def evaluate_and_keep_best(trainer: Trainer, tracker, ckpt_dir: Path) -> dict[str, Any]:
+    result = evaluate(trainer, trainer.config.eval_episodes)
+    tracker.log_eval(trainer.env_steps, result)
+    if trainer.best_eval is None or eval_score(result) > eval_score(trainer.best_eval):
+        trainer.best_eval = {**result, "env_steps": trainer.env_steps}
+        checkpoint.save(trainer, ckpt_dir / "best.pt")
+    return result
+
+
+def log_summary(summary: dict[str, Any]) -> None:
+    final = summary["final_eval"]
+    log.info("done: %s/%s, %d env steps in %.0f s (%d updates) -> %s", summary["env"], summary["algo"],
+             summary["env_steps"], summary["wall_time_s"], summary["updates"], summary["run_dir"])
+    log.info("  final evaluation over %d episodes: mean return %.3f +- %.3f%s", final["episodes"],
+             final["mean_return"], final["std_return"],
+             f", success rate {final['success_rate']:.2%}" if "success_rate" in final else "")
+
+
+def eval_table(result: dict[str, Any]) -> str:
+    rows = [(key, value) for key, value in result.items()]
+    width = max(len(key) for key, _ in rows)
+    lines = [f"{key:<{width}}  {np.round(value, 4).tolist() if isinstance(value, (list, float)) else value}"
+             for key, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_checkpoint(config: TrainConfig, data: dict, model_path: str, run_dir: Path,
+                        render: bool = False) -> dict[str, Any]:
+    """Deterministic evaluation of a checkpoint: eval.json and a table on stdout; a GIF with ``render``."""
+    trainer = build(config)
+    checkpoint.restore(trainer, data, model_path, exact=False)
+    result = evaluate(trainer, config.eval_episodes)
+    result["checkpoint"] = str(model_path)
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    sys.stdout.write(eval_table(result))
+    if render:
+        path = render_episode(trainer, run_dir / "episode.gif")
+        log.info("saved %s", path)
+    return result
+
+
+@torch.no_grad()
+def render_episode(trainer: Trainer, path: Path, seed: int = 0) -> Path:
+    """A GIF of one deterministic episode: the env's frames, titled with the skills in force."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import ArtistAnimation, PillowWriter
+
+    import hmasd.envs
+
+    c, dev = trainer.config, trainer.device
+    env = hmasd.envs.make(c.env, num_envs=1, seed=seed, autoreset="disabled", **c.env_options)
+    env.reset()
+    obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
+    figure, axis = plt.subplots(figsize=(4, 4.4))
+    axis.axis("off")
+    frames, t = [], 0
+    while True:
+        if t % c.skill_interval == 0:
+            skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=True)
+            team, indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
+        title = axis.text(0.5, 1.02, f"t={t}  Z={int(team[0])}  z={indiv[0].tolist()}", ha="center",
+                          transform=axis.transAxes)
+        frames.append([axis.imshow(env.render(0), animated=True), title])
+        if env.terminated[0] or env.truncated[0] or t >= 1000:
+            break
+        actions, _, _ = trainer.agent.act_low(obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev),
+                                              team.to(dev), deterministic=True)
+        env.step(actions.cpu().numpy().astype(np.int32))
+        t += 1
+    ArtistAnimation(figure, frames, interval=150, blit=True).save(path, writer=PillowWriter(fps=6))
+    plt.close(figure)
+    return path
