@@ -171,3 +171,58 @@ def test_one_iteration_on_cuda():
     trainer = small_trainer(device="cuda")
     metrics = iterate(trainer)
     assert next(trainer.agent.parameters()).is_cuda and metrics["Sync/PolicyVersion"] == 1.0
+
+
+def recurrent_trainer(**overrides):
+    return small_trainer(recurrent=True, chunk_length=6, horizon=36, skill_interval=4, **overrides)
+
+
+def test_recurrent_chunks_replay_the_rollout_exactly():
+    from hmasd.algo.agent import to_chunks
+
+    trainer = recurrent_trainer()
+    iterate(trainer)  # a second batch starts from carried-over hidden states
+    collect(trainer)
+    batch, _, _ = low_level_batch(trainer)
+    logp, _ = trainer.agent._actor_eval(batch)
+    torch.testing.assert_close(logp, to_chunks(batch.old_logp, 6), atol=1e-5, rtol=0)
+    values = trainer.agent._critic_eval(batch)
+    torch.testing.assert_close(values, to_chunks(batch.old_values, 6), atol=1e-5, rtol=0)
+    # the replay depends on the stored chunk-start states: zeroing them changes the result
+    batch.actor_hidden = torch.zeros_like(batch.actor_hidden)
+    assert not torch.allclose(trainer.agent._actor_eval(batch)[0], logp, atol=1e-4)
+
+
+def test_recurrent_state_resets_at_episode_starts_and_not_at_skill_switches():
+    trainer = recurrent_trainer()
+    collect(trainer)
+    low, log = trainer.engine.low_level(), trainer.hidden_log
+    ended = torch.from_numpy(low["terminated"] | low["truncated"])
+    # a step starts an episode exactly when the previous step ended one (the first batch starts fresh)
+    assert log["starts"][0].all()
+    assert torch.equal(log["starts"][1:], ended[:-1])
+    high = trainer.engine.high_level()
+    switches = [(s, e) for s, e in zip(high["start"], high["env"]) if s > 0 and not ended[s - 1, e]]
+    assert switches, "no skill switch inside an episode: the test would be vacuous"
+    for s, e in switches:  # the carried state is not zeroed when a new skill window opens mid-episode
+        assert log["actor"][s, e].abs().sum() > 0 and log["critic"][s, e].abs().sum() > 0
+        assert not log["starts"][s, e]
+
+
+def test_recurrent_resume_is_exact(tmp_path):
+    from hmasd.train import checkpoint
+
+    straight = recurrent_trainer()
+    for _ in range(4):
+        iterate(straight)
+    first = recurrent_trainer()
+    for _ in range(2):
+        iterate(first)
+    path = checkpoint.save(first, tmp_path / "gru.pt")
+    resumed = recurrent_trainer()
+    checkpoint.restore(resumed, checkpoint.load(path))
+    for _ in range(2):
+        iterate(resumed)
+    for (name, a), b in zip(straight.agent.state_dict().items(), resumed.agent.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(straight.actor_hidden, resumed.actor_hidden)

@@ -36,18 +36,35 @@ class HighBatch:
 
 @dataclass
 class LowBatch:
-    """Agent rows [B*N] for the actor and env rows [B] for the critic (B = T * E)."""
+    """Time-major: agent rows [T, E*N] for the actor and env rows [T, E] for the critic. ``*_hidden`` hold each
+    step's GRU state before the step and ``*_starts`` the episode starts (both unused by the MLP)."""
 
-    obs: torch.Tensor          # [B*N, O]
-    indiv_skill: torch.Tensor  # [B*N]
-    action_mask: torch.Tensor  # [B*N, A]
-    actions: torch.Tensor      # [B*N]
-    old_logp: torch.Tensor     # [B*N]
-    advantages: torch.Tensor   # [B*N]
-    state: torch.Tensor        # [B, S]
-    team_skill: torch.Tensor   # [B]
-    old_values: torch.Tensor   # [B]
-    returns: torch.Tensor      # [B, N]
+    obs: torch.Tensor            # [T, E*N, O]
+    indiv_skill: torch.Tensor    # [T, E*N]
+    action_mask: torch.Tensor    # [T, E*N, A]
+    actions: torch.Tensor        # [T, E*N]
+    old_logp: torch.Tensor       # [T, E*N]
+    advantages: torch.Tensor     # [T, E*N]
+    state: torch.Tensor          # [T, E, S]
+    team_skill: torch.Tensor     # [T, E]
+    old_values: torch.Tensor     # [T, E]
+    returns: torch.Tensor        # [T, E, N]
+    actor_hidden: torch.Tensor | None = None   # [T, E*N, H]
+    critic_hidden: torch.Tensor | None = None  # [T, E, H]
+    actor_starts: torch.Tensor | None = None   # [T, E*N]
+    critic_starts: torch.Tensor | None = None  # [T, E]
+
+
+def to_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+    """[T, B, ...] -> [length, (T / length) * B, ...]: consecutive steps become the sequence axis."""
+    t, b = x.shape[:2]
+    return x.reshape(t // length, length, b, *x.shape[2:]).transpose(0, 1).reshape(length, (t // length) * b,
+                                                                                  *x.shape[2:])
+
+
+def chunk_starts(hidden: torch.Tensor, length: int) -> torch.Tensor:
+    """The stored hidden state at the first step of every chunk: [T, B, H] -> [(T / length) * B, H]."""
+    return hidden[::length].reshape(-1, hidden.shape[-1])
 
 
 @dataclass
@@ -72,8 +89,9 @@ class HMASDAgent(nn.Module):
         n_z, n_Z = config.num_indiv_skills, config.num_team_skills
         self.coordinator = SkillCoordinator(dims.state_dim, dims.obs_dim, dims.num_agents, n_Z, n_z, config.n_embd,
                                             config.n_head, config.n_block, config.agent_pos_embedding)
-        self.actor = LowActor(dims.obs_dim, n_z, dims.num_actions, config.hidden, config.skill_last_layer)
-        self.critic = LowCritic(dims.state_dim, n_Z, config.hidden, config.skill_last_layer)
+        self.actor = LowActor(dims.obs_dim, n_z, dims.num_actions, config.hidden, config.skill_last_layer,
+                              config.recurrent)
+        self.critic = LowCritic(dims.state_dim, n_Z, config.hidden, config.skill_last_layer, config.recurrent)
         self.team_disc = Discriminator(dims.state_dim, n_Z, config.hidden)
         self.indiv_disc = Discriminator(dims.obs_dim + n_Z, n_z, config.hidden)
         self.high_value_norm = ValueNorm()
@@ -89,14 +107,21 @@ class HMASDAgent(nn.Module):
     # ---- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
     def act_low(self, obs: torch.Tensor, indiv_skill: torch.Tensor, mask: torch.Tensor, state: torch.Tensor,
-                team_skill: torch.Tensor, deterministic: bool = False):
-        """obs [E, N, O], indiv_skill [E, N], mask [E, N, A], state [E, S], team_skill [E] ->
-        actions, logp [E, N] and the critic's (normalised) value [E]."""
+                team_skill: torch.Tensor, deterministic: bool = False, actor_hidden: torch.Tensor | None = None,
+                critic_hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None):
+        """One step for E envs: obs [E, N, O], indiv_skill [E, N], mask [E, N, A], state [E, S], team_skill [E]
+        (with a GRU: hidden states [E, N, H] and [E, H], episode starts [E]) -> actions, logp [E, N], the
+        critic's normalised value [E], and the next hidden states (None for the MLP)."""
         e, n = obs.shape[:2]
-        actions, logp, _ = self.actor.get_action_and_logp(obs.reshape(e * n, -1), indiv_skill.reshape(-1),
-                                                          mask.reshape(e * n, -1), deterministic=deterministic)
-        values = self.critic(state, team_skill)
-        return actions.view(e, n), logp.view(e, n), values
+        rows = lambda x: x.reshape(1, e * n, *x.shape[2:])  # noqa: E731  one step of E*N agent rows
+        agent_starts = None if starts is None else starts.unsqueeze(-1).expand(e, n).reshape(1, e * n)
+        h_actor = None if actor_hidden is None else actor_hidden.reshape(e * n, -1)
+        actions, logp, _, h_actor = self.actor.get_action_and_logp(
+            rows(obs), rows(indiv_skill), rows(mask), deterministic=deterministic, h=h_actor, starts=agent_starts)
+        values, h_critic = self.critic(state.unsqueeze(0), team_skill.unsqueeze(0), critic_hidden,
+                                       None if starts is None else starts.unsqueeze(0))
+        h_actor = None if h_actor is None else h_actor.reshape(e, n, -1)
+        return actions.view(e, n), logp.view(e, n), values[0], h_actor, h_critic
 
     def intrinsic_rewards(self, next_state: torch.Tensor, next_obs: torch.Tensor, team_skill: torch.Tensor,
                           indiv_skill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,20 +158,41 @@ class HMASDAgent(nn.Module):
                 "entropy": entropy_mean.detach(), "approx_kl": approx_kl, "clipfrac": clipfrac,
                 "explained_variance": explained_variance(values.detach(), returns)}
 
+    def _actor_eval(self, batch: LowBatch):
+        """log-probs and entropies of the stored actions; a GRU replays chunks of ``chunk_length`` steps."""
+        if not self.config.recurrent:
+            _, logp, entropy, _ = self.actor.get_action_and_logp(batch.obs, batch.indiv_skill, batch.action_mask,
+                                                                 action=batch.actions)
+            return logp, entropy
+        length = self.config.chunk_length
+        _, logp, entropy, _ = self.actor.get_action_and_logp(
+            to_chunks(batch.obs, length), to_chunks(batch.indiv_skill, length), to_chunks(batch.action_mask, length),
+            action=to_chunks(batch.actions, length), h=chunk_starts(batch.actor_hidden, length),
+            starts=to_chunks(batch.actor_starts, length))
+        return logp, entropy
+
+    def _critic_eval(self, batch: LowBatch) -> torch.Tensor:
+        if not self.config.recurrent:
+            return self.critic(batch.state, batch.team_skill)[0]
+        length = self.config.chunk_length
+        return self.critic(to_chunks(batch.state, length), to_chunks(batch.team_skill, length),
+                           chunk_starts(batch.critic_hidden, length), to_chunks(batch.critic_starts, length))[0]
+
     def update_discoverer(self, batch: LowBatch) -> dict[str, torch.Tensor]:
         """PPO on the shared actor and the centralised critic (Eq. 7), separate optimisers."""
         c = self.config
+        chunk = (lambda x: to_chunks(x, c.chunk_length)) if c.recurrent else (lambda x: x)  # noqa: E731
         self.low_value_norm.update(batch.returns)
-        returns = self.low_value_norm.normalize(batch.returns)
-        advantages = normalize_advantages(batch.advantages)
+        returns = chunk(self.low_value_norm.normalize(batch.returns))
+        advantages = chunk(normalize_advantages(batch.advantages))
+        old_logp, old_values = chunk(batch.old_logp), chunk(batch.old_values)
         for _ in range(c.low_epochs):
-            _, logp, entropy = self.actor.get_action_and_logp(batch.obs, batch.indiv_skill, batch.action_mask,
-                                                              action=batch.actions)
-            pg_loss, approx_kl, clipfrac = policy_loss(logp, batch.old_logp, advantages, c.clip)
+            logp, entropy = self._actor_eval(batch)
+            pg_loss, approx_kl, clipfrac = policy_loss(logp, old_logp, advantages, c.clip)
             entropy_mean = entropy.mean()
             self._step("actor", self.actor, pg_loss - c.low_entropy_coef * entropy_mean)
-            values = self.critic(batch.state, batch.team_skill)
-            v_loss = value_loss(values.unsqueeze(-1).expand_as(returns), batch.old_values.unsqueeze(-1).expand_as(returns),
+            values = self._critic_eval(batch)
+            v_loss = value_loss(values.unsqueeze(-1).expand_as(returns), old_values.unsqueeze(-1).expand_as(returns),
                                 returns, c.value_clip, c.huber_delta)
             self._step("critic", self.critic, c.value_coef * v_loss)
         return {"total": (pg_loss + c.value_coef * v_loss - c.low_entropy_coef * entropy_mean).detach(),

@@ -34,56 +34,94 @@ class MLPBase(nn.Module):
         return self.net(x)
 
 
+class RecurrentCore(nn.Module):
+    """A 1-layer GRU over the base features (MAPPO's RNNLayer): the hidden state is zeroed where an episode starts,
+    never at a skill switch. Works step by step (rollout) and over chunks of steps (training)."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(hidden, hidden)
+        for name, param in self.gru.named_parameters():
+            if "weight" in name:
+                nn.init.orthogonal_(param)
+            else:
+                nn.init.zeros_(param)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [L, B, H] (L steps), h [B, H] before the first step, starts [L, B] episode starts -> (out, last h)."""
+        outputs = []
+        for t in range(x.shape[0]):
+            h = h * (~starts[t]).unsqueeze(-1).to(h.dtype)
+            out, h_next = self.gru(x[t].unsqueeze(0), h.unsqueeze(0))
+            outputs.append(out[0])
+            h = h_next[0]
+        return self.norm(torch.stack(outputs)), h
+
+
 class SkillConditioned(nn.Module):
-    """An MLP whose skill one-hot enters at the input (``skill_last_layer=False``) or just before the head."""
+    """An MLP (optionally followed by a GRU) whose skill one-hot enters at the input (``skill_last_layer=False``)
+    or just before the head."""
 
     def __init__(self, in_dim: int, num_skills: int, out_dim: int, hidden: int, skill_last_layer: bool,
-                 head_gain: float) -> None:
+                 head_gain: float, recurrent: bool = False) -> None:
         super().__init__()
         self.num_skills = num_skills
         self.skill_last_layer = skill_last_layer
         self.base = MLPBase(in_dim if skill_last_layer else in_dim + num_skills, hidden)
+        self.rnn = RecurrentCore(hidden) if recurrent else None
         self.head = layer_init(nn.Linear(hidden + num_skills if skill_last_layer else hidden, out_dim), head_gain)
 
-    def forward(self, x: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skill: torch.Tensor, h: torch.Tensor | None = None,
+                starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [..., in] (MLP) or [L, B, in] with h [B, H] and starts [L, B] (GRU) -> (output, last hidden)."""
         onehot = nn.functional.one_hot(skill.long(), self.num_skills).to(x.dtype)
+        features = self.base(x if self.skill_last_layer else torch.cat([x, onehot], dim=-1))
+        if self.rnn is not None:
+            features, h = self.rnn(features, h, starts)
         if self.skill_last_layer:
-            return self.head(torch.cat([self.base(x), onehot], dim=-1))
-        return self.head(self.base(torch.cat([x, onehot], dim=-1)))
+            features = torch.cat([features, onehot], dim=-1)
+        return self.head(features), h
 
 
 class LowActor(nn.Module):
-    """The skill discoverer's shared policy pi(a | o_i, z_i); invalid actions are masked out."""
+    """The skill discoverer's shared policy pi(a | o_i, z_i); invalid actions are masked out.
+
+    MLP: inputs [..., O]. GRU (``recurrent``): inputs [L, B, O] with the hidden state h [B, H] and episode starts
+    [L, B]; ``h`` in and out is None for the MLP.
+    """
 
     def __init__(self, obs_dim: int, num_indiv_skills: int, num_actions: int, hidden: int = 64,
-                 skill_last_layer: bool = True) -> None:
+                 skill_last_layer: bool = True, recurrent: bool = False) -> None:
         super().__init__()
-        self.net = SkillConditioned(obs_dim, num_indiv_skills, num_actions, hidden, skill_last_layer, head_gain=0.01)
-
-    def distribution(self, obs: torch.Tensor, skill: torch.Tensor, mask: torch.Tensor | None = None) -> Categorical:
-        logits = self.net(obs, skill)
-        if mask is not None:
-            logits = logits.masked_fill(~mask, -1e10)
-        return Categorical(logits=logits)
+        self.net = SkillConditioned(obs_dim, num_indiv_skills, num_actions, hidden, skill_last_layer, 0.01,
+                                    recurrent)
 
     def get_action_and_logp(self, obs: torch.Tensor, skill: torch.Tensor, mask: torch.Tensor | None = None,
-                            action: torch.Tensor | None = None, deterministic: bool = False):
-        """Samples (or re-scores ``action``); returns action, log-prob and entropy (CleanRL's single entry point)."""
-        dist = self.distribution(obs, skill, mask)
+                            action: torch.Tensor | None = None, deterministic: bool = False,
+                            h: torch.Tensor | None = None, starts: torch.Tensor | None = None):
+        """Samples (or re-scores ``action``); returns action, log-prob, entropy and the next hidden state."""
+        logits, h = self.net(obs, skill, h, starts)
+        if mask is not None:
+            logits = logits.masked_fill(~mask, -1e10)
+        dist = Categorical(logits=logits)
         if action is None:
             action = dist.probs.argmax(-1) if deterministic else dist.sample()
-        return action, dist.log_prob(action), dist.entropy()
+        return action, dist.log_prob(action), dist.entropy(), h
 
 
 class LowCritic(nn.Module):
-    """The centralised critic V(s, Z) of the low level."""
+    """The centralised critic V(s, Z) of the low level (same MLP/GRU conventions as the actor)."""
 
-    def __init__(self, state_dim: int, num_team_skills: int, hidden: int = 64, skill_last_layer: bool = True) -> None:
+    def __init__(self, state_dim: int, num_team_skills: int, hidden: int = 64, skill_last_layer: bool = True,
+                 recurrent: bool = False) -> None:
         super().__init__()
-        self.net = SkillConditioned(state_dim, num_team_skills, 1, hidden, skill_last_layer, head_gain=1.0)
+        self.net = SkillConditioned(state_dim, num_team_skills, 1, hidden, skill_last_layer, 1.0, recurrent)
 
-    def forward(self, state: torch.Tensor, team_skill: torch.Tensor) -> torch.Tensor:
-        return self.net(state, team_skill).squeeze(-1)
+    def forward(self, state: torch.Tensor, team_skill: torch.Tensor, h: torch.Tensor | None = None,
+                starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        value, h = self.net(state, team_skill, h, starts)
+        return value.squeeze(-1), h
 
 
 class Discriminator(nn.Module):

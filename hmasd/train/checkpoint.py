@@ -40,6 +40,8 @@ def state_dict(trainer) -> dict[str, Any]:
         "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps,
                      "engine": trainer.engine.counters()},
         "env_snapshot": trainer.env._native.snapshot(),
+        "hidden": {"actor": trainer.actor_hidden.cpu(), "critic": trainer.critic_hidden.cpu(),
+                   "starts": trainer.starts.cpu()},
         "best_eval": getattr(trainer, "best_eval", None),
     }
 
@@ -82,7 +84,7 @@ def check_fits(data: dict[str, Any], trainer, path: str | os.PathLike = "checkpo
                                   f"but this run has {field}={spec[field]!r}")
     saved = data["config"]
     for field in ("algo", "num_team_skills", "num_indiv_skills", "hidden", "n_embd", "n_block", "n_head",
-                  "skill_last_layer", "agent_pos_embedding"):
+                  "skill_last_layer", "agent_pos_embedding", "recurrent"):
         if saved[field] != getattr(trainer.config, field):
             raise CheckpointError(f"{path} was made with {field}={saved[field]!r}, "
                                   f"but this run has {field}={getattr(trainer.config, field)!r}")
@@ -105,6 +107,9 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     if data["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(data["rng"]["cuda"])
     trainer.env._native.restore(data["env_snapshot"])
+    trainer.actor_hidden = data["hidden"]["actor"].to(trainer.device)
+    trainer.critic_hidden = data["hidden"]["critic"].to(trainer.device)
+    trainer.starts = data["hidden"]["starts"].to(trainer.device)
     trainer.engine.restore_counters(data["counters"]["engine"])
     trainer.iteration = data["counters"]["iteration"]
     trainer.env_steps = data["counters"]["env_steps"]

@@ -62,6 +62,10 @@ class TrainConfig:
     n_block: int = 1
     skill_last_layer: bool = True
     """Skill one-hot enters just before the action head (True, Alice_and_Bob/Overcooked) or at the input."""
+    recurrent: bool = False
+    """A 1-layer GRU after the low-level MLPs, as in the official code (reset at episode starts only)."""
+    chunk_length: int = 10
+    """Steps per recurrent training chunk (data_chunk_length); horizon must be a multiple of it."""
     agent_pos_embedding: bool = False
     """Learned agent position embeddings in the coordinator (a documented deviation; off as in the paper)."""
     eval_interval: int = 25
@@ -88,6 +92,9 @@ class TrainConfig:
         if self.clock == "global" and self.horizon % self.skill_interval:
             raise ValueError(f"clock='global' needs horizon ({self.horizon}) to be a multiple of skill_interval "
                              f"({self.skill_interval}), as in the official code")
+        if self.recurrent and (self.chunk_length < 1 or self.horizon % self.chunk_length):
+            raise ValueError(f"recurrent=True needs horizon ({self.horizon}) to be a multiple of chunk_length "
+                             f"({self.chunk_length})")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:

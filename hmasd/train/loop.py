@@ -62,6 +62,13 @@ class Trainer:
     env_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     last_batch: BatchRecord | None = None
+    best_eval: dict[str, Any] | None = None
+    # low-level GRU state carried across batches (zeros and unused for the MLP)
+    actor_hidden: torch.Tensor | None = None   # [E, N, H]
+    critic_hidden: torch.Tensor | None = None  # [E, H]
+    starts: torch.Tensor | None = None         # [E] the next step starts an episode
+    # per step of the current batch: hidden states before the step and the critic's state after it
+    hidden_log: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def build(config: TrainConfig) -> Trainer:
@@ -79,7 +86,10 @@ def build(config: TrainConfig) -> Trainer:
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions)
     agent = HMASDAgent(dims, config).to(device)
     generator = torch.Generator().manual_seed(config.seed)
-    return Trainer(config, env, engine, agent, device, generator)
+    e, n, h = env.num_envs, env.num_agents, config.hidden
+    return Trainer(config, env, engine, agent, device, generator,
+                   actor_hidden=torch.zeros(e, n, h, device=device), critic_hidden=torch.zeros(e, h, device=device),
+                   starts=torch.ones(e, dtype=torch.bool, device=device))
 
 
 # ---- acting -------------------------------------------------------------------------------------
@@ -101,22 +111,36 @@ def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, determinist
 
 def collect(trainer: Trainer) -> None:
     """Fills one batch of T steps per env through the engine (the coordinator runs only for envs that need it)."""
-    env, engine, device = trainer.env, trainer.engine, trainer.device
+    env, engine, device, c = trainer.env, trainer.engine, trainer.device, trainer.config
     obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
     team_now = torch.from_numpy(engine.windows["team_skill"])
     indiv_now = torch.from_numpy(engine.windows["indiv_skill"])
-    while not engine.ready:
+    log = {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
+           "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
+           "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
+           "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)}
+    recurrent = c.recurrent
+    for t in range(c.horizon):
         ids = engine.decision_env_ids()
         if len(ids):
             index = torch.from_numpy(ids).long()
             skills, logp, values = decide(trainer, state[index], obs[index])
             engine.decide(ids, skills[:, 0].astype(np.int32), skills[:, 1:].astype(np.int32), logp, values)
-        actions, logp, values = trainer.agent.act_low(obs.to(device), indiv_now.to(device), mask.to(device),
-                                                      state.to(device), team_now.to(device))
+        log["actor"][t], log["critic"][t], log["starts"][t] = trainer.actor_hidden, trainer.critic_hidden, trainer.starts
+        actions, logp, values, h_actor, h_critic = trainer.agent.act_low(
+            obs.to(device), indiv_now.to(device), mask.to(device), state.to(device), team_now.to(device),
+            actor_hidden=trainer.actor_hidden if recurrent else None,
+            critic_hidden=trainer.critic_hidden if recurrent else None,
+            starts=trainer.starts if recurrent else None)
         values_per_agent = values.unsqueeze(-1).expand_as(logp)
         engine.step(actions.cpu().numpy().astype(np.int32), logp.cpu().numpy(),
                     np.ascontiguousarray(values_per_agent.cpu().numpy()))
-    trainer.env_steps += trainer.config.horizon * trainer.config.num_envs
+        trainer.starts = torch.from_numpy(env.terminated | env.truncated).to(device)
+        if recurrent:
+            trainer.actor_hidden, trainer.critic_hidden = h_actor, h_critic
+            log["critic_after"][t] = h_critic
+    trainer.hidden_log = log
+    trainer.env_steps += c.horizon * c.num_envs
 
 
 # ---- targets ------------------------------------------------------------------------------------
@@ -133,27 +157,35 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
     norm = agent.low_value_norm
     values = norm.denormalize(low["values"][..., 0])  # [T, E]; the critic is per env
     ended = low["terminated"] | low["truncated"]
+    hidden = trainer.hidden_log
+    recurrent = c.recurrent
     with torch.no_grad():
-        # V(s', Z): the bootstrap for steps whose episode was truncated (s' = the final state)
-        next_values = norm.denormalize(agent.critic(next_state, team))
+        # V(s', Z) from the critic's state after the step: the bootstrap where an episode was truncated
+        after = hidden["critic_after"].reshape(t_len * e, -1) if recurrent else None
+        no_start = torch.zeros(1, t_len * e, dtype=torch.bool, device=dev) if recurrent else None
+        flat_next, _ = agent.critic(next_state.reshape(1, t_len * e, -1), team.reshape(1, -1), after, no_start)
+        next_values = norm.denormalize(flat_next.reshape(t_len, e))
         next_values[:-1] = torch.where(ended[:-1], next_values[:-1], values[1:])
         # at the barrier the next batch opens with a fresh decision Z' at s_T (as in the official code)
         boot_state = torch.from_numpy(engine.windows["bootstrap_state"]).to(dev)
         boot_obs = torch.from_numpy(engine.windows["bootstrap_obs"]).to(dev)
         fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
-        last = norm.denormalize(agent.critic(boot_state, fresh))
-        next_values[-1] = torch.where(ended[-1], next_values[-1], last)
+        last, _ = agent.critic(boot_state.unsqueeze(0), fresh.unsqueeze(0),
+                               trainer.critic_hidden if recurrent else None, trainer.starts.unsqueeze(0) if recurrent else None)
+        next_values[-1] = torch.where(ended[-1], next_values[-1], norm.denormalize(last[0]))
     chain_breaks = ended.clone()
     chain_breaks[-1] = True
     expand = lambda x: x.unsqueeze(-1).expand(t_len, e, n)  # noqa: E731
     advantages, returns = compute_gae(rewards, expand(values), expand(next_values), expand(low["terminated"]),
                                       expand(chain_breaks), c.gamma, c.gae_lambda)
+    rows = lambda x: x.reshape(t_len, e * n, *x.shape[3:])  # noqa: E731
     batch = LowBatch(
-        obs=low["obs"].reshape(t_len * e * n, -1), indiv_skill=indiv.reshape(-1),
-        action_mask=low["action_mask"].reshape(t_len * e * n, -1), actions=low["actions"].reshape(-1),
-        old_logp=low["logp"].reshape(-1), advantages=advantages.reshape(-1),
-        state=low["state"].reshape(t_len * e, -1), team_skill=team.reshape(-1),
-        old_values=low["values"][..., 0].reshape(-1), returns=returns.reshape(t_len * e, n))
+        obs=rows(low["obs"]), indiv_skill=rows(indiv), action_mask=rows(low["action_mask"]),
+        actions=rows(low["actions"]), old_logp=rows(low["logp"]), advantages=rows(advantages),
+        state=low["state"], team_skill=team, old_values=low["values"][..., 0], returns=returns,
+        actor_hidden=rows(hidden["actor"]), critic_hidden=hidden["critic"],
+        actor_starts=hidden["starts"].unsqueeze(-1).expand(t_len, e, n).reshape(t_len, e * n),
+        critic_starts=hidden["starts"])
     disc = DiscBatch(next_state=next_state.reshape(t_len * e, -1), team_skill=team.reshape(-1),
                      next_obs=next_obs.reshape(t_len * e * n, -1),
                      row_team=team.unsqueeze(-1).expand(t_len, e, n).reshape(-1), indiv_skill=indiv.reshape(-1))
@@ -217,12 +249,16 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     lengths = np.zeros(episodes, np.int32)
     infos: dict[str, list] = {key: [None] * episodes for key in env.episode_info}
     t = 0
+    recurrent = c.recurrent
+    h_actor = torch.zeros(episodes, n, c.hidden, device=dev) if recurrent else None
+    h_critic = torch.zeros(episodes, c.hidden, device=dev) if recurrent else None
+    no_starts = torch.zeros(episodes, dtype=torch.bool, device=dev) if recurrent else None
     while not done.all():
         if t % c.skill_interval == 0:  # every env restarts together, so the per-episode clock is shared
             skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=deterministic)
             team, indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
-        actions, _, _ = agent.act_low(obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev), team.to(dev),
-                                      deterministic=deterministic)
+        actions, _, _, h_actor, h_critic = agent.act_low(obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev),
+                                                         team.to(dev), deterministic, h_actor, h_critic, no_starts)
         env.step(actions.cpu().numpy().astype(np.int32))
         t += 1
         finished = (env.terminated | env.truncated) & ~done

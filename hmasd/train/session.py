@@ -137,6 +137,9 @@ def render_episode(trainer: Trainer, path: Path, seed: int = 0) -> Path:
     figure, axis = plt.subplots(figsize=(4, 4.4))
     axis.axis("off")
     frames, t = [], 0
+    h_actor = torch.zeros(1, env.num_agents, c.hidden, device=dev) if c.recurrent else None
+    h_critic = torch.zeros(1, c.hidden, device=dev) if c.recurrent else None
+    no_starts = torch.zeros(1, dtype=torch.bool, device=dev) if c.recurrent else None
     while True:
         if t % c.skill_interval == 0:
             skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=True)
@@ -146,8 +149,8 @@ def render_episode(trainer: Trainer, path: Path, seed: int = 0) -> Path:
         frames.append([axis.imshow(env.render(0), animated=True), title])
         if env.terminated[0] or env.truncated[0] or t >= 1000:
             break
-        actions, _, _ = trainer.agent.act_low(obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev),
-                                              team.to(dev), deterministic=True)
+        actions, _, _, h_actor, h_critic = trainer.agent.act_low(
+            obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev), team.to(dev), True, h_actor, h_critic, no_starts)
         env.step(actions.cpu().numpy().astype(np.int32))
         t += 1
     ArtistAnimation(figure, frames, interval=150, blit=True).save(path, writer=PillowWriter(fps=6))
