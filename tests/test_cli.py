@@ -42,6 +42,9 @@ def test_run_folder_holds_config_log_events_and_checkpoints(run_dir):
     names = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert {"best.pt", "final.pt", "step_280.pt", "step_560.pt"} <= names
     assert not any(name.endswith(".tmp") for name in names)
+    agents = json.loads((run_dir / "agents.json").read_text())
+    assert agents["policy_sharing"] == "shared" and len(agents["agents"]) == 4
+    assert {a["updates_applied"] for a in agents["agents"]} == {4 * 15}
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # tensorboard's event reader on some protobuf versions

@@ -226,3 +226,42 @@ def test_recurrent_resume_is_exact(tmp_path):
     for (name, a), b in zip(straight.agent.state_dict().items(), resumed.agent.state_dict().values()):
         assert torch.equal(a, b), name
     assert torch.equal(straight.actor_hidden, resumed.actor_hidden)
+
+
+@pytest.mark.parametrize("algo", ["hmasd", "mappo"])
+def test_independent_learners_update_each_agent_from_its_own_samples(algo):
+    trainer = small_trainer(algo, policy_sharing="independent")
+    agent = trainer.agent
+    assert len(agent.actors) == trainer.env.num_agents and len(agent.critics) == trainer.env.num_agents
+    assert {f"actor_{i}" for i in range(4)} <= agent.optimizers.keys()
+    before = [[p.detach().clone() for p in actor.parameters()] for actor in agent.actors]
+    collect(trainer)
+    batch, _, _ = low_level_batch(trainer)
+    batch.advantages = batch.advantages.reshape(batch.advantages.shape[0], -1, 4)
+    batch.advantages[..., 1:] = 0.0  # only agent 0 has a learning signal ...
+    batch.advantages = batch.advantages.reshape(batch.advantages.shape[0], -1)
+    trainer.config.low_entropy_coef = 0.0
+    agent.update_discoverer(batch)
+    after = [list(actor.parameters()) for actor in agent.actors]
+    changed = [not all(torch.equal(a, b) for a, b in zip(before[i], after[i])) for i in range(4)]
+    assert changed[0] and not any(changed[1:])  # ... so only agent 0's actor moves
+    assert len(set(agent.updates_applied)) == 1 and len(set(agent.samples_pushed)) == 1
+    from hmasd.train.loop import agent_records
+
+    records = agent_records(trainer)["agents"]
+    assert all(r["network_config"] == records[0]["network_config"] for r in records)
+
+
+def test_independent_mappo_learns_stag_hunt_in_self_play_with_equal_counters():
+    config = preset("stag_hunt", algo="mappo", policy_sharing="independent", num_envs=32,
+                    total_steps=32 * 35 * 30, eval_interval=0, seed=6)
+    trainer = build(config)
+    before = evaluate(trainer, 64, seed=9, deterministic=False)
+    while trainer.env_steps < config.total_steps:
+        metrics = iterate(trainer)
+    after = evaluate(trainer, 64, seed=9, deterministic=False)
+    assert np.mean(after["hares"]) > np.mean(before["hares"]) + 0.4, (before["hares"], after["hares"])
+    counts = [metrics[f"Agents/{i}/UpdatesApplied"] for i in range(4)]
+    samples = [metrics[f"Agents/{i}/SamplesPushed"] for i in range(4)]
+    assert len(set(counts)) == 1 and counts[0] == 30 * config.low_epochs
+    assert len(set(samples)) == 1 and samples[0] == 30 * 35 * 32

@@ -47,7 +47,7 @@ class LowBatch:
     advantages: torch.Tensor     # [T, E*N]
     state: torch.Tensor          # [T, E, S]
     team_skill: torch.Tensor     # [T, E]
-    old_values: torch.Tensor     # [T, E]
+    old_values: torch.Tensor     # [T, E, N] (equal over agents with a shared critic)
     returns: torch.Tensor        # [T, E, N]
     actor_hidden: torch.Tensor | None = None   # [T, E*N, H]
     critic_hidden: torch.Tensor | None = None  # [T, E, H]
@@ -89,20 +89,48 @@ class HMASDAgent(nn.Module):
         n_z, n_Z = config.num_indiv_skills, config.num_team_skills
         self.coordinator = SkillCoordinator(dims.state_dim, dims.obs_dim, dims.num_agents, n_Z, n_z, config.n_embd,
                                             config.n_head, config.n_block, config.agent_pos_embedding)
-        self.actor = LowActor(dims.obs_dim, n_z, dims.num_actions, config.hidden, config.skill_last_layer,
-                              config.recurrent)
-        self.critic = LowCritic(dims.state_dim, n_Z, config.hidden, config.skill_last_layer, config.recurrent)
+        # one actor and critic shared by every agent, or one per agent (independent learners, IPPO for mappo)
+        self.independent = config.policy_sharing == "independent"
+        copies = dims.num_agents if self.independent else 1
+        self.actors = nn.ModuleList(LowActor(dims.obs_dim, n_z, dims.num_actions, config.hidden,
+                                             config.skill_last_layer, config.recurrent) for _ in range(copies))
+        self.critics = nn.ModuleList(LowCritic(dims.state_dim, n_Z, config.hidden, config.skill_last_layer,
+                                               config.recurrent) for _ in range(copies))
         self.team_disc = Discriminator(dims.state_dim, n_Z, config.hidden)
         self.indiv_disc = Discriminator(dims.obs_dim + n_Z, n_z, config.hidden)
         self.high_value_norm = ValueNorm()
         self.low_value_norm = ValueNorm()
         self.optimizers = {
             "coordinator": _adam(self.coordinator, config.lr),
-            "actor": _adam(self.actor, config.lr),
-            "critic": _adam(self.critic, config.lr),
             "team_disc": _adam(self.team_disc, config.lr),
             "indiv_disc": _adam(self.indiv_disc, config.lr),
         }
+        for i, (actor, critic) in enumerate(zip(self.actors, self.critics)):
+            suffix = f"_{i}" if self.independent else ""
+            self.optimizers[f"actor{suffix}"] = _adam(actor, config.lr)
+            self.optimizers[f"critic{suffix}"] = _adam(critic, config.lr)
+        # per agent: optimiser steps its policy received and samples it contributed (for the symmetry audit)
+        self.updates_applied = [0] * dims.num_agents
+        self.samples_pushed = [0] * dims.num_agents
+
+    @property
+    def actor(self) -> LowActor:
+        """The shared actor (agent 0's with independent learners)."""
+        return self.actors[0]
+
+    @property
+    def critic(self) -> LowCritic:
+        return self.critics[0]
+
+    def network_config(self, agent: int) -> dict:
+        """What agent ``agent``'s low-level networks were built with (identical across agents unless a bug)."""
+        c = self.config
+        actor = self.actors[agent if self.independent else 0]
+        return {"lr": self.optimizers[f"actor_{agent}" if self.independent else "actor"].param_groups[0]["lr"],
+                "hidden": c.hidden, "skill_last_layer": c.skill_last_layer, "recurrent": c.recurrent,
+                "obs_dim": self.dims.obs_dim, "num_indiv_skills": c.num_indiv_skills,
+                "low_entropy_coef": c.low_entropy_coef, "clip": c.clip, "low_epochs": c.low_epochs,
+                "parameters": sum(p.numel() for p in actor.parameters()), "policy_sharing": c.policy_sharing}
 
     # ---- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -110,9 +138,15 @@ class HMASDAgent(nn.Module):
                 team_skill: torch.Tensor, deterministic: bool = False, actor_hidden: torch.Tensor | None = None,
                 critic_hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None):
         """One step for E envs: obs [E, N, O], indiv_skill [E, N], mask [E, N, A], state [E, S], team_skill [E]
-        (with a GRU: hidden states [E, N, H] and [E, H], episode starts [E]) -> actions, logp [E, N], the
-        critic's normalised value [E], and the next hidden states (None for the MLP)."""
+        (with a GRU: hidden states [E, N, H] and [E, H], episode starts [E]) -> actions, logp, the critic's
+        normalised values, all [E, N], and the next hidden states (None for the MLP)."""
         e, n = obs.shape[:2]
+        if self.independent:
+            steps = [self.actors[i].get_action_and_logp(obs[None, :, i], indiv_skill[None, :, i], mask[None, :, i],
+                                                        deterministic=deterministic) for i in range(n)]
+            values = torch.stack([critic(state[None], team_skill[None])[0][0] for critic in self.critics], -1)
+            return (torch.stack([a[0] for a, *_ in steps], -1), torch.stack([lp[0] for _, lp, *_ in steps], -1),
+                    values, None, None)
         rows = lambda x: x.reshape(1, e * n, *x.shape[2:])  # noqa: E731  one step of E*N agent rows
         agent_starts = None if starts is None else starts.unsqueeze(-1).expand(e, n).reshape(1, e * n)
         h_actor = None if actor_hidden is None else actor_hidden.reshape(e * n, -1)
@@ -121,7 +155,15 @@ class HMASDAgent(nn.Module):
         values, h_critic = self.critic(state.unsqueeze(0), team_skill.unsqueeze(0), critic_hidden,
                                        None if starts is None else starts.unsqueeze(0))
         h_actor = None if h_actor is None else h_actor.reshape(e, n, -1)
-        return actions.view(e, n), logp.view(e, n), values[0], h_actor, h_critic
+        return actions.view(e, n), logp.view(e, n), values[0].unsqueeze(-1).expand(e, n), h_actor, h_critic
+
+    @torch.no_grad()
+    def critic_values(self, state: torch.Tensor, team_skill: torch.Tensor, num_agents: int,
+                      hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised values [..., N] of states [..., S] under team skills [...] (for bootstrapping)."""
+        if self.independent:
+            return torch.stack([critic(state, team_skill)[0] for critic in self.critics], -1)
+        return self.critic(state, team_skill, hidden, starts)[0].unsqueeze(-1).expand(*team_skill.shape, num_agents)
 
     def intrinsic_rewards(self, next_state: torch.Tensor, next_obs: torch.Tensor, team_skill: torch.Tensor,
                           indiv_skill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,11 +177,16 @@ class HMASDAgent(nn.Module):
 
     # ---- updates --------------------------------------------------------------------------------
     def _step(self, name: str, module: nn.Module, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
+        self._step_many([(name, module)], loss)
+
+    def _step_many(self, parts: list[tuple[str, nn.Module]], loss: torch.Tensor) -> None:
+        """One optimiser step of each part on ``loss``; gradients are clipped per network."""
+        for name, _ in parts:
+            self.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), self.config.max_grad_norm)
-        optimizer.step()
+        for name, module in parts:
+            nn.utils.clip_grad_norm_(module.parameters(), self.config.max_grad_norm)
+            self.optimizers[name].step()
 
     def update_coordinator(self, batch: HighBatch) -> dict[str, torch.Tensor]:
         """PPO on the skill coordinator, every token of every decision at once (Eq. 6, averaged as in the code)."""
@@ -159,7 +206,16 @@ class HMASDAgent(nn.Module):
                 "explained_variance": explained_variance(values.detach(), returns)}
 
     def _actor_eval(self, batch: LowBatch):
-        """log-probs and entropies of the stored actions; a GRU replays chunks of ``chunk_length`` steps."""
+        """log-probs and entropies [T, E*N] of the stored actions; a GRU replays chunks of ``chunk_length`` steps."""
+        if self.independent:
+            t, rows = batch.actions.shape
+            n = self.dims.num_agents
+            per_agent = lambda x, i: x.reshape(t, rows // n, n, *x.shape[2:])[:, :, i]  # noqa: E731
+            outs = [self.actors[i].get_action_and_logp(per_agent(batch.obs, i), per_agent(batch.indiv_skill, i),
+                                                       per_agent(batch.action_mask, i),
+                                                       action=per_agent(batch.actions, i)) for i in range(n)]
+            return (torch.stack([o[1] for o in outs], -1).reshape(t, rows),
+                    torch.stack([o[2] for o in outs], -1).reshape(t, rows))
         if not self.config.recurrent:
             _, logp, entropy, _ = self.actor.get_action_and_logp(batch.obs, batch.indiv_skill, batch.action_mask,
                                                                  action=batch.actions)
@@ -172,33 +228,61 @@ class HMASDAgent(nn.Module):
         return logp, entropy
 
     def _critic_eval(self, batch: LowBatch) -> torch.Tensor:
+        """Values [T, E, N] (chunked for a GRU) of the stored states, with gradients."""
+        n = self.dims.num_agents
+        if self.independent:
+            return torch.stack([critic(batch.state, batch.team_skill)[0] for critic in self.critics], -1)
         if not self.config.recurrent:
-            return self.critic(batch.state, batch.team_skill)[0]
+            return self.critic(batch.state, batch.team_skill)[0].unsqueeze(-1).expand(*batch.team_skill.shape, n)
         length = self.config.chunk_length
-        return self.critic(to_chunks(batch.state, length), to_chunks(batch.team_skill, length),
-                           chunk_starts(batch.critic_hidden, length), to_chunks(batch.critic_starts, length))[0]
+        values = self.critic(to_chunks(batch.state, length), to_chunks(batch.team_skill, length),
+                             chunk_starts(batch.critic_hidden, length), to_chunks(batch.critic_starts, length))[0]
+        return values.unsqueeze(-1).expand(*values.shape, n)
+
+    def _agent_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-agent means of [T, E*N] rows: [N] with independent learners, else the overall mean [1]."""
+        if not self.independent:
+            return x.mean().unsqueeze(0)
+        return x.reshape(x.shape[0], -1, self.dims.num_agents).mean(dim=(0, 1))
 
     def update_discoverer(self, batch: LowBatch) -> dict[str, torch.Tensor]:
-        """PPO on the shared actor and the centralised critic (Eq. 7), separate optimisers."""
+        """PPO on the actor(s) and the centralised critic(s) (Eq. 7); with independent learners every agent's loss
+        is its own mean, so the summed loss updates each agent's networks from its own samples only."""
         c = self.config
         chunk = (lambda x: to_chunks(x, c.chunk_length)) if c.recurrent else (lambda x: x)  # noqa: E731
         self.low_value_norm.update(batch.returns)
         returns = chunk(self.low_value_norm.normalize(batch.returns))
-        advantages = chunk(normalize_advantages(batch.advantages))
-        old_logp, old_values = chunk(batch.old_logp), chunk(batch.old_values)
+        advantages = batch.advantages
+        if self.independent:  # normalise each agent's advantages over its own samples
+            per_agent = advantages.reshape(advantages.shape[0], -1, self.dims.num_agents)
+            advantages = ((per_agent - per_agent.mean((0, 1))) / (per_agent.std((0, 1)) + 1e-8)).reshape_as(advantages)
+        else:
+            advantages = normalize_advantages(advantages)
+        advantages, old_logp, old_values = chunk(advantages), chunk(batch.old_logp), chunk(batch.old_values)
+        actor_parts = [(f"actor_{i}" if self.independent else "actor", a) for i, a in enumerate(self.actors)]
+        critic_parts = [(f"critic_{i}" if self.independent else "critic", m) for i, m in enumerate(self.critics)]
         for _ in range(c.low_epochs):
             logp, entropy = self._actor_eval(batch)
-            pg_loss, approx_kl, clipfrac = policy_loss(logp, old_logp, advantages, c.clip)
-            entropy_mean = entropy.mean()
-            self._step("actor", self.actor, pg_loss - c.low_entropy_coef * entropy_mean)
+            ratio = (logp - old_logp).exp()
+            surrogate = torch.min(ratio * advantages, ratio.clamp(1 - c.clip, 1 + c.clip) * advantages)
+            pg_losses = -self._agent_means(surrogate)
+            entropies = self._agent_means(entropy)
+            self._step_many(actor_parts, (pg_losses - c.low_entropy_coef * entropies).sum())
             values = self._critic_eval(batch)
-            v_loss = value_loss(values.unsqueeze(-1).expand_as(returns), old_values.unsqueeze(-1).expand_as(returns),
-                                returns, c.value_clip, c.huber_delta)
-            self._step("critic", self.critic, c.value_coef * v_loss)
+            v_losses = torch.stack([value_loss(values[..., i], old_values[..., i], returns[..., i], c.value_clip,
+                                               c.huber_delta) for i in range(len(self.critics))]) \
+                if self.independent else value_loss(values, old_values, returns, c.value_clip, c.huber_delta)
+            self._step_many(critic_parts, c.value_coef * v_losses.sum())
+        for i in range(self.dims.num_agents):
+            self.updates_applied[i] += c.low_epochs
+            self.samples_pushed[i] += batch.actions.numel() // self.dims.num_agents
+        with torch.no_grad():
+            _, approx_kl, clipfrac = policy_loss(logp, old_logp, advantages, c.clip)
+        pg_loss, v_loss, entropy_mean = pg_losses.mean(), v_losses.mean(), entropies.mean()
         return {"total": (pg_loss + c.value_coef * v_loss - c.low_entropy_coef * entropy_mean).detach(),
                 "policy": pg_loss.detach(), "value": v_loss.detach(), "entropy": entropy_mean.detach(),
                 "approx_kl": approx_kl, "clipfrac": clipfrac,
-                "explained_variance": explained_variance(values.detach().unsqueeze(-1).expand_as(returns), returns)}
+                "explained_variance": explained_variance(values.detach(), returns)}
 
     def update_discriminators(self, batch: DiscBatch, train_team: bool, train_indiv: bool) -> dict[str, torch.Tensor]:
         """Cross-entropy on the current rollout (Eq. 8), each discriminator with its own optimiser."""

@@ -43,6 +43,8 @@ def state_dict(trainer) -> dict[str, Any]:
         "hidden": {"actor": trainer.actor_hidden.cpu(), "critic": trainer.critic_hidden.cpu(),
                    "starts": trainer.starts.cpu()},
         "best_eval": getattr(trainer, "best_eval", None),
+        "agent_counters": {"updates_applied": list(trainer.agent.updates_applied),
+                           "samples_pushed": list(trainer.agent.samples_pushed)},
     }
 
 
@@ -84,7 +86,7 @@ def check_fits(data: dict[str, Any], trainer, path: str | os.PathLike = "checkpo
                                   f"but this run has {field}={spec[field]!r}")
     saved = data["config"]
     for field in ("algo", "num_team_skills", "num_indiv_skills", "hidden", "n_embd", "n_block", "n_head",
-                  "skill_last_layer", "agent_pos_embedding", "recurrent"):
+                  "skill_last_layer", "agent_pos_embedding", "recurrent", "policy_sharing"):
         if saved[field] != getattr(trainer.config, field):
             raise CheckpointError(f"{path} was made with {field}={saved[field]!r}, "
                                   f"but this run has {field}={getattr(trainer.config, field)!r}")
@@ -97,6 +99,8 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     for name, optimizer in trainer.agent.optimizers.items():
         optimizer.load_state_dict(data["optimizers"][name])
     trainer.best_eval = data.get("best_eval")
+    trainer.agent.updates_applied = list(data["agent_counters"]["updates_applied"])
+    trainer.agent.samples_pushed = list(data["agent_counters"]["samples_pushed"])
     if not exact:
         return
     if data["config"]["num_envs"] != trainer.config.num_envs:

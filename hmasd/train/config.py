@@ -62,6 +62,9 @@ class TrainConfig:
     n_block: int = 1
     skill_last_layer: bool = True
     """Skill one-hot enters just before the action head (True, Alice_and_Bob/Overcooked) or at the input."""
+    policy_sharing: str = "shared"
+    """shared (one low-level actor and critic for every agent) | independent (one per agent; IPPO with mappo).
+    The coordinator stays centralised."""
     recurrent: bool = False
     """A 1-layer GRU after the low-level MLPs, as in the official code (reset at episode starts only)."""
     chunk_length: int = 10
@@ -92,6 +95,10 @@ class TrainConfig:
         if self.clock == "global" and self.horizon % self.skill_interval:
             raise ValueError(f"clock='global' needs horizon ({self.horizon}) to be a multiple of skill_interval "
                              f"({self.skill_interval}), as in the official code")
+        if self.policy_sharing not in ("shared", "independent"):
+            raise ValueError(f"policy_sharing must be 'shared' or 'independent', got {self.policy_sharing!r}")
+        if self.recurrent and self.policy_sharing == "independent":
+            raise ValueError("recurrent=True is implemented for policy_sharing='shared' only")
         if self.recurrent and (self.chunk_length < 1 or self.horizon % self.chunk_length):
             raise ValueError(f"recurrent=True needs horizon ({self.horizon}) to be a multiple of chunk_length "
                              f"({self.chunk_length})")

@@ -132,9 +132,8 @@ def collect(trainer: Trainer) -> None:
             actor_hidden=trainer.actor_hidden if recurrent else None,
             critic_hidden=trainer.critic_hidden if recurrent else None,
             starts=trainer.starts if recurrent else None)
-        values_per_agent = values.unsqueeze(-1).expand_as(logp)
         engine.step(actions.cpu().numpy().astype(np.int32), logp.cpu().numpy(),
-                    np.ascontiguousarray(values_per_agent.cpu().numpy()))
+                    np.ascontiguousarray(values.cpu().numpy()))
         trainer.starts = torch.from_numpy(env.terminated | env.truncated).to(device)
         if recurrent:
             trainer.actor_hidden, trainer.critic_hidden = h_actor, h_critic
@@ -155,7 +154,7 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
     rewards = c.lambda_env * low["rewards"] + c.lambda_team * r_team.unsqueeze(-1) + c.lambda_indi * r_indiv
 
     norm = agent.low_value_norm
-    values = norm.denormalize(low["values"][..., 0])  # [T, E]; the critic is per env
+    values = norm.denormalize(low["values"])  # [T, E, N]; equal over agents with a shared critic
     ended = low["terminated"] | low["truncated"]
     hidden = trainer.hidden_log
     recurrent = c.recurrent
@@ -163,26 +162,28 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
         # V(s', Z) from the critic's state after the step: the bootstrap where an episode was truncated
         after = hidden["critic_after"].reshape(t_len * e, -1) if recurrent else None
         no_start = torch.zeros(1, t_len * e, dtype=torch.bool, device=dev) if recurrent else None
-        flat_next, _ = agent.critic(next_state.reshape(1, t_len * e, -1), team.reshape(1, -1), after, no_start)
-        next_values = norm.denormalize(flat_next.reshape(t_len, e))
-        next_values[:-1] = torch.where(ended[:-1], next_values[:-1], values[1:])
+        flat_next = agent.critic_values(next_state.reshape(1, t_len * e, -1), team.reshape(1, -1), n, after,
+                                        no_start)
+        next_values = norm.denormalize(flat_next.reshape(t_len, e, n))
+        next_values[:-1] = torch.where(ended[:-1, :, None], next_values[:-1], values[1:])
         # at the barrier the next batch opens with a fresh decision Z' at s_T (as in the official code)
         boot_state = torch.from_numpy(engine.windows["bootstrap_state"]).to(dev)
         boot_obs = torch.from_numpy(engine.windows["bootstrap_obs"]).to(dev)
         fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
-        last, _ = agent.critic(boot_state.unsqueeze(0), fresh.unsqueeze(0),
-                               trainer.critic_hidden if recurrent else None, trainer.starts.unsqueeze(0) if recurrent else None)
-        next_values[-1] = torch.where(ended[-1], next_values[-1], norm.denormalize(last[0]))
+        last = agent.critic_values(boot_state.unsqueeze(0), fresh.unsqueeze(0), n,
+                                   trainer.critic_hidden if recurrent else None,
+                                   trainer.starts.unsqueeze(0) if recurrent else None)[0]
+        next_values[-1] = torch.where(ended[-1, :, None], next_values[-1], norm.denormalize(last))
     chain_breaks = ended.clone()
     chain_breaks[-1] = True
     expand = lambda x: x.unsqueeze(-1).expand(t_len, e, n)  # noqa: E731
-    advantages, returns = compute_gae(rewards, expand(values), expand(next_values), expand(low["terminated"]),
+    advantages, returns = compute_gae(rewards, values, next_values, expand(low["terminated"]),
                                       expand(chain_breaks), c.gamma, c.gae_lambda)
     rows = lambda x: x.reshape(t_len, e * n, *x.shape[3:])  # noqa: E731
     batch = LowBatch(
         obs=rows(low["obs"]), indiv_skill=rows(indiv), action_mask=rows(low["action_mask"]),
         actions=rows(low["actions"]), old_logp=rows(low["logp"]), advantages=rows(advantages),
-        state=low["state"], team_skill=team, old_values=low["values"][..., 0], returns=returns,
+        state=low["state"], team_skill=team, old_values=low["values"], returns=returns,
         actor_hidden=rows(hidden["actor"]), critic_hidden=hidden["critic"],
         actor_starts=hidden["starts"].unsqueeze(-1).expand(t_len, e, n).reshape(t_len, e * n),
         critic_starts=hidden["starts"])
@@ -233,8 +234,21 @@ def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
+def episode_returns(trainer: Trainer, episodes: int, seed: int, deterministic: bool = False,
+                    permutations: np.ndarray | None = None) -> np.ndarray:
+    """Per-agent returns [episodes, N] of the trained policy, one episode per fresh env.
+
+    ``permutations`` [episodes, N] shuffles agent ids: the policy's agent i acts in env slot permutations[e, i]
+    (its observation, skill and action), so returns can be attributed to the id or to the physical slot. The
+    result is indexed by slot.
+    """
+    return evaluate(trainer, episodes, seed=seed, deterministic=deterministic, permutations=permutations,
+                    raw=True)["slot_returns"]
+
+
 @torch.no_grad()
-def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, deterministic: bool = True) -> dict[str, Any]:
+def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, deterministic: bool = True,
+             permutations: np.ndarray | None = None, raw: bool = False) -> dict[str, Any]:
     """One episode in each of ``episodes`` fresh envs: argmax at both levels, a per-episode skill clock."""
     c, agent, dev = trainer.config, trainer.agent, trainer.device
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=c.seed + 100_003 if seed is None else seed,
@@ -253,13 +267,23 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     h_actor = torch.zeros(episodes, n, c.hidden, device=dev) if recurrent else None
     h_critic = torch.zeros(episodes, c.hidden, device=dev) if recurrent else None
     no_starts = torch.zeros(episodes, dtype=torch.bool, device=dev) if recurrent else None
+    perm = None if permutations is None else torch.from_numpy(np.asarray(permutations)).long()
+    rows = torch.arange(episodes).unsqueeze(-1)
     while not done.all():
+        # the policy's agent i acts in slot perm[e, i]: gather obs and masks into policy order
+        obs_in, mask_in = (obs, mask) if perm is None else (obs[rows, perm], mask[rows, perm])
         if t % c.skill_interval == 0:  # every env restarts together, so the per-episode clock is shared
-            skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=deterministic)
+            skills, _, _ = decide(trainer, state.clone(), obs_in.clone(), deterministic=deterministic)
             team, indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
-        actions, _, _, h_actor, h_critic = agent.act_low(obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev),
-                                                         team.to(dev), deterministic, h_actor, h_critic, no_starts)
-        env.step(actions.cpu().numpy().astype(np.int32))
+        actions, _, _, h_actor, h_critic = agent.act_low(obs_in.to(dev), indiv.to(dev), mask_in.to(dev),
+                                                         state.to(dev), team.to(dev), deterministic, h_actor,
+                                                         h_critic, no_starts)
+        actions = actions.cpu()
+        if perm is not None:
+            slot_actions = torch.empty_like(actions)
+            slot_actions[rows, perm] = actions
+            actions = slot_actions
+        env.step(actions.numpy().astype(np.int32))
         t += 1
         finished = (env.terminated | env.truncated) & ~done
         for e in np.flatnonzero(finished):
@@ -267,6 +291,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
             for key, values in env.episode_info.items():
                 infos[key][e] = np.array(values[e])
         done |= finished
+    if raw:
+        return {"slot_returns": returns}
     team_return = returns.mean(axis=1)
     result: dict[str, Any] = {"episodes": episodes, "mean_reward": float(team_return.mean()),
                               "std_reward": float(team_return.std()), "mean_return": float(returns.mean()),
@@ -315,6 +341,9 @@ def iterate(trainer: Trainer) -> dict[str, float]:
         "Training/EnvSteps": float(trainer.env_steps),
         "Training/SPS": c.horizon * c.num_envs / max(updated - start, 1e-9),
     })
+    for i in range(trainer.env.num_agents):
+        metrics[f"Agents/{i}/SamplesPushed"] = float(agent.samples_pushed[i])
+        metrics[f"Agents/{i}/UpdatesApplied"] = float(agent.updates_applied[i])
     episodes = trainer.env.episode_stats()
     if episodes["episodes"]:
         metrics["Training/Episodes_Completed"] = float(episodes["episodes"])
@@ -326,6 +355,15 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             metrics["Training/Success"] = float(episodes["success"])
     trainer.history.append(metrics)
     return metrics
+
+
+def agent_records(trainer: Trainer) -> dict[str, Any]:
+    """Per agent: samples pushed, updates applied and the config its networks were built with (agents.json)."""
+    agent = trainer.agent
+    return {"policy_sharing": trainer.config.policy_sharing,
+            "agents": [{"agent": i, "samples_pushed": agent.samples_pushed[i],
+                        "updates_applied": agent.updates_applied[i], "network_config": agent.network_config(i)}
+                       for i in range(trainer.env.num_agents)]}
 
 
 def run(config: TrainConfig, on_iteration: Callable[[Trainer, dict[str, float]], None] | None = None,

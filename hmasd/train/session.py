@@ -15,7 +15,7 @@ import torch
 
 from hmasd.train import checkpoint
 from hmasd.train.config import TrainConfig
-from hmasd.train.loop import Trainer, build, decide, evaluate, iterate
+from hmasd.train.loop import Trainer, agent_records, build, decide, evaluate, iterate
 
 log = logging.getLogger("hmasd.train")
 
@@ -61,6 +61,7 @@ def train(config: TrainConfig, run_dir: Path, data: dict | None, model_path: str
             checkpoint.save(trainer, ckpt_dir / f"step_{trainer.env_steps}.pt")
         if trainer.env_steps >= next_export:
             tracker.export(trainer.env_steps)
+            write_agent_records(trainer, run_dir)
             next_export += export_interval
         if bar is not None:
             bar.update(trainer.env_steps - before)
@@ -70,12 +71,18 @@ def train(config: TrainConfig, run_dir: Path, data: dict | None, model_path: str
         bar.close()
     final_eval = evaluate_and_keep_best(trainer, tracker, ckpt_dir)
     checkpoint.save(trainer, ckpt_dir / "final.pt")
+    write_agent_records(trainer, run_dir)
     summary = {"env": config.env, "algo": config.algo, "seed": config.seed, "env_steps": trainer.env_steps,
                "updates": trainer.iteration, "wall_time_s": time.perf_counter() - start,
                "final_eval": final_eval, "best_eval": trainer.best_eval, "run_dir": str(run_dir)}
     tracker.close(summary)
     log_summary(summary)
     return summary
+
+
+def write_agent_records(trainer: Trainer, run_dir: Path) -> None:
+    """agents.json: what the symmetry audit's `pipeline` check compares across agents."""
+    (run_dir / "agents.json").write_text(json.dumps(agent_records(trainer), indent=2))
 
 
 def evaluate_and_keep_best(trainer: Trainer, tracker, ckpt_dir: Path) -> dict[str, Any]:
