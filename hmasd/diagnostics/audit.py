@@ -21,7 +21,6 @@ episode are exchangeable, and the p-value comes from shuffling them (see hmasd.d
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import re
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hmasd._cli import parse_value
 from hmasd.diagnostics import stats
 
 COMMANDS = ("env", "permute", "policy", "runs", "pipeline")
@@ -126,6 +126,9 @@ def analyse(returns: np.ndarray, alpha: float, n_perm: int = 2000, seed: int = 0
                     f"blocks); the largest |advantage| over the {blocks[:-1]} mean is {np.max(np.abs(adv)):.3g} with "
                     f"95% CI half-widths up to {half:.3g}, so a bias much larger than that would have shown")
     notes = []
+    if np.all(x == x[:, :1]):
+        notes.append(f"every {blocks[:-1]} gave all {unit}s the same return (a team reward?): these data cannot "
+                     "show an asymmetry")
     if 1.0 / (1 + n_perm) >= alpha:
         notes.append(f"n_perm = {n_perm} is too small: the smallest attainable p-value {1 / (1 + n_perm):.3g} is not "
                      f"below alpha = {alpha:g}")
@@ -169,10 +172,12 @@ def attribute(slot_returns: np.ndarray, perms: np.ndarray, alpha: float, n_perm:
     by_slot = analyse(slot_returns, alpha / 2, n_perm, seed + 1, unit="slot")
     follows = {(True, True): "both", (True, False): "id", (False, True): "slot", (False, False): "neither"}[
         (by_id["verdict"] == "asymmetric", by_slot["verdict"] == "asymmetric")]
+    who = "".join(f"; {r['unit']} {r['favoured']} favoured, {r['unit']} {r['least_favoured']} least"
+                  for r in (by_slot, by_id) if r["verdict"] == "asymmetric")
     return {"by_id": by_id, "by_slot": by_slot, "follows": follows, "alpha_each": alpha / 2,
-            "evidence": (f"{FOLLOWS_TEXT[follows]} (by id: permutation p = {by_id['permutation_test']['p_value']:.3g};"
-                         f" by slot: p = {by_slot['permutation_test']['p_value']:.3g}; each tested at alpha / 2 = "
-                         f"{alpha / 2:g})")}
+            "evidence": (f"{FOLLOWS_TEXT[follows]}{who} (by id: permutation p = "
+                         f"{by_id['permutation_test']['p_value']:.3g}; by slot: p = "
+                         f"{by_slot['permutation_test']['p_value']:.3g}; each tested at alpha / 2 = {alpha / 2:g})")}
 
 
 # ---- sub-commands ------------------------------------------------------------------------------------------------
@@ -231,6 +236,7 @@ def audit_policy(model_path: str, episodes: int, seed: int, options: dict[str, A
     return {"command": "policy", "model_path": str(model_path), "env": config.env, "env_options": config.env_options,
             "algo": config.algo, "policy_sharing": getattr(config, "policy_sharing", "shared"),
             "deterministic": deterministic, "episodes": episodes, "seed": seed, "alpha": alpha, **_top(fixed_result),
+            "evidence": f"{fixed_result['evidence']}. With ids shuffled per episode: {attribution['evidence']}",
             "follows": attribution["follows"], "analysis": fixed_result, "attribution": attribution}
 
 
@@ -268,6 +274,8 @@ def late_means(series: dict[int, tuple[np.ndarray, np.ndarray]], last_fraction: 
     for agent in range(len(series)):
         steps, values = series[agent]
         keep = steps >= cutoff
+        if not keep.any():  # this agent stopped logging early: its last point stands for the tail
+            keep = steps == steps.max()
         means.append(values[keep].mean())
         points.append(int(keep.sum()))
     return np.array(means), min(points)
@@ -401,7 +409,8 @@ def _table(result: dict[str, Any], title: str) -> list[str]:
     perm, fried = result["permutation_test"], result["friedman"]
     order = " > ".join(map(str, perm["ordering"]))
     lines += [
-        f"  equal means, permutation test ({perm['n_perm']} draws, {result['blocks']} blocks): p = {perm['p_value']:.3g}",
+        f"  equal means, permutation test ({perm['n_perm']} draws, {result['blocks']} blocks): "
+        f"p = {perm['p_value']:.3g}",
         f"  Friedman rank test: Q = {fried['statistic']:.3g} on {fried['dof']} dof, p = {fried['p_value']:.3g} "
         "(chi-square approximation)",
         f"  ordering {order}: chance of an ordering this clear (all neighbours apart by >= the observed smallest gap)"
@@ -541,17 +550,6 @@ def _jsonable(value: Any) -> Any:
 # ---- command line ------------------------------------------------------------------------------------------------
 
 
-def parse_value(text: str) -> Any:
-    """'4' -> 4, '0.5' -> 0.5, 'true' -> True, 'index' -> 'index'."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     options = {}
     for pair in pairs:
@@ -606,6 +604,8 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     """Runs the parsed sub-command and returns its report (without writing anything)."""
     if not 0 < args.alpha < 1:
         raise AuditError(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.seed < 0:
+        raise AuditError(f"--seed must be >= 0, got {args.seed}")
     if args.n_perm < 1:
         raise AuditError(f"--n-perm must be >= 1, got {args.n_perm}")
     if args.command in ("env", "permute", "policy") and args.episodes < 2:

@@ -4,16 +4,16 @@ events, paper_data exports, checkpoints, the resolved config and a log; or evalu
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hmasd.train.config import ALGOS, PRESETS, TrainConfig, preset
+from hmasd._cli import parse_value
+
+from hmasd.train.config import ALGOS, PRESETS, TrainConfig
 
 log = logging.getLogger("hmasd.train")
 DEFAULT_PRESET = "quickstart"
@@ -46,17 +46,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true", help="with --eval-only: save a GIF of one episode")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def parse_value(text: str) -> Any:
-    """'3' -> 3, '1e-4' -> 0.0001, 'true' -> True, '{"a": 1}' -> dict, anything else a string."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
