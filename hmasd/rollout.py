@@ -13,7 +13,9 @@ _ENGINES = {"alice_and_bob": "AliceAndBobRollout", "stag_hunt": "StagHuntRollout
 class RolloutEngine:
     """Collects one on-policy batch of T steps from every env of a :class:`VecEnv`, natively.
 
-    Per step: read :attr:`needs_decision`, run the high level for exactly those envs and hand the result to
+    Per step: read :attr:`needs_decision` and the current :attr:`obs` / :attr:`state` / :attr:`action_mask`
+    (written in place into the batch: ``env.obs`` is stale inside a batch), run the high level for exactly those
+    envs and hand the result to
     :meth:`decide`, then :meth:`step` with the low-level actions, log-probs and values. After T steps the engine
     closes every open window (flagged truncated), refuses further steps and reports :attr:`ready`; the learner
     updates and calls :meth:`resume`, which bumps :attr:`policy_version` and asks every env for a fresh decision.
@@ -89,6 +91,27 @@ class RolloutEngine:
         """Starts a fresh batch under the current policy version."""
         self._native.enable_collection()
 
+    # ---- the current observation (written in place into the batch: read it here, not from env.obs) -----------
+    def _current(self, key: str, env_buffer: np.ndarray) -> np.ndarray:
+        t = self.steps_in_batch
+        return self._low[key][t] if 0 < t < self._native.horizon else env_buffer
+
+    @property
+    def obs(self) -> np.ndarray:
+        """float32[E, N, O] observations the next step acts on. While a batch is collected the env writes them
+        straight into the batch (row t), so ``env.obs`` is only current at batch boundaries."""
+        return self._current("obs", self.env.obs)
+
+    @property
+    def state(self) -> np.ndarray:
+        """float32[E, S] global state the next step acts on (see :attr:`obs`)."""
+        return self._current("state", self.env.state)
+
+    @property
+    def action_mask(self) -> np.ndarray:
+        """bool[E, N, A] valid actions of the next step (see :attr:`obs`)."""
+        return self._current("action_mask", self.env.action_mask)
+
     # ---- state and counters ----------------------------------------------------------------------
     @property
     def ready(self) -> bool:
@@ -138,8 +161,7 @@ class RolloutEngine:
         next_state = np.empty_like(low["state"])
         next_obs[:-1], next_state[:-1] = low["obs"][1:], low["state"][1:]
         if t:
-            next_obs[-1] = self.env.obs if not self.ready else self.windows["bootstrap_obs"]
-            next_state[-1] = self.env.state if not self.ready else self.windows["bootstrap_state"]
+            next_obs[-1], next_state[-1] = self.obs, self.state
         ended = low["terminated"] | low["truncated"]
         next_obs[ended] = low["final_obs"][ended]
         next_state[ended] = low["final_state"][ended]

@@ -32,7 +32,7 @@ def decide_all(engine: RolloutEngine, rng: np.random.Generator, log: list | None
     values = rng.normal(size=(d, n + 1)).astype(np.float32)
     if log is not None:
         for j, e in enumerate(ids):
-            log.append((int(e), engine.steps_in_batch, engine.env.state[e].copy(), engine.env.obs[e].copy(),
+            log.append((int(e), engine.steps_in_batch, engine.state[e].copy(), engine.obs[e].copy(),
                         int(team[j]), indiv[j].copy()))
     engine.decide(ids, team, indiv, logp, values)
 
@@ -41,7 +41,7 @@ def collect(engine: RolloutEngine, rng: np.random.Generator, log: list | None = 
     e, n = engine.env.num_envs, engine.env.num_agents
     while not engine.ready:
         decide_all(engine, rng, log)
-        actions = random_actions(rng, engine.env.action_mask)
+        actions = random_actions(rng, engine.action_mask)
         engine.step(actions, rng.normal(size=(e, n)).astype(np.float32),
                     rng.normal(size=(e, n)).astype(np.float32))
 
@@ -299,3 +299,30 @@ def test_buffers_reach_torch_without_a_copy():
     collect(engine, np.random.default_rng(8))
     assert tensor.data_ptr() == engine._low["rewards"].__array_interface__["data"][0]
     assert torch.equal(tensor, torch.from_numpy(engine.low_level()["rewards"].copy()))
+
+
+@pytest.mark.parametrize("name, threads", [("alice_and_bob", 1), ("stag_hunt", 2)])
+def test_observations_written_in_place_equal_a_bare_envs(name, threads):
+    # the env writes each step's observations straight into the batch; a twin stepped directly must agree
+    engine = make_engine(name, num_envs=128, horizon=23, k=4, seed=9, threads=threads, max_steps=7)
+    twin = hmasd.envs.make(name, num_envs=128, seed=9, max_steps=7)
+    twin.reset()
+    rng = np.random.default_rng(0)
+    e, n = 128, engine.env.num_agents
+    for batch in range(2):
+        while not engine.ready:
+            t = engine.steps_in_batch
+            np.testing.assert_array_equal(engine.obs, twin.obs, err_msg=f"batch {batch} step {t}")
+            np.testing.assert_array_equal(engine.state, twin.state)
+            np.testing.assert_array_equal(engine.action_mask, twin.action_mask)
+            decide_all(engine, rng)
+            actions = random_actions(rng, engine.action_mask)
+            engine.step(actions, np.zeros((e, n), np.float32), np.zeros((e, n), np.float32))
+            twin.step(actions)
+            low = engine.low_level()
+            ended = twin.terminated | twin.truncated
+            np.testing.assert_array_equal(low["final_obs"][t][ended], twin.final_obs[ended])
+            np.testing.assert_array_equal(low["rewards"][t], twin.rewards)
+        np.testing.assert_array_equal(engine.env.obs, twin.obs)  # at the barrier the env's own buffers are current
+        check_batch(engine)
+        engine.resume()

@@ -62,6 +62,7 @@ class BatchedEnv {
     episode_info_ = HostArray<float>(e * static_cast<size_t>(info_width_));
     log_.return_sum.assign(n, 0.0);
     log_.info_sum.assign(static_cast<size_t>(info_width_), 0.0);
+    restore_output();
   }
 
   // ---- protocol -------------------------------------------------------------------------------
@@ -92,6 +93,18 @@ class BatchedEnv {
     record_finished_episodes();
   }
 
+  // Where observe() writes obs / state / action masks ([E, ...] rows, same layout as the own buffers). The rollout
+  // engine points this at the next step's rows of its batch, so observations are written once, in place.
+  void redirect_output(float* obs, float* state, bool* action_mask) {
+    out_obs_ = obs;
+    out_state_ = state;
+    out_mask_ = action_mask;
+  }
+  void restore_output() { redirect_output(obs_.data(), state_.data(), action_mask_.data()); }
+  const float* current_obs() const { return out_obs_; }
+  const float* current_state() const { return out_state_; }
+  const bool* current_action_mask() const { return out_mask_; }
+
   // One env, no checks: the caller (step() or the rollout engine) has validated the actions.
   void step_env(int32_t e, const int32_t* actions) {
     const int32_t n = dims_.num_agents;
@@ -105,8 +118,8 @@ class BatchedEnv {
     observe(e);
     if (!status.terminated && !status.truncated) return;
 
-    std::memcpy(final_obs_.data() + obs_offset(e), obs_.data() + obs_offset(e), obs_row_bytes());
-    std::memcpy(final_state_.data() + state_offset(e), state_.data() + state_offset(e), state_row_bytes());
+    std::memcpy(final_obs_.data() + obs_offset(e), out_obs_ + obs_offset(e), obs_row_bytes());
+    std::memcpy(final_state_.data() + state_offset(e), out_state_ + state_offset(e), state_row_bytes());
     std::memcpy(episode_return_.data() + int64_t(e) * n, running, sizeof(float) * n);
     episode_length_[e] = running_length_[e];
     Env::episode_info(config_, states_[e], episode_info_.data() + int64_t(e) * info_width_);
@@ -217,8 +230,8 @@ class BatchedEnv {
   size_t state_row_bytes() const { return sizeof(float) * dims_.state_dim; }
 
   void observe(int32_t e) {
-    Env::observe(config_, states_[e], obs_.data() + obs_offset(e), state_.data() + state_offset(e),
-                 action_mask_.data() + int64_t(e) * dims_.num_agents * dims_.num_actions);
+    Env::observe(config_, states_[e], out_obs_ + obs_offset(e), out_state_ + state_offset(e),
+                 out_mask_ + int64_t(e) * dims_.num_agents * dims_.num_actions);
   }
 
   void reset_env(int32_t e) {
@@ -267,6 +280,9 @@ class BatchedEnv {
   HostArray<float> running_return_;
   HostArray<int32_t> running_length_;
   EpisodeLog log_;
+  float* out_obs_ = nullptr;
+  float* out_state_ = nullptr;
+  bool* out_mask_ = nullptr;
 };
 
 }  // namespace hmasd

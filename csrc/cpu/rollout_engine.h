@@ -56,6 +56,7 @@ class RolloutEngine {
   void decide(const int32_t* env_ids, int32_t count, const int32_t* team, const int32_t* indiv, const float* logp,
               const float* value) {
     check_collecting("decide()");
+    sync_batch_start();
     int32_t pending = 0;
     for (int32_t e = 0; e < e_; ++e) pending += windows_.needs_decision[e];
     HostArray<bool>& seen = decided_scratch_;
@@ -98,6 +99,7 @@ class RolloutEngine {
     env_.check_actions(actions);
     for (int32_t e = 0; e < e_; ++e) check_finite(logp + int64_t(e) * n_, n_, "logp", e);
     for (int32_t e = 0; e < e_; ++e) check_finite(value + int64_t(e) * n_, n_, "values", e);
+    sync_batch_start();
     const uint32_t free_slots = static_cast<uint32_t>(capacity_) - reserved();
     if (free_slots < static_cast<uint32_t>(e_))
       throw RingOverflow("high-level ring could overflow: " + std::to_string(reserved()) + " of " +
@@ -106,6 +108,13 @@ class RolloutEngine {
 
     const int32_t t = t_;
     const bool barrier = t + 1 == horizon_;
+    // The env writes the observations this step leads to straight into the next row of the batch (no copy);
+    // after the last step they go to the env's own buffers, where the next batch starts from.
+    if (barrier)
+      env_.restore_output();
+    else
+      env_.redirect_output(ll_obs_.data() + row_offset(t + 1, obs_dim_), ll_state_.data() + (int64_t(t) + 1) * e_ * state_dim_,
+                           ll_mask_.data() + row_offset(t + 1, a_));
     parallel_for(e_, env_.num_threads(), [&](int32_t e) {
       int32_t row[BatchedEnv<Env>::kMaxAgentsPerEnv];
       for (int32_t i = 0; i < n_; ++i) row[i] = static_cast<int32_t>(actions[int64_t(e) * n_ + i]);
@@ -146,6 +155,7 @@ class RolloutEngine {
     if (t_ != 0 && !ready_)
       throw std::runtime_error("disable_collection() in the middle of a batch (" + std::to_string(t_) + " of " +
                                std::to_string(horizon_) + " steps): finish it or call it right after resume()");
+    env_.restore_output();
     collecting_ = false;
   }
 
@@ -174,6 +184,12 @@ class RolloutEngine {
   int64_t forced_closed() const { return forced_closed_; }
   int64_t ring_overflows() const { return ring_.overflowed[0]; }
   uint32_t reserved() const { return counters_[0]; }
+  // The env's current observation, state and mask: row t of the batch while collecting, else the env's own.
+  const float* current_obs() const { return synced_ && !ready_ ? ll_obs_.data() + row_offset(t_, obs_dim_) : env_.obs_.data(); }
+  const float* current_state() const {
+    return synced_ && !ready_ ? ll_state_.data() + int64_t(t_) * e_ * state_dim_ : env_.state_.data();
+  }
+  const bool* current_action_mask() const { return synced_ && !ready_ ? ll_mask_.data() + row_offset(t_, a_) : env_.action_mask_.data(); }
 
   // Low-level buffers [T, E, ...]
   HostArray<float> ll_obs_, ll_state_, ll_logp_, ll_value_, ll_reward_, ll_final_obs_, ll_final_state_;
@@ -249,7 +265,22 @@ class RolloutEngine {
                           hl_state_.data(), hl_obs_.data()};
   }
 
+  // Row 0 of a batch is the env's observation at the batch start; copied once, lazily, so that an env restored
+  // or reset between batches (checkpoints) is picked up.
+  void sync_batch_start() {
+    if (synced_) return;
+    env_.restore_output();
+    std::memcpy(ll_obs_.data(), env_.obs_.data(), env_.obs_.bytes());
+    std::memcpy(ll_state_.data(), env_.state_.data(), env_.state_.bytes());
+    std::memcpy(ll_mask_.data(), env_.action_mask_.data(), env_.action_mask_.bytes());
+    synced_ = true;
+  }
+
+  int64_t row_offset(int32_t t, int32_t width) const { return int64_t(t) * e_ * n_ * width; }
+
   void resume_batch(bool bump_version) {
+    env_.restore_output();
+    synced_ = false;
     if (bump_version) policy_version_ += 1;
     emitted_total_ += reserved();
     t_ = 0;
@@ -284,19 +315,16 @@ class RolloutEngine {
     std::memcpy(windows_.logp + int64_t(e) * (n_ + 1), logp, sizeof(float) * (n_ + 1));
     std::memcpy(windows_.value + int64_t(e) * (n_ + 1), value, sizeof(float) * (n_ + 1));
     std::memset(windows_.reward_sum + int64_t(e) * n_, 0, sizeof(float) * n_);
-    std::memcpy(windows_.state + int64_t(e) * state_dim_, env_.state_.data() + int64_t(e) * state_dim_,
+    std::memcpy(windows_.state + int64_t(e) * state_dim_, current_state() + int64_t(e) * state_dim_,
                 sizeof(float) * state_dim_);
-    std::memcpy(windows_.obs + int64_t(e) * n_ * obs_dim_, env_.obs_.data() + int64_t(e) * n_ * obs_dim_,
+    std::memcpy(windows_.obs + int64_t(e) * n_ * obs_dim_, current_obs() + int64_t(e) * n_ * obs_dim_,
                 sizeof(float) * n_ * obs_dim_);
     windows_.needs_decision[e] = false;
   }
 
   void record_before(int32_t t, int32_t e, const int32_t* actions, const float* logp, const float* value) {
+    // obs, state and action mask of row t were written there by the env (see step()) or by sync_batch_start()
     const int64_t te = int64_t(t) * e_ + e;
-    const size_t obs_row = sizeof(float) * n_ * obs_dim_, state_row = sizeof(float) * state_dim_;
-    std::memcpy(ll_obs_.data() + te * n_ * obs_dim_, env_.obs_.data() + int64_t(e) * n_ * obs_dim_, obs_row);
-    std::memcpy(ll_state_.data() + te * state_dim_, env_.state_.data() + int64_t(e) * state_dim_, state_row);
-    std::memcpy(ll_mask_.data() + te * n_ * a_, env_.action_mask_.data() + int64_t(e) * n_ * a_, sizeof(bool) * n_ * a_);
     std::memcpy(ll_action_.data() + te * n_, actions, sizeof(int32_t) * n_);
     std::memcpy(ll_logp_.data() + te * n_, logp, sizeof(float) * n_);
     std::memcpy(ll_value_.data() + te * n_, value, sizeof(float) * n_);
@@ -350,6 +378,7 @@ class RolloutEngine {
   HighLevelRing ring_{};
   HostArray<bool> barrier_closed_;
   HostArray<bool> decided_scratch_;  // envs listed in the current decide() call
+  bool synced_ = false;              // row 0 of this batch holds the env's observation
 };
 
 }  // namespace hmasd

@@ -112,7 +112,6 @@ def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, determinist
 def collect(trainer: Trainer) -> None:
     """Fills one batch of T steps per env through the engine (the coordinator runs only for envs that need it)."""
     env, engine, device, c = trainer.env, trainer.engine, trainer.device, trainer.config
-    obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
     team_now = torch.from_numpy(engine.windows["team_skill"])
     indiv_now = torch.from_numpy(engine.windows["indiv_skill"])
     log = {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
@@ -121,6 +120,7 @@ def collect(trainer: Trainer) -> None:
            "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)}
     recurrent = c.recurrent
     for t in range(c.horizon):
+        obs, state, mask = (torch.from_numpy(a) for a in (engine.obs, engine.state, engine.action_mask))
         ids = engine.decision_env_ids()
         if len(ids):
             index = torch.from_numpy(ids).long()
