@@ -43,6 +43,34 @@ def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, o
     return record
 
 
+def plot(out: Path, algo: str, records: list[dict]) -> Path:
+    """Deterministic evaluation (success rate, else mean return) against env steps, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    key = "success_rate" if "success_rate" in records[0]["curve"][0] else "mean_reward"
+    for record in records:
+        steps = [point["env_steps"] / 1e6 for point in record["curve"]]
+        axis.plot(steps, [point[key] for point in record["curve"]], label=f"seed {record['seed']}")
+    axis.set_xlabel("env steps (millions)")
+    axis.set_ylabel(f"deterministic eval {key.replace('_', ' ')}")
+    axis.set_title(f"{records[0]['preset']} / {algo}")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    path = out / f"{algo}_curves.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def load_records(out: Path, algo: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(out.glob(f"{algo}_seed_*.json"))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="alice_and_bob")
@@ -50,7 +78,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--total-steps", type=int, default=None)
     parser.add_argument("--out", default="runs/reproduce")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the curves of finished runs")
     args = parser.parse_args()
+    if args.plot_only:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        log.info("wrote %s", plot(Path(args.out), args.algo, load_records(Path(args.out), args.algo)))
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     with mp.get_context("spawn").Pool(len(args.seeds)) as pool:
@@ -64,6 +97,7 @@ def main() -> None:
         "collection_s": [r["collection_s"] for r in records], "update_s": [r["update_s"] for r in records],
     }
     (Path(args.out) / f"{args.algo}_summary.json").write_text(json.dumps(summary, indent=1))
+    plot(Path(args.out), args.algo, records)
     log.info(json.dumps(summary, indent=1))
 
 
