@@ -97,8 +97,8 @@ class RolloutEngine {
         throw std::runtime_error("env " + std::to_string(e) + " needs a skill decision: call decide() first");
     env_.check_can_step();
     env_.check_actions(actions);
-    for (int32_t e = 0; e < e_; ++e) check_finite(logp + int64_t(e) * n_, n_, "logp", e);
-    for (int32_t e = 0; e < e_; ++e) check_finite(value + int64_t(e) * n_, n_, "values", e);
+    check_all_finite(logp, e_, n_, "logp");
+    check_all_finite(value, e_, n_, "values");
     sync_batch_start();
     const uint32_t free_slots = static_cast<uint32_t>(capacity_) - reserved();
     if (free_slots < static_cast<uint32_t>(e_))
@@ -301,10 +301,23 @@ class RolloutEngine {
   }
 
   void check_finite(const float* values, int32_t count, const char* name, int32_t row) const {
+    // Branch-free scan (x - x is 0 only for finite x); the offending index is searched only on failure.
+    float probe = 0.0f;
+    for (int32_t k = 0; k < count; ++k) probe += values[k] - values[k];
+    if (probe == 0.0f) return;
     for (int32_t k = 0; k < count; ++k)
       if (!std::isfinite(values[k]))
         throw std::invalid_argument(std::string(name) + "[" + std::to_string(row) + ", " + std::to_string(k) +
                                     "] is not finite (" + std::to_string(values[k]) + ")");
+  }
+
+  // All rows at once: one scan of [rows, count], then a per-row search only when something is not finite.
+  void check_all_finite(const float* values, int32_t rows, int32_t count, const char* name) const {
+    float probe = 0.0f;
+    const int64_t total = int64_t(rows) * count;
+    for (int64_t k = 0; k < total; ++k) probe += values[k] - values[k];
+    if (probe == 0.0f) return;
+    for (int32_t r = 0; r < rows; ++r) check_finite(values + int64_t(r) * count, count, name, r);
   }
 
   void open_window(int32_t e, int32_t team, const int32_t* indiv, const float* logp, const float* value) {
