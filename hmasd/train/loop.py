@@ -192,11 +192,11 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
                      row_team=team.unsqueeze(-1).expand(t_len, e, n).reshape(-1), indiv_skill=indiv.reshape(-1))
     stats = {"Rewards/Env": float(low["rewards"].mean()), "Rewards/Intrinsic/Team": float(r_team.mean()),
              "Rewards/Intrinsic/Individual": float(r_indiv.mean()), "Rewards/LowLevel": float(rewards.mean())}
+    high = engine.high_level()
     trainer.last_batch = BatchRecord(
         env_reward=low["rewards"].mean(-1).cpu().numpy(), team_component=(c.lambda_team * r_team).cpu().numpy(),
         indiv_component=(c.lambda_indi * r_indiv).mean(-1).cpu().numpy(), ended=ended.cpu().numpy(),
-        high_env=engine.high_level()["env"], high_start=engine.high_level()["start"],
-        team_skill=engine.high_level()["team_skill"], indiv_skill=engine.high_level()["indiv_skill"])
+        high_env=high["env"], high_start=high["start"], team_skill=high["team_skill"], indiv_skill=high["indiv_skill"])
     return batch, disc, stats
 
 
