@@ -64,9 +64,9 @@ def test_gae_matches_a_hand_computed_example():
 
 
 def small_trainer(algo="hmasd", **overrides):
-    config = preset("stag_hunt", algo=algo, num_envs=8, total_steps=10_000, eval_interval=0, seed=3,
-                    env_options={"max_steps": 12}, **overrides)
-    return build(config)
+    settings = {"num_envs": 8, "total_steps": 10_000, "eval_interval": 0, "seed": 3, "env_options": {"max_steps": 12},
+                **overrides}
+    return build(preset("stag_hunt", algo=algo, **settings))
 
 
 def test_intrinsic_reward_is_the_discriminators_log_softmax_at_the_next_state():
@@ -265,3 +265,21 @@ def test_independent_mappo_learns_stag_hunt_in_self_play_with_equal_counters():
     samples = [metrics[f"Agents/{i}/SamplesPushed"] for i in range(4)]
     assert len(set(counts)) == 1 and counts[0] == 30 * config.low_epochs
     assert len(set(samples)) == 1 and samples[0] == 30 * 35 * 32
+
+
+@pytest.mark.parametrize("horizon, k, max_steps", [(12, 4, 100), (12, 5, 100), (12, 4, 6), (14, 4, 5)])
+def test_high_level_bootstrap_is_what_each_truncated_window_led_to(horizon, k, max_steps):
+    from hmasd.train.loop import high_level_bootstrap
+
+    trainer = small_trainer(horizon=horizon, skill_interval=k, env_options={"max_steps": max_steps})
+    collect(trainer)
+    engine = trainer.engine
+    high, low = engine.high_level(), engine.low_level()
+    next_obs, next_state = engine.next_observations()
+    state, obs = high_level_bootstrap(engine, high, low)
+    truncated = np.flatnonzero(high["truncated"])
+    assert len(truncated) >= trainer.config.num_envs  # at least every window at the barrier
+    for j in truncated:  # whatever closed it (time limit, clock at the barrier, barrier), s' is the next state
+        end, e = high["start"][j] + high["length"][j] - 1, high["env"][j]
+        np.testing.assert_array_equal(state[j], next_state[end, e])
+        np.testing.assert_array_equal(obs[j], next_obs[end, e])

@@ -200,6 +200,18 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
     return batch, disc, stats
 
 
+def high_level_bootstrap(engine: RolloutEngine, high: dict[str, np.ndarray],
+                         low: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The state and observations each window led to: the final ones where its episode ended on its last step,
+    else (the window was cut by the barrier, or closed by the clock) the env's at the barrier. Only truncated
+    windows use them; windows closed by the clock mid-batch take the next window's values instead."""
+    end_rows, envs = high["start"] + high["length"] - 1, high["env"]
+    ended = (low["terminated"][end_rows, envs] | low["truncated"][end_rows, envs])
+    state = np.where(ended[:, None], low["final_state"][end_rows, envs], engine.windows["bootstrap_state"][envs])
+    obs = np.where(ended[:, None, None], low["final_obs"][end_rows, envs], engine.windows["bootstrap_obs"][envs])
+    return state, obs
+
+
 def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
     """Per-token GAE over each env's windows (discount per decision), bootstrapped at truncation."""
     c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
@@ -210,12 +222,7 @@ def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
     values = norm.denormalize(tensor(high["values"]))  # [M, N+1]
     rewards = tensor(high["reward_sum"].mean(-1)).unsqueeze(-1).expand_as(values)
     terminated, truncated = tensor(high["terminated"]), tensor(high["truncated"])
-    # bootstrap states: the env's state at the barrier, or the final state of a time-limit episode end
-    end_rows = high["start"] + high["length"] - 1
-    boot_state = np.where(high["at_barrier"][:, None], engine.windows["bootstrap_state"][high["env"]],
-                          low["final_state"][end_rows, high["env"]])
-    boot_obs = np.where(high["at_barrier"][:, None, None], engine.windows["bootstrap_obs"][high["env"]],
-                        low["final_obs"][end_rows, high["env"]])
+    boot_state, boot_obs = high_level_bootstrap(engine, high, low)
     with torch.no_grad():
         next_values = norm.denormalize(agent.coordinator.value(tensor(boot_state), tensor(boot_obs)))
     # windows closed by the skill clock continue into the env's next window (the next row: rows are sorted)
