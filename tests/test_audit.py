@@ -126,7 +126,9 @@ def test_env_audit_does_not_need_torch(tmp_path):
     script = ("import sys; from hmasd.diagnostics.audit import main; "
               f"code = main(['env', '--episodes', '200', '--n-perm', '100', '--out', {str(tmp_path)!r}]); "
               "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(code)")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # run outside the source tree: there `import hmasd` would find the uncompiled sources, not the install
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
     assert result.returncode in (0, 1), result.stderr
     assert (tmp_path / "audit_env.json").is_file()
 
@@ -137,9 +139,9 @@ def test_bad_options_are_reported_not_raised(tmp_path, capsys):
     assert main(["env", "--env", "no_such_env", "--out", str(tmp_path)]) == 2
 
 
-def test_module_help():
+def test_module_help(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hmasd.diagnostics.audit", "--help"], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 0
     for command in ("env", "permute", "policy", "runs", "pipeline"):
         assert command in result.stdout
