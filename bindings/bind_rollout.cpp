@@ -156,8 +156,6 @@ void bind_engine(py::module_& m, const char* class_name) {
         windows["logp"] = view(self, g.win_logp_.data(), {e, n + 1});
         windows["values"] = view(self, g.win_value_.data(), {e, n + 1});
         windows["reward_sum"] = view(self, g.win_reward_.data(), {e, n});
-        windows["state"] = view(self, g.win_state_.data(), {e, s});
-        windows["obs"] = view(self, g.win_obs_.data(), {e, n, o});
         windows["needs_decision"] = view(self, g.needs_decision_.data(), {e});
         windows["bootstrap_obs"] = view(self, g.boot_obs_.data(), {e, n, o});
         windows["bootstrap_state"] = view(self, g.boot_state_.data(), {e, s});
@@ -174,8 +172,6 @@ void bind_engine(py::module_& m, const char* class_name) {
         high["truncated"] = view(self, g.hl_truncated_.data(), {c});
         high["at_barrier"] = view(self, g.hl_at_barrier_.data(), {c});
         high["policy_version"] = view(self, g.hl_version_.data(), {c});
-        high["state"] = view(self, g.hl_state_.data(), {c, s});
-        high["obs"] = view(self, g.hl_obs_.data(), {c, n, o});
         py::dict out;
         out["low"] = low;
         out["windows"] = windows;

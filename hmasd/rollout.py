@@ -176,7 +176,11 @@ class RolloutEngine:
         count = self._native.transitions_in_batch
         published = np.flatnonzero(self._high["published"][:count])
         order = published[np.lexsort((self._high["start"][published], self._high["env"][published]))]
-        return {key: value[order] for key, value in self._high.items() if key != "published"}
+        high = {key: value[order] for key, value in self._high.items() if key != "published"}
+        # the decision-time state and observations are the batch rows the windows started at
+        high["state"] = self._low["state"][high["start"], high["env"]]
+        high["obs"] = self._low["obs"][high["start"], high["env"]]
+        return high
 
     def __repr__(self) -> str:
         g = self._native

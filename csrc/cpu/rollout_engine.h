@@ -184,12 +184,6 @@ class RolloutEngine {
   int64_t forced_closed() const { return forced_closed_; }
   int64_t ring_overflows() const { return ring_.overflowed[0]; }
   uint32_t reserved() const { return counters_[0]; }
-  // The env's current observation, state and mask: row t of the batch while collecting, else the env's own.
-  const float* current_obs() const { return synced_ && !ready_ ? ll_obs_.data() + row_offset(t_, obs_dim_) : env_.obs_.data(); }
-  const float* current_state() const {
-    return synced_ && !ready_ ? ll_state_.data() + int64_t(t_) * e_ * state_dim_ : env_.state_.data();
-  }
-  const bool* current_action_mask() const { return synced_ && !ready_ ? ll_mask_.data() + row_offset(t_, a_) : env_.action_mask_.data(); }
 
   // Low-level buffers [T, E, ...]
   HostArray<float> ll_obs_, ll_state_, ll_logp_, ll_value_, ll_reward_, ll_final_obs_, ll_final_state_;
@@ -197,7 +191,7 @@ class RolloutEngine {
   HostArray<bool> ll_mask_, ll_terminated_, ll_truncated_;
   // Per-env window state [E, ...]
   HostArray<int32_t> win_start_, win_length_, win_team_, win_indiv_;
-  HostArray<float> win_logp_, win_value_, win_reward_, win_state_, win_obs_;
+  HostArray<float> win_logp_, win_value_, win_reward_;
   HostArray<bool> needs_decision_;
   // Bootstrap at the barrier [E, ...]
   HostArray<float> boot_obs_, boot_state_;
@@ -205,7 +199,7 @@ class RolloutEngine {
   HostArray<uint32_t> counters_;  // reserved, overflowed
   HostArray<uint8_t> hl_published_;
   HostArray<int32_t> hl_env_, hl_start_, hl_length_, hl_team_, hl_indiv_, hl_version_;
-  HostArray<float> hl_logp_, hl_value_, hl_reward_, hl_state_, hl_obs_;
+  HostArray<float> hl_logp_, hl_value_, hl_reward_;
   HostArray<bool> hl_terminated_, hl_truncated_, hl_at_barrier_;
 
  private:
@@ -232,8 +226,6 @@ class RolloutEngine {
     win_logp_ = HostArray<float>(e * (n + 1));
     win_value_ = HostArray<float>(e * (n + 1));
     win_reward_ = HostArray<float>(e * n);
-    win_state_ = HostArray<float>(e * s);
-    win_obs_ = HostArray<float>(e * n * o);
     needs_decision_ = HostArray<bool>(e);
     barrier_closed_ = HostArray<bool>(e);
     decided_scratch_ = HostArray<bool>(e);
@@ -250,19 +242,15 @@ class RolloutEngine {
     hl_logp_ = HostArray<float>(c * (n + 1));
     hl_value_ = HostArray<float>(c * (n + 1));
     hl_reward_ = HostArray<float>(c * n);
-    hl_state_ = HostArray<float>(c * s);
-    hl_obs_ = HostArray<float>(c * n * o);
     hl_terminated_ = HostArray<bool>(c);
     hl_truncated_ = HostArray<bool>(c);
     hl_at_barrier_ = HostArray<bool>(c);
-    windows_ = SkillWindows{n_, obs_dim_, state_dim_, win_start_.data(), win_length_.data(), win_team_.data(),
-                            win_indiv_.data(), win_logp_.data(), win_value_.data(), win_reward_.data(),
-                            win_state_.data(), win_obs_.data(), needs_decision_.data()};
-    ring_ = HighLevelRing{capacity_, n_, obs_dim_, state_dim_, counters_.data(), counters_.data() + 1,
-                          hl_published_.data(), hl_env_.data(), hl_start_.data(), hl_length_.data(),
-                          hl_team_.data(), hl_indiv_.data(), hl_logp_.data(), hl_value_.data(), hl_reward_.data(),
-                          hl_terminated_.data(), hl_truncated_.data(), hl_at_barrier_.data(), hl_version_.data(),
-                          hl_state_.data(), hl_obs_.data()};
+    windows_ = SkillWindows{n_, win_start_.data(), win_length_.data(), win_team_.data(), win_indiv_.data(),
+                            win_logp_.data(), win_value_.data(), win_reward_.data(), needs_decision_.data()};
+    ring_ = HighLevelRing{capacity_, n_, counters_.data(), counters_.data() + 1, hl_published_.data(), hl_env_.data(),
+                          hl_start_.data(), hl_length_.data(), hl_team_.data(), hl_indiv_.data(), hl_logp_.data(),
+                          hl_value_.data(), hl_reward_.data(), hl_terminated_.data(), hl_truncated_.data(),
+                          hl_at_barrier_.data(), hl_version_.data()};
   }
 
   // Row 0 of a batch is the env's observation at the batch start; copied once, lazily, so that an env restored
@@ -328,10 +316,6 @@ class RolloutEngine {
     std::memcpy(windows_.logp + int64_t(e) * (n_ + 1), logp, sizeof(float) * (n_ + 1));
     std::memcpy(windows_.value + int64_t(e) * (n_ + 1), value, sizeof(float) * (n_ + 1));
     std::memset(windows_.reward_sum + int64_t(e) * n_, 0, sizeof(float) * n_);
-    std::memcpy(windows_.state + int64_t(e) * state_dim_, current_state() + int64_t(e) * state_dim_,
-                sizeof(float) * state_dim_);
-    std::memcpy(windows_.obs + int64_t(e) * n_ * obs_dim_, current_obs() + int64_t(e) * n_ * obs_dim_,
-                sizeof(float) * n_ * obs_dim_);
     windows_.needs_decision[e] = false;
   }
 

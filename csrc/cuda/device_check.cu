@@ -4,6 +4,8 @@
 
 #include "envs/alice_and_bob.h"
 #include "envs/stag_hunt.h"
+#include "rollout/hl_ring.h"
+#include "rollout/skill_window.h"
 
 namespace hmasd {
 
@@ -30,6 +32,20 @@ __global__ void reset_kernel(typename Env::Config config, typename Env::State* s
   const EnvRng rng{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(e),
                    episode[e]};
   Env::reset(config, states[e], rng);
+}
+
+// Window accounting and atomic emission for one env per thread, as the CPU engine's record_after does.
+__global__ void window_kernel(SkillWindows windows, HighLevelRing ring, const float* rewards, const bool* ended,
+                              int32_t num_envs, int32_t skill_interval, int32_t steps_done, bool barrier,
+                              int32_t version) {
+  const int32_t e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= num_envs) return;
+  windows.add_reward(e, rewards + e * windows.num_agents);
+  bool at_barrier = false;
+  if (windows.closes(e, Clock::kEpisode, skill_interval, steps_done, ended[e], barrier, at_barrier)) {
+    ring.emit(windows, e, false, barrier, at_barrier, version);
+    windows.needs_decision[e] = true;
+  }
 }
 
 template __global__ void step_kernel<AliceAndBob>(AliceAndBobConfig, AliceAndBobState*, const int32_t*, float*,

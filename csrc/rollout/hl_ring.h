@@ -1,5 +1,6 @@
 // The high-level ring: closed skill windows emitted as whole transitions. A writer reserves a slot with an atomic
 // fetch-add, writes every field, then publishes the slot, so a reader never sees a half-written transition.
+// The decision-time state and observations are referenced as (env, start), the batch row that holds them.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 namespace hmasd {
 
 struct HighLevelRing {
-  int32_t capacity, num_agents, obs_dim, state_dim;
+  int32_t capacity, num_agents;
   uint32_t* reserved;      // slots handed out so far
   uint32_t* overflowed;    // reservations that found the ring full (never expected: checked before each step)
   uint8_t* published;      // [C]
@@ -27,8 +28,6 @@ struct HighLevelRing {
   bool* truncated;         // [C] time limit or barrier: bootstrap from the state after the window
   bool* at_barrier;        // [C] closed by the barrier alone
   int32_t* policy_version; // [C]
-  float* state;            // [C, S] decision-time state
-  float* obs;              // [C, N, O] decision-time observations
 
   // Emits env e's window; returns the slot, or -1 (counted in `overflowed`) when the ring is full.
   HD int32_t emit(const SkillWindows& w, int32_t e, bool term, bool trunc, bool barrier_close, int32_t version) {
@@ -52,9 +51,6 @@ struct HighLevelRing {
     truncated[s] = trunc;
     at_barrier[s] = barrier_close;
     policy_version[s] = version;
-    for (int32_t k = 0; k < state_dim; ++k) state[int64_t(s) * state_dim + k] = w.state[int64_t(e) * state_dim + k];
-    const int64_t obs_row = int64_t(n) * obs_dim;
-    for (int64_t k = 0; k < obs_row; ++k) obs[s * obs_row + k] = w.obs[e * obs_row + k];
     atomic_publish(&published[s]);
     return s;
   }

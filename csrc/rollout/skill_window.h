@@ -9,9 +9,10 @@ namespace hmasd {
 
 enum class Clock : int32_t { kEpisode = 0, kGlobal = 1 };
 
-// Structure of arrays over E envs; N agents, so N + 1 high-level tokens (Z, z_1..z_N).
+// Structure of arrays over E envs; N agents, so N + 1 high-level tokens (Z, z_1..z_N). The decision-time state and
+// observations are not copied: they are row `start` of the batch, which the env wrote in place.
 struct SkillWindows {
-  int32_t num_agents, obs_dim, state_dim;
+  int32_t num_agents;
   int32_t* start;        // [E] batch step of the decision
   int32_t* length;       // [E] env steps taken under it
   int32_t* team_skill;   // [E]
@@ -19,8 +20,6 @@ struct SkillWindows {
   float* logp;           // [E, N + 1]
   float* value;          // [E, N + 1]
   float* reward_sum;     // [E, N] env rewards accumulated, in step order
-  float* state;          // [E, S] decision-time state
-  float* obs;            // [E, N, O] decision-time observations
   bool* needs_decision;  // [E]
 
   HD void add_reward(int32_t e, const float* rewards) {
