@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "arrays.h"
 #include "bindings.h"
 #include "cpu/batched_env.h"
 #include "envs/alice_and_bob.h"
@@ -23,30 +24,6 @@ Autoreset parse_autoreset(const std::string& mode) {
   if (mode == "same_step") return Autoreset::kSameStep;
   if (mode == "disabled") return Autoreset::kDisabled;
   throw py::value_error("autoreset must be 'same_step' or 'disabled', got '" + mode + "'");
-}
-
-// A NumPy array over native memory; `owner` keeps the memory alive as long as the array is.
-template <class T>
-py::array view(const py::object& owner, T* data, std::vector<py::ssize_t> shape) {
-  return py::array(py::dtype::of<T>(), std::move(shape), data, owner);
-}
-
-// Checks shape and dtype of an integer action array [E, N]; returns it C-contiguous.
-py::array checked_actions(const py::object& actions, int32_t num_envs, int32_t num_agents) {
-  if (!py::isinstance<py::array>(actions))
-    throw py::type_error("actions must be a numpy array, got " + std::string(py::str(actions.attr("__class__").attr("__name__"))));
-  py::array arr = py::reinterpret_borrow<py::array>(actions);
-  const py::dtype dtype = arr.dtype();
-  if (dtype.kind() != 'i' || (dtype.itemsize() != 4 && dtype.itemsize() != 8))
-    throw py::type_error("actions must be an int32 or int64 array, got dtype " + std::string(py::str(dtype)));
-  if (arr.ndim() != 2 || arr.shape(0) != num_envs || arr.shape(1) != num_agents) {
-    std::string got = "(";
-    for (py::ssize_t d = 0; d < arr.ndim(); ++d) got += (d ? ", " : "") + std::to_string(arr.shape(d));
-    throw py::value_error("actions must have shape (num_envs, num_agents) = (" + std::to_string(num_envs) + ", " +
-                          std::to_string(num_agents) + "), got " + got + (arr.ndim() == 1 ? ",)" : ")"));
-  }
-  if (!(arr.flags() & py::array::c_style)) arr = py::array::ensure(arr, py::array::c_style);
-  return arr;
 }
 
 template <class Env>
@@ -100,7 +77,8 @@ void bind_env(py::module_& m, const char* class_name) {
       .def(
           "step",
           [](Pool& p, const py::object& actions) {
-            const py::array arr = checked_actions(actions, p.num_envs(), p.dims().num_agents);
+            const py::array arr = checked_array(actions, "actions", 'i', {p.num_envs(), p.dims().num_agents},
+                                                "(num_envs, num_agents)");
             const bool wide = arr.dtype().itemsize() == 8;
             const void* data = arr.data();
             py::gil_scoped_release release;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "arrays.h"
 #include "bindings.h"
 #include "cpu/rollout_engine.h"
 #include "envs/alice_and_bob.h"
@@ -18,41 +19,6 @@ using hmasd::RolloutEngine;
 
 namespace hmasd_bindings {
 namespace {
-
-std::string shape_of(const py::array& arr) {
-  std::string out = "(";
-  for (py::ssize_t d = 0; d < arr.ndim(); ++d) out += (d ? ", " : "") + std::to_string(arr.shape(d));
-  return out + (arr.ndim() == 1 ? ",)" : ")");
-}
-
-// A C-contiguous array of the given kind ('i' int32/int64 accepted as int32, 'f' float32) and exact shape.
-py::array checked(const py::object& obj, const char* name, char kind, std::vector<py::ssize_t> shape) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy array, got " +
-                         std::string(py::str(obj.attr("__class__").attr("__name__"))));
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  const py::dtype dtype = arr.dtype();
-  const bool ok = kind == 'i' ? (dtype.kind() == 'i' && (dtype.itemsize() == 4 || dtype.itemsize() == 8))
-                              : (dtype.kind() == 'f' && dtype.itemsize() == 4);
-  if (!ok)
-    throw py::type_error(std::string(name) + " must be " + (kind == 'i' ? "an int32 or int64" : "a float32") +
-                         " array, got dtype " + std::string(py::str(dtype)));
-  bool same = arr.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t d = 0; same && d < shape.size(); ++d) same = arr.shape(d) == shape[d];
-  if (!same) {
-    std::string want = "(";
-    for (size_t d = 0; d < shape.size(); ++d) want += (d ? ", " : "") + std::to_string(shape[d]);
-    throw py::value_error(std::string(name) + " must have shape " + want + (shape.size() == 1 ? ",)" : ")") +
-                          ", got " + shape_of(arr));
-  }
-  if (kind == 'i') return py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(arr);
-  return py::array_t<float, py::array::c_style>::ensure(arr);
-}
-
-template <class T>
-py::array view(const py::object& owner, T* data, std::vector<py::ssize_t> shape) {
-  return py::array(py::dtype::of<T>(), std::move(shape), data, owner);
-}
 
 template <class Env>
 void bind_engine(py::module_& m, const char* class_name) {
@@ -100,11 +66,11 @@ void bind_engine(py::module_& m, const char* class_name) {
                                       : -1;
             if (d < 0) throw py::value_error("env_ids must be one-dimensional");
             const py::ssize_t n = g.num_agents();
-            const py::array ids = checked(env_ids, "env_ids", 'i', {d});
-            const py::array z_team = checked(team, "team_skill", 'i', {d});
-            const py::array z_indiv = checked(indiv, "indiv_skill", 'i', {d, n});
-            const py::array lp = checked(logp, "logp", 'f', {d, n + 1});
-            const py::array v = checked(values, "values", 'f', {d, n + 1});
+            const py::array ids = as_int32(checked_array(env_ids, "env_ids", 'i', {d}), "env_ids");
+            const py::array z_team = as_int32(checked_array(team, "team_skill", 'i', {d}), "team_skill");
+            const py::array z_indiv = as_int32(checked_array(indiv, "indiv_skill", 'i', {d, n}), "indiv_skill");
+            const py::array lp = checked_array(logp, "logp", 'f', {d, n + 1});
+            const py::array v = checked_array(values, "values", 'f', {d, n + 1});
             g.decide(static_cast<const int32_t*>(ids.data()), static_cast<int32_t>(d),
                      static_cast<const int32_t*>(z_team.data()), static_cast<const int32_t*>(z_indiv.data()),
                      static_cast<const float*>(lp.data()), static_cast<const float*>(v.data()));
@@ -114,14 +80,19 @@ void bind_engine(py::module_& m, const char* class_name) {
           "step",
           [](Engine& g, const py::object& actions, const py::object& logp, const py::object& values) {
             const py::ssize_t e = g.num_envs(), n = g.num_agents();
-            const py::array a = checked(actions, "actions", 'i', {e, n});
-            const py::array lp = checked(logp, "logp", 'f', {e, n});
-            const py::array v = checked(values, "values", 'f', {e, n});
-            const auto* ap = static_cast<const int32_t*>(a.data());
+            // int32 or int64 as given: the engine range-checks either type before anything moves
+            const py::array a = checked_array(actions, "actions", 'i', {e, n}, "(num_envs, num_agents)");
+            const py::array lp = checked_array(logp, "logp", 'f', {e, n});
+            const py::array v = checked_array(values, "values", 'f', {e, n});
+            const bool wide = a.dtype().itemsize() == 8;
+            const void* ap = a.data();
             const auto* lpp = static_cast<const float*>(lp.data());
             const auto* vp = static_cast<const float*>(v.data());
             py::gil_scoped_release release;
-            g.step(ap, lpp, vp);
+            if (wide)
+              g.step(static_cast<const int64_t*>(ap), lpp, vp);
+            else
+              g.step(static_cast<const int32_t*>(ap), lpp, vp);
           },
           py::arg("actions"), py::arg("logp"), py::arg("values"))
       .def("resume", &Engine::resume)

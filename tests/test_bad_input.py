@@ -57,6 +57,8 @@ def bad_action_cases(env):
         (out_of_range, ValueError, rf"actions\[2, {n - 1}\] = {env.num_actions} is out of range"),
         (negative, ValueError, r"actions\[1, 0\] = -1 is out of range"),
         (negative.astype(np.int64), ValueError, r"actions\[1, 0\] = -1 is out of range"),
+        # an int64 that would wrap to a valid int32 (2**32 + 1 -> 1) is out of range, not silently accepted
+        (good.astype(np.int64) + 2**32 + 1, ValueError, r"actions\[0, 0\] = 4294967297 is out of range"),
         ("left", TypeError, "int32 or int64 array, got dtype <U4"),
         ([[0.5] * n] * e, TypeError, "got dtype float64"),
     ]

@@ -212,6 +212,10 @@ def bad_calls(engine: RolloutEngine):
          ValueError, r"team_skill\[0\] = 3 is out of range \[0, 3\)"),
         (lambda: engine.decide(ids, good["team"], good["indiv"] - 1, good["logp"], good["values"]),
          ValueError, r"indiv_skill\[0, 0\] = -1 is out of range"),
+        (lambda: engine.decide(ids, good["team"].astype(np.int64) + 2**32, good["indiv"], good["logp"],
+                               good["values"]), ValueError, "team_skill holds 4294967296 at flat index 0, outside int32"),
+        (lambda: engine.decide(ids.astype(np.int64) - 2**32, good["team"], good["indiv"], good["logp"],
+                               good["values"]), ValueError, "env_ids holds -4294967296 at flat index 0"),
         (lambda: engine.decide(ids, good["team"], good["indiv"], good["logp"] * np.nan, good["values"]),
          ValueError, "logp.* is not finite"),
         (lambda: engine.decide(ids, good["team"], good["indiv"], good["logp"].astype(np.float64), good["values"]),
@@ -236,6 +240,7 @@ def test_bad_calls_raise_and_record_nothing():
     ok = np.zeros((e, n), np.float32)
     for actions, logp, values, error, message in [
         (acts + 5, ok, ok, ValueError, r"actions\[0, 0\] = 5 is out of range"),
+        (acts.astype(np.int64) + 2**32 + 1, ok, ok, ValueError, r"actions\[0, 0\] = 4294967297 is out of range"),
         (acts, ok * np.nan, ok, ValueError, "logp.* is not finite"),
         (acts, ok, ok[:2], ValueError, "values must have shape"),
         (acts.astype(np.float32), ok, ok, TypeError, "actions must be an int32 or int64 array"),
@@ -317,7 +322,8 @@ def test_observations_written_in_place_equal_a_bare_envs(name, threads):
             np.testing.assert_array_equal(engine.action_mask, twin.action_mask)
             decide_all(engine, rng)
             actions = random_actions(rng, engine.action_mask)
-            engine.step(actions, np.zeros((e, n), np.float32), np.zeros((e, n), np.float32))
+            given = actions.astype(np.int64) if t % 2 else actions  # both integer widths go through uncopied
+            engine.step(given, np.zeros((e, n), np.float32), np.zeros((e, n), np.float32))
             twin.step(actions)
             low = engine.low_level()
             ended = twin.terminated | twin.truncated
