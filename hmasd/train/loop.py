@@ -114,11 +114,12 @@ def collect(trainer: Trainer) -> None:
     env, engine, device, c = trainer.env, trainer.engine, trainer.device, trainer.config
     team_now = torch.from_numpy(engine.windows["team_skill"])
     indiv_now = torch.from_numpy(engine.windows["indiv_skill"])
+    recurrent = c.recurrent
+    # a GRU's updates replay the batch from the hidden state before each step; the MLP needs none of it
     log = {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
            "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
            "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
-           "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)}
-    recurrent = c.recurrent
+           "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)} if recurrent else {}
     for t in range(c.horizon):
         obs, state, mask = (torch.from_numpy(a) for a in (engine.obs, engine.state, engine.action_mask))
         ids = engine.decision_env_ids()
@@ -126,7 +127,8 @@ def collect(trainer: Trainer) -> None:
             index = torch.from_numpy(ids).long()
             skills, logp, values = decide(trainer, state[index], obs[index])
             engine.decide(ids, skills[:, 0].astype(np.int32), skills[:, 1:].astype(np.int32), logp, values)
-        log["actor"][t], log["critic"][t], log["starts"][t] = trainer.actor_hidden, trainer.critic_hidden, trainer.starts
+        if recurrent:
+            log["actor"][t], log["critic"][t], log["starts"][t] = trainer.actor_hidden, trainer.critic_hidden, trainer.starts
         actions, logp, values, h_actor, h_critic = trainer.agent.act_low(
             obs.to(device), indiv_now.to(device), mask.to(device), state.to(device), team_now.to(device),
             actor_hidden=trainer.actor_hidden if recurrent else None,
@@ -134,8 +136,8 @@ def collect(trainer: Trainer) -> None:
             starts=trainer.starts if recurrent else None)
         engine.step(actions.cpu().numpy().astype(np.int32), logp.cpu().numpy(),
                     np.ascontiguousarray(values.cpu().numpy()))
-        trainer.starts = torch.from_numpy(env.terminated | env.truncated).to(device)
         if recurrent:
+            trainer.starts = torch.from_numpy(env.terminated | env.truncated).to(device)
             trainer.actor_hidden, trainer.critic_hidden = h_actor, h_critic
             log["critic_after"][t] = h_critic
     trainer.hidden_log = log
@@ -143,8 +145,10 @@ def collect(trainer: Trainer) -> None:
 
 
 # ---- targets ------------------------------------------------------------------------------------
-def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, float]]:
-    """Intrinsic rewards with the pre-update discriminators, then GAE over [T, E, N]."""
+def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
+                    ) -> tuple[LowBatch, DiscBatch, dict[str, float]]:
+    """Intrinsic rewards with the pre-update discriminators, then GAE over [T, E, N]. ``high`` is the batch's
+    ``engine.high_level()`` when the caller already has it (it sorts and gathers, so it is computed once)."""
     c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
     low = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in engine.low_level().items()}
     next_obs, next_state = (torch.from_numpy(a).to(dev) for a in engine.next_observations())
@@ -183,16 +187,17 @@ def low_level_batch(trainer: Trainer) -> tuple[LowBatch, DiscBatch, dict[str, fl
     batch = LowBatch(
         obs=rows(low["obs"]), indiv_skill=rows(indiv), action_mask=rows(low["action_mask"]),
         actions=rows(low["actions"]), old_logp=rows(low["logp"]), advantages=rows(advantages),
-        state=low["state"], team_skill=team, old_values=low["values"], returns=returns,
-        actor_hidden=rows(hidden["actor"]), critic_hidden=hidden["critic"],
-        actor_starts=hidden["starts"].unsqueeze(-1).expand(t_len, e, n).reshape(t_len, e * n),
-        critic_starts=hidden["starts"])
+        state=low["state"], team_skill=team, old_values=low["values"], returns=returns)
+    if recurrent:
+        batch.actor_hidden, batch.critic_hidden = rows(hidden["actor"]), hidden["critic"]
+        batch.actor_starts = hidden["starts"].unsqueeze(-1).expand(t_len, e, n).reshape(t_len, e * n)
+        batch.critic_starts = hidden["starts"]
     disc = DiscBatch(next_state=next_state.reshape(t_len * e, -1), team_skill=team.reshape(-1),
                      next_obs=next_obs.reshape(t_len * e * n, -1),
                      row_team=team.unsqueeze(-1).expand(t_len, e, n).reshape(-1), indiv_skill=indiv.reshape(-1))
     stats = {"Rewards/Env": float(low["rewards"].mean()), "Rewards/Intrinsic/Team": float(r_team.mean()),
              "Rewards/Intrinsic/Individual": float(r_indiv.mean()), "Rewards/LowLevel": float(rewards.mean())}
-    high = engine.high_level()
+    high = engine.high_level() if high is None else high
     trainer.last_batch = BatchRecord(
         env_reward=low["rewards"].mean(-1).cpu().numpy(), team_component=(c.lambda_team * r_team).cpu().numpy(),
         indiv_component=(c.lambda_indi * r_indiv).mean(-1).cpu().numpy(), ended=ended.cpu().numpy(),
@@ -212,10 +217,11 @@ def high_level_bootstrap(engine: RolloutEngine, high: dict[str, np.ndarray],
     return state, obs
 
 
-def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
+def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
+                     ) -> tuple[HighBatch, dict[str, float]]:
     """Per-token GAE over each env's windows (discount per decision), bootstrapped at truncation."""
     c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
-    high = engine.high_level()
+    high = engine.high_level() if high is None else high
     low = engine.low_level()
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
     norm = agent.high_value_norm
@@ -241,6 +247,34 @@ def high_level_batch(trainer: Trainer) -> tuple[HighBatch, dict[str, float]]:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
+class EpisodePolicy:
+    """The trained policy acting in ``num_envs`` envs whose episodes start together: a decision at every k-th step
+    of the episode (the per-episode skill clock), argmax or sampled at both levels, the GRU state carried along."""
+
+    def __init__(self, trainer: Trainer, num_envs: int, deterministic: bool = True) -> None:
+        c, dev = trainer.config, trainer.device
+        self.trainer, self.deterministic, self.t = trainer, deterministic, 0
+        self.team = torch.zeros(num_envs, dtype=torch.long)
+        self.indiv = torch.zeros(num_envs, trainer.env.num_agents, dtype=torch.long)
+        recurrent = c.recurrent
+        self.h_actor = torch.zeros(num_envs, trainer.env.num_agents, c.hidden, device=dev) if recurrent else None
+        self.h_critic = torch.zeros(num_envs, c.hidden, device=dev) if recurrent else None
+        self.no_starts = torch.zeros(num_envs, dtype=torch.bool, device=dev) if recurrent else None
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, state: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Actions [E, N] (on the CPU) for the current step; the skills in force are ``team`` and ``indiv``."""
+        trainer, dev = self.trainer, self.trainer.device
+        if self.t % trainer.config.skill_interval == 0:
+            skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=self.deterministic)
+            self.team, self.indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
+        actions, _, _, self.h_actor, self.h_critic = trainer.agent.act_low(
+            obs.to(dev), self.indiv.to(dev), mask.to(dev), state.to(dev), self.team.to(dev), self.deterministic,
+            self.h_actor, self.h_critic, self.no_starts)
+        self.t += 1
+        return actions.cpu()
+
+
 def episode_returns(trainer: Trainer, episodes: int, seed: int, deterministic: bool = False,
                     permutations: np.ndarray | None = None) -> np.ndarray:
     """Per-agent returns [episodes, N] of the trained policy, one episode per fresh env.
@@ -257,41 +291,26 @@ def episode_returns(trainer: Trainer, episodes: int, seed: int, deterministic: b
 def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, deterministic: bool = True,
              permutations: np.ndarray | None = None, raw: bool = False) -> dict[str, Any]:
     """One episode in each of ``episodes`` fresh envs: argmax at both levels, a per-episode skill clock."""
-    c, agent, dev = trainer.config, trainer.agent, trainer.device
+    c = trainer.config
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=c.seed + 100_003 if seed is None else seed,
                           **c.env_options)
-    obs_np, _ = env.reset()
+    env.reset()
     obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
     n = env.num_agents
-    team = torch.zeros(episodes, dtype=torch.long)
-    indiv = torch.zeros(episodes, n, dtype=torch.long)
     done = np.zeros(episodes, bool)
     returns = np.zeros((episodes, n), np.float32)
     lengths = np.zeros(episodes, np.int32)
     infos: dict[str, list] = {key: [None] * episodes for key in env.episode_info}
-    t = 0
-    recurrent = c.recurrent
-    h_actor = torch.zeros(episodes, n, c.hidden, device=dev) if recurrent else None
-    h_critic = torch.zeros(episodes, c.hidden, device=dev) if recurrent else None
-    no_starts = torch.zeros(episodes, dtype=torch.bool, device=dev) if recurrent else None
+    policy = EpisodePolicy(trainer, episodes, deterministic)
     perm = None if permutations is None else torch.from_numpy(np.asarray(permutations)).long()
     rows = torch.arange(episodes).unsqueeze(-1)
     while not done.all():
-        # the policy's agent i acts in slot perm[e, i]: gather obs and masks into policy order
-        obs_in, mask_in = (obs, mask) if perm is None else (obs[rows, perm], mask[rows, perm])
-        if t % c.skill_interval == 0:  # every env restarts together, so the per-episode clock is shared
-            skills, _, _ = decide(trainer, state.clone(), obs_in.clone(), deterministic=deterministic)
-            team, indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
-        actions, _, _, h_actor, h_critic = agent.act_low(obs_in.to(dev), indiv.to(dev), mask_in.to(dev),
-                                                         state.to(dev), team.to(dev), deterministic, h_actor,
-                                                         h_critic, no_starts)
-        actions = actions.cpu()
-        if perm is not None:
-            slot_actions = torch.empty_like(actions)
-            slot_actions[rows, perm] = actions
-            actions = slot_actions
+        if perm is None:
+            actions = policy.act(obs, state, mask)
+        else:  # the policy's agent i acts in slot perm[e, i]: its inputs gathered, its actions scattered back
+            actions = torch.empty(episodes, n, dtype=torch.long)
+            actions[rows, perm] = policy.act(obs[rows, perm], state, mask[rows, perm])
         env.step(actions.numpy().astype(np.int32))
-        t += 1
         finished = (env.terminated | env.truncated) & ~done
         for e in np.flatnonzero(finished):
             returns[e], lengths[e] = env.episode_return[e], env.episode_length[e]
@@ -320,13 +339,13 @@ def iterate(trainer: Trainer) -> dict[str, float]:
     collect(trainer)
     collected = time.perf_counter()
     version = engine.policy_version
-    low_level = engine.low_level()
-    if not (np.all(low_level["policy_version"] == version) and np.all(engine.high_level()["policy_version"] == version)):
+    high = engine.high_level()
+    if not (np.all(engine.low_level()["policy_version"] == version) and np.all(high["policy_version"] == version)):
         raise RuntimeError("a sample of this batch was not produced by the current policy version")
-    low_batch, disc_batch, stats = low_level_batch(trainer)
+    low_batch, disc_batch, stats = low_level_batch(trainer, high)
     metrics: dict[str, float] = dict(stats)
     if c.algo not in ("mappo", "no_high"):
-        high_batch, high_stats = high_level_batch(trainer)
+        high_batch, high_stats = high_level_batch(trainer, high)
         metrics.update(high_stats)
         metrics.update({f"Losses/Coordinator/{k}": float(v) for k, v in agent.update_coordinator(high_batch).items()})
     metrics.update({f"Losses/Discoverer/{k}": float(v) for k, v in agent.update_discoverer(low_batch).items()})

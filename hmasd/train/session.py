@@ -15,7 +15,7 @@ import torch
 
 from hmasd.train import checkpoint
 from hmasd.train.config import TrainConfig
-from hmasd.train.loop import Trainer, agent_records, build, decide, evaluate, iterate
+from hmasd.train.loop import EpisodePolicy, Trainer, agent_records, build, evaluate, iterate
 
 log = logging.getLogger("hmasd.train")
 
@@ -137,29 +137,27 @@ def render_episode(trainer: Trainer, path: Path, seed: int = 0) -> Path:
 
     import hmasd.envs
 
-    c, dev = trainer.config, trainer.device
+    c = trainer.config
     env = hmasd.envs.make(c.env, num_envs=1, seed=seed, autoreset="disabled", **c.env_options)
     env.reset()
     obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
+    policy = EpisodePolicy(trainer, 1, deterministic=True)
     figure, axis = plt.subplots(figsize=(4, 4.4))
     axis.axis("off")
-    frames, t = [], 0
-    h_actor = torch.zeros(1, env.num_agents, c.hidden, device=dev) if c.recurrent else None
-    h_critic = torch.zeros(1, c.hidden, device=dev) if c.recurrent else None
-    no_starts = torch.zeros(1, dtype=torch.bool, device=dev) if c.recurrent else None
-    while True:
-        if t % c.skill_interval == 0:
-            skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=True)
-            team, indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
-        title = axis.text(0.5, 1.02, f"t={t}  Z={int(team[0])}  z={indiv[0].tolist()}", ha="center",
-                          transform=axis.transAxes)
-        frames.append([axis.imshow(env.render(0), animated=True), title])
-        if env.terminated[0] or env.truncated[0] or t >= 1000:
-            break
-        actions, _, _, h_actor, h_critic = trainer.agent.act_low(
-            obs.to(dev), indiv.to(dev), mask.to(dev), state.to(dev), team.to(dev), True, h_actor, h_critic, no_starts)
-        env.step(actions.cpu().numpy().astype(np.int32))
+    frames = []
+
+    def frame(t: int) -> list:
+        title = axis.text(0.5, 1.02, f"t={t}  Z={int(policy.team[0])}  z={policy.indiv[0].tolist()}",
+                          ha="center", transform=axis.transAxes)
+        return [axis.imshow(env.render(0), animated=True), title]
+
+    t = 0
+    while not (env.terminated[0] or env.truncated[0] or t >= 1000):
+        actions = policy.act(obs, state, mask)  # decides the skills shown in this frame
+        frames.append(frame(t))
+        env.step(actions.numpy().astype(np.int32))
         t += 1
+    frames.append(frame(t))
     ArtistAnimation(figure, frames, interval=150, blit=True).save(path, writer=PillowWriter(fps=6))
     plt.close(figure)
     return path
