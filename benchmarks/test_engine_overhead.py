@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import hmasd.envs
+from benchmarks._common import make_actions, stepper
 from hmasd.rollout import RolloutEngine
 
 ENVS = ("alice_and_bob", "stag_hunt")
@@ -32,15 +33,7 @@ NUM_INDIV_SKILLS = 4
 ROUNDS = 7
 WARMUP_ROUNDS = 1
 
-ACTION_SEED = 1234
 POLICY_SEED = 4321
-
-
-def make_actions(num_steps: int, num_envs: int, num_agents: int, num_actions: int) -> list[np.ndarray]:
-    """``num_steps`` C-contiguous int32 [E, N] arrays of uniform valid actions, drawn before any timing."""
-    rng = np.random.default_rng(ACTION_SEED)
-    batch = rng.integers(0, num_actions, size=(num_steps, num_envs, num_agents), dtype=np.int32)
-    return [np.ascontiguousarray(batch[t]) for t in range(num_steps)]
 
 
 class PolicyOutputs:
@@ -78,17 +71,6 @@ def engine_batch(engine: RolloutEngine, actions: list[np.ndarray], policy: Polic
     return run
 
 
-def bare_batch(env: Any, actions: list[np.ndarray]) -> Callable[[], None]:
-    """T bare ``env.step`` calls with the same actions."""
-    step = env.step
-
-    def run() -> None:
-        for a in actions:
-            step(a)
-
-    return run
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("env_name", ENVS)
@@ -119,11 +101,12 @@ def test_engine_overhead(benchmark: Any, env_name: str, clock: str, backend: str
                                num_indiv_skills=NUM_INDIV_SKILLS, clock=clock)
         benchmark.pedantic(engine_batch(engine, actions, PolicyOutputs(NUM_ENVS, n)), rounds=ROUNDS, iterations=1,
                            warmup_rounds=WARMUP_ROUNDS)
-        batches = ROUNDS + WARMUP_ROUNDS
+        # one batch per timed call; `--benchmark-disable` makes a single call, so count what actually ran
         counters = engine.counters()
-        assert counters["policy_version"] == batches
+        batches = counters["policy_version"]
+        assert batches >= 1
         assert counters["low_level_samples"] == batches * HORIZON * NUM_ENVS * n  # agent-steps
         assert not engine.ready and engine.steps_in_batch == 0
     else:
-        benchmark.pedantic(bare_batch(env, actions), rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+        benchmark.pedantic(stepper(env.step, actions), rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
         assert env.rewards.shape == (NUM_ENVS, n)

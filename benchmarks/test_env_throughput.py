@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 
 import hmasd.envs
+from benchmarks._common import make_actions, stepper
 from hmasd.envs.reference.vec import ReferenceVecEnv
 
 ENVS = ("alice_and_bob", "stag_hunt")
@@ -22,26 +21,6 @@ NATIVE_ROUNDS = {1: 60, 64: 60, 4096: 25}
 # The reference steps its envs one by one in Python (seconds per step at E = 4096): few steps, few rounds.
 REFERENCE_STEPS = {1: 20, 64: 3, 4096: 1}
 REFERENCE_ROUNDS = {1: 5, 64: 3, 4096: 3}
-
-ACTION_SEED = 1234
-
-
-def make_actions(num_steps: int, num_envs: int, num_agents: int, num_actions: int) -> list[np.ndarray]:
-    """``num_steps`` C-contiguous int32 [E, N] arrays of uniform valid actions, drawn before any timing."""
-    rng = np.random.default_rng(ACTION_SEED)
-    batch = rng.integers(0, num_actions, size=(num_steps, num_envs, num_agents), dtype=np.int32)
-    return [np.ascontiguousarray(batch[t]) for t in range(num_steps)]
-
-
-def stepper(step: Callable[[np.ndarray], Any], actions: list[np.ndarray]) -> Callable[[], None]:
-    """A call that steps once per action array: the timed unit."""
-
-    def run() -> None:
-        for a in actions:
-            step(a)
-
-    return run
-
 
 def record(benchmark: Any, *, kind: str, backend: str, env: str, num_envs: int, num_threads: int | None,
            num_agents: int, steps: int) -> None:

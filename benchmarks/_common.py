@@ -1,0 +1,27 @@
+"""Helpers shared by the benchmark suites: pre-drawn actions and the timed stepping loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+ACTION_SEED = 1234
+
+
+def make_actions(num_steps: int, num_envs: int, num_agents: int, num_actions: int) -> list[np.ndarray]:
+    """``num_steps`` C-contiguous int32 [E, N] arrays of uniform valid actions, drawn before any timing."""
+    rng = np.random.default_rng(ACTION_SEED)
+    batch = rng.integers(0, num_actions, size=(num_steps, num_envs, num_agents), dtype=np.int32)
+    return [np.ascontiguousarray(batch[t]) for t in range(num_steps)]
+
+
+def stepper(step: Callable[[np.ndarray], Any], actions: list[np.ndarray]) -> Callable[[], None]:
+    """A call that steps once per action array: the timed unit."""
+
+    def run() -> None:
+        for a in actions:
+            step(a)
+
+    return run
