@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "cpu/batched_env.h"
 #include "envs/alice_and_bob.h"
 #include "envs/stag_hunt.h"
+#include "envs/uav_coverage.h"
 
 namespace py = pybind11;
 using hmasd::Autoreset;
@@ -27,10 +30,10 @@ Autoreset parse_autoreset(const std::string& mode) {
 }
 
 template <class Env>
-void bind_env(py::module_& m, const char* class_name) {
+py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
   using Pool = BatchedEnv<Env>;
   using Config = typename Env::Config;
-  py::class_<Pool>(m, class_name)
+  return py::class_<Pool>(m, class_name)
       .def(py::init([](const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads,
                        const std::string& autoreset) {
              return new Pool(config, num_envs, seed, num_threads, parse_autoreset(autoreset));
@@ -45,6 +48,8 @@ void bind_env(py::module_& m, const char* class_name) {
       .def_property_readonly("obs_dim", [](const Pool& p) { return p.dims().obs_dim; })
       .def_property_readonly("state_dim", [](const Pool& p) { return p.dims().state_dim; })
       .def_property_readonly("num_actions", [](const Pool& p) { return p.dims().num_actions; })
+      .def_property_readonly("action_dim", [](const Pool&) { return Pool::kContinuous ? Env::kActionWidth : 0; },
+                             "Components of a continuous action (0 for discrete envs).")
       .def_property_readonly("seed", &Pool::seed)
       .def_property_readonly("has_reset", &Pool::has_reset)
       .def_property_readonly("autoreset",
@@ -77,17 +82,15 @@ void bind_env(py::module_& m, const char* class_name) {
       .def(
           "step",
           [](Pool& p, const py::object& actions) {
-            const py::array arr = checked_array(actions, "actions", 'i', {p.num_envs(), p.dims().num_agents},
-                                                "(num_envs, num_agents)");
-            const bool wide = arr.dtype().itemsize() == 8;
-            const void* data = arr.data();
-            py::gil_scoped_release release;
-            if (wide)
-              p.step(static_cast<const int64_t*>(data));
-            else
-              p.step(static_cast<const int32_t*>(data));
+            const py::array arr = checked_actions<Env>(actions, p.num_envs(), p.dims().num_agents);
+            with_actions<Env>(arr, [&](const auto* data) {
+              py::gil_scoped_release release;
+              p.step(data);
+            });
           },
-          py::arg("actions"), "Steps every env with int actions [num_envs, num_agents]; validates all first.")
+          py::arg("actions"),
+          "Steps every env with actions [num_envs, num_agents] (int) or [num_envs, num_agents, action_dim] (float); "
+          "validates all first.")
       .def("buffers",
            [](py::object self) {
              Pool& p = self.cast<Pool&>();
@@ -125,10 +128,111 @@ void bind_env(py::module_& m, const char* class_name) {
 
 std::string choice(int32_t value, const char* zero, const char* one) { return value == 0 ? zero : one; }
 
+// A string option stored as the index of its name in `names`.
+template <class Config>
+void bind_choice(py::class_<Config>& cls, const char* option, int32_t Config::*field, std::vector<std::string> names) {
+  cls.def_property(
+      option, [field, names](const Config& c) { return names.at(static_cast<size_t>(c.*field)); },
+      [field, names, option](Config& c, const std::string& value) {
+        for (size_t k = 0; k < names.size(); ++k)
+          if (names[k] == value) {
+            c.*field = static_cast<int32_t>(k);
+            return;
+          }
+        std::string known;
+        for (const auto& name : names) known += (known.empty() ? "'" : ", '") + name + "'";
+        throw py::value_error(std::string(option) + " must be one of " + known + ", got '" + value + "'");
+      });
+}
+
+// The per-copy details of uav_coverage (docs/envs.md): the radio evaluated last, re-evaluated on a copy of the
+// state with the same random stream, plus the SINR of every link.
+template <class Env>
+py::dict uav_details(const BatchedEnv<Env>& pool, int32_t e) {
+  if (e < 0 || e >= pool.num_envs())
+    throw py::index_error("env_index " + std::to_string(e) + " is out of range [0, " + std::to_string(pool.num_envs()) + ")");
+  if (!pool.has_reset()) throw std::runtime_error("call reset() before details()");
+  const auto& c = pool.config();
+  const py::ssize_t nu = c.num_uavs, n = c.num_users, ng = Env::num_gbs(c);
+  auto copy = std::make_unique<typename Env::State>(pool.state_of(e));
+  py::array_t<double> sinr_db({nu, n});
+  {
+    py::gil_scoped_release release;
+    Env::evaluate_radio(c, *copy, pool.rng_of(e), sinr_db.mutable_data());
+  }
+  const auto& s = *copy;
+  py::array_t<float> uav_pos({nu, py::ssize_t(3)}), user_pos({n, py::ssize_t(2)});
+  py::array_t<double> gbs_pos({ng, py::ssize_t(3)});
+  py::array_t<int32_t> serving(n), hops(nu), next_hop(nu), role(nu), served_count(nu);
+  py::array_t<bool> uav_links({nu, nu}), gbs_links({nu, ng});
+  for (py::ssize_t u = 0; u < nu; ++u) {
+    for (int k = 0; k < 3; ++k) uav_pos.mutable_at(u, k) = s.uav[u][k];
+    hops.mutable_at(u) = s.hops[u];
+    next_hop.mutable_at(u) = s.next_hop[u];
+    role.mutable_at(u) = s.role[u];
+    served_count.mutable_at(u) = s.served_count[u];
+    for (py::ssize_t v = 0; v < nu; ++v) uav_links.mutable_at(u, v) = (s.uav_links[u] >> v) & 1u;
+    for (py::ssize_t g = 0; g < ng; ++g) gbs_links.mutable_at(u, g) = (s.gbs_links[u] >> g) & 1u;
+  }
+  for (py::ssize_t g = 0; g < ng; ++g) Env::gbs_position(c, static_cast<int32_t>(g), gbs_pos.mutable_data(g, 0));
+  for (py::ssize_t j = 0; j < n; ++j) {
+    user_pos.mutable_at(j, 0) = s.user[j][0];
+    user_pos.mutable_at(j, 1) = s.user[j][1];
+    serving.mutable_at(j) = s.serving[j];
+  }
+  py::dict metrics;
+  for (int32_t k = 0; k < hmasd::kNumUavMetrics; ++k) metrics[Env::kMetricNames[k]] = s.metric[k];
+  metrics["served_users"] = served_count;
+  metrics["role"] = role;
+  py::dict out;
+  out["uav_pos"] = uav_pos;
+  out["user_pos"] = user_pos;
+  out["gbs_pos"] = gbs_pos;
+  out["sinr_db"] = sinr_db;
+  out["serving"] = serving;
+  out["served_count"] = served_count;
+  out["hops"] = hops;
+  out["next_hop"] = next_hop;
+  out["role"] = role;
+  out["uav_links"] = uav_links;
+  out["gbs_links"] = gbs_links;
+  out["metrics"] = metrics;
+  out["t"] = s.t;
+  return out;
+}
+
 int32_t parse_choice(const char* option, const std::string& value, const char* zero, const char* one) {
   if (value == zero) return 0;
   if (value == one) return 1;
   throw py::value_error(std::string(option) + " must be '" + zero + "' or '" + one + "', got '" + value + "'");
+}
+
+// Places the UAVs (and optionally the users) of one env copy and re-evaluates its radio at the current step, for
+// hand-built scenarios and tests. Everything is checked before the state changes.
+template <class Env>
+void uav_set_positions(BatchedEnv<Env>& pool, int32_t e, const py::object& uav_pos, const py::object& user_pos) {
+  if (e < 0 || e >= pool.num_envs())
+    throw py::index_error("env_index " + std::to_string(e) + " is out of range [0, " + std::to_string(pool.num_envs()) + ")");
+  if (!pool.has_reset()) throw std::runtime_error("call reset() before set_positions()");
+  const auto& c = pool.config();
+  auto finite_array = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
+    const py::array arr = checked_array(obj, name, 'F', shape);
+    const py::array_t<double> values = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
+    for (py::ssize_t k = 0; k < values.size(); ++k)
+      if (!std::isfinite(values.data()[k])) throw py::value_error(std::string(name) + " holds a non-finite value");
+    return values;
+  };
+  const auto uav = finite_array(uav_pos, "uav_pos", {c.num_uavs, 3});
+  py::array_t<double> users;
+  if (!user_pos.is_none()) users = finite_array(user_pos, "user_pos", {c.num_users, 2});
+  auto& s = pool.state_of(e);
+  for (int32_t u = 0; u < c.num_uavs; ++u)
+    for (int32_t k = 0; k < 3; ++k) s.uav[u][k] = static_cast<float>(uav.at(u, k));
+  if (!user_pos.is_none())
+    for (int32_t j = 0; j < c.num_users; ++j)
+      for (int32_t k = 0; k < 2; ++k) s.user[j][k] = static_cast<float>(users.at(j, k));
+  Env::evaluate_radio(c, s, pool.rng_of(e), nullptr);
+  pool.observe_env(e);
 }
 
 }  // namespace
@@ -161,8 +265,53 @@ void bind_envs(py::module_& m) {
           "tie_break", [](const StagHuntConfig& c) { return choice(c.tie_break, "random", "index"); },
           [](StagHuntConfig& c, const std::string& v) { c.tie_break = parse_choice("tie_break", v, "random", "index"); });
 
+  using hmasd::UavCoverageConfig;
+  py::class_<UavCoverageConfig> uav(m, "UavCoverageConfig", "Options of uav_coverage (docs/envs.md).");
+  uav.def(py::init<>())
+      .def_readwrite("num_uavs", &UavCoverageConfig::num_uavs)
+      .def_readwrite("num_users", &UavCoverageConfig::num_users)
+      .def_readwrite("area_size", &UavCoverageConfig::area_size)
+      .def_readwrite("min_height", &UavCoverageConfig::min_height)
+      .def_readwrite("max_height", &UavCoverageConfig::max_height)
+      .def_readwrite("max_speed", &UavCoverageConfig::max_speed)
+      .def_readwrite("dt", &UavCoverageConfig::dt)
+      .def_readwrite("max_steps", &UavCoverageConfig::max_steps)
+      .def_readwrite("reward_split", &UavCoverageConfig::reward_split)
+      .def_readwrite("shadowing", &UavCoverageConfig::shadowing)
+      .def_readwrite("carrier_ghz", &UavCoverageConfig::carrier_ghz)
+      .def_readwrite("bandwidth_mhz", &UavCoverageConfig::bandwidth_mhz)
+      .def_readwrite("uav_tx_power_dbm", &UavCoverageConfig::uav_tx_power_dbm)
+      .def_readwrite("noise_dbm", &UavCoverageConfig::noise_dbm)
+      .def_readwrite("min_sinr_db", &UavCoverageConfig::min_sinr_db)
+      .def_readwrite("max_connections", &UavCoverageConfig::max_connections)
+      .def_readwrite("n_ground_bs", &UavCoverageConfig::n_ground_bs)
+      .def_readwrite("gbs_height", &UavCoverageConfig::gbs_height)
+      .def_readwrite("gbs_tx_power_dbm", &UavCoverageConfig::gbs_tx_power_dbm)
+      .def_readwrite("backhaul_min_snr_db", &UavCoverageConfig::backhaul_min_snr_db)
+      .def_readwrite("max_hops", &UavCoverageConfig::max_hops);
+  bind_choice(uav, "scenario", &UavCoverageConfig::scenario, {"base_station", "cooperative_network"});
+  bind_choice(uav, "user_distribution", &UavCoverageConfig::user_distribution, {"uniform", "cluster", "hotspot"});
+  bind_choice(uav, "action_type", &UavCoverageConfig::action_type, {"continuous", "discrete"});
+  bind_choice(uav, "bandwidth_sharing", &UavCoverageConfig::bandwidth_sharing, {"full", "equal"});
+  bind_choice(uav, "channel_model", &UavCoverageConfig::channel_model,
+              {"free_space", "urban", "suburban", "3gpp-36777", "al-hourani"});
+  bind_choice(uav, "al_hourani_env", &UavCoverageConfig::al_hourani_env, {"urban", "suburban"});
+
   bind_env<hmasd::AliceAndBob>(m, "AliceAndBobEnv");
   bind_env<hmasd::StagHunt>(m, "StagHuntEnv");
+  const char* set_positions_doc =
+      "Places the UAVs (float [U, 3]) and optionally the users (float [N, 2]) of one env copy, then re-evaluates "
+      "its radio and observation at the current step.";
+  bind_env<hmasd::UavCoverage>(m, "UavCoverageEnv")
+      .def("details", &uav_details<hmasd::UavCoverage>, py::arg("env_index") = 0,
+           "Positions, SINR, association, routes and roles of one env copy (docs/envs.md).")
+      .def("set_positions", &uav_set_positions<hmasd::UavCoverage>, py::arg("env_index"), py::arg("uav_pos"),
+           py::arg("user_pos") = py::none(), set_positions_doc);
+  bind_env<hmasd::UavCoverageDiscrete>(m, "UavCoverageDiscreteEnv")
+      .def("details", &uav_details<hmasd::UavCoverageDiscrete>, py::arg("env_index") = 0,
+           "Positions, SINR, association, routes and roles of one env copy (docs/envs.md).")
+      .def("set_positions", &uav_set_positions<hmasd::UavCoverageDiscrete>, py::arg("env_index"),
+           py::arg("uav_pos"), py::arg("user_pos") = py::none(), set_positions_doc);
 }
 
 }  // namespace hmasd_bindings

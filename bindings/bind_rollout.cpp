@@ -11,6 +11,7 @@
 #include "cpu/rollout_engine.h"
 #include "envs/alice_and_bob.h"
 #include "envs/stag_hunt.h"
+#include "envs/uav_coverage.h"
 
 namespace py = pybind11;
 using hmasd::BatchedEnv;
@@ -81,18 +82,15 @@ void bind_engine(py::module_& m, const char* class_name) {
           [](Engine& g, const py::object& actions, const py::object& logp, const py::object& values) {
             const py::ssize_t e = g.num_envs(), n = g.num_agents();
             // int32 or int64 as given: the engine range-checks either type before anything moves
-            const py::array a = checked_array(actions, "actions", 'i', {e, n}, "(num_envs, num_agents)");
+            const py::array a = checked_actions<Env>(actions, e, n);
             const py::array lp = checked_array(logp, "logp", 'f', {e, n});
             const py::array v = checked_array(values, "values", 'f', {e, n});
-            const bool wide = a.dtype().itemsize() == 8;
-            const void* ap = a.data();
             const auto* lpp = static_cast<const float*>(lp.data());
             const auto* vp = static_cast<const float*>(v.data());
-            py::gil_scoped_release release;
-            if (wide)
-              g.step(static_cast<const int64_t*>(ap), lpp, vp);
-            else
-              g.step(static_cast<const int32_t*>(ap), lpp, vp);
+            with_actions<Env>(a, [&](const auto* ap) {
+              py::gil_scoped_release release;
+              g.step(ap, lpp, vp);
+            });
           },
           py::arg("actions"), py::arg("logp"), py::arg("values"))
       .def("resume", &Engine::resume)
@@ -109,7 +107,10 @@ void bind_engine(py::module_& m, const char* class_name) {
         low["obs"] = view(self, g.ll_obs_.data(), {t, e, n, o});
         low["state"] = view(self, g.ll_state_.data(), {t, e, s});
         low["action_mask"] = view(self, g.ll_mask_.data(), {t, e, n, a});
-        low["actions"] = view(self, g.ll_action_.data(), {t, e, n});
+        if (Engine::kActionWidth == 1 && !std::is_floating_point<typename Engine::Action>::value)
+          low["actions"] = view(self, g.ll_action_.data(), {t, e, n});
+        else
+          low["actions"] = view(self, g.ll_action_.data(), {t, e, n, Engine::kActionWidth});
         low["logp"] = view(self, g.ll_logp_.data(), {t, e, n});
         low["values"] = view(self, g.ll_value_.data(), {t, e, n});
         low["rewards"] = view(self, g.ll_reward_.data(), {t, e, n});
@@ -157,6 +158,8 @@ void bind_rollout(py::module_& m) {
   py::register_exception<hmasd::RingOverflow>(m, "RingOverflowError", PyExc_OverflowError);
   bind_engine<hmasd::AliceAndBob>(m, "AliceAndBobRollout");
   bind_engine<hmasd::StagHunt>(m, "StagHuntRollout");
+  bind_engine<hmasd::UavCoverage>(m, "UavCoverageRollout");
+  bind_engine<hmasd::UavCoverageDiscrete>(m, "UavCoverageDiscreteRollout");
 }
 
 }  // namespace hmasd_bindings

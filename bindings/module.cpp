@@ -47,7 +47,7 @@ PYBIND11_MODULE(_native, m) {
 #if defined(__VERSION__)
         info["compiler"] = __VERSION__;
 #endif
-        info["envs"] = py::make_tuple("alice_and_bob", "stag_hunt");
+        info["envs"] = py::make_tuple("alice_and_bob", "stag_hunt", "uav_coverage");
         return info;
       },
       "What this build of the native module contains: version, CUDA and OpenMP support, visible CUDA devices, "

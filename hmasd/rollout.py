@@ -7,7 +7,9 @@ import numpy as np
 
 from hmasd.envs.vec_env import VecEnv
 
-_ENGINES = {"alice_and_bob": "AliceAndBobRollout", "stag_hunt": "StagHuntRollout"}
+# The native engine class per native env class (uav_coverage has one per action type).
+_ENGINES = {"AliceAndBobEnv": "AliceAndBobRollout", "StagHuntEnv": "StagHuntRollout",
+            "UavCoverageEnv": "UavCoverageRollout", "UavCoverageDiscreteEnv": "UavCoverageDiscreteRollout"}
 
 
 class RolloutEngine:
@@ -43,7 +45,7 @@ class RolloutEngine:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
         self.env = env
-        engine_type = getattr(_native, _ENGINES[env.name])
+        engine_type = getattr(_native, _ENGINES[type(env._native).__name__])
         self._native = engine_type(env._native, horizon, skill_interval, num_team_skills, num_indiv_skills, clock,
                                    ring_capacity or 0)
         buffers = self._native.buffers()
@@ -68,7 +70,8 @@ class RolloutEngine:
                             np.asarray(values))
 
     def step(self, actions: np.ndarray, logp: np.ndarray | None = None, values: np.ndarray | None = None) -> None:
-        """Steps every env: int actions [E, N] and the low-level float32 log-probs and values [E, N].
+        """Steps every env: int actions [E, N] (float [E, N, action_dim] for continuous envs) and the low-level
+        float32 log-probs and values [E, N].
 
         While collection is disabled the env is stepped with ``actions`` alone and nothing is recorded.
         """

@@ -21,12 +21,16 @@ def stepped(name: str, num_envs: int = 16, steps: int = 300, **options):
     return env
 
 
-def test_registry_lists_both_envs_with_their_defaults():
-    assert hmasd.envs.registered_envs() == ["alice_and_bob", "stag_hunt"]
+def test_registry_lists_every_env_with_its_defaults():
+    assert hmasd.envs.registered_envs() == ["alice_and_bob", "stag_hunt", "uav_coverage"]
     assert hmasd.envs.default_options("alice_and_bob") == {"height": 10, "width": 10, "max_steps": 100}
     defaults = hmasd.envs.default_options("stag_hunt")
     assert defaults["grid_size"] == 8 and defaults["num_agents"] == 4 and defaults["max_steps"] == 35
     assert defaults["reward_mode"] == "individual" and defaults["tie_break"] == "random"
+    uav = hmasd.envs.default_options("uav_coverage")
+    assert (uav["num_uavs"], uav["num_users"], uav["max_steps"], uav["channel_model"], uav["scenario"]) == \
+        (5, 50, 500, "3gpp-36777", "cooperative_network")
+    assert (uav["backhaul_min_snr_db"], uav["gbs_tx_power_dbm"], uav["action_type"]) == (30.0, 20.0, "continuous")
 
 
 @pytest.mark.parametrize("name, options, n, obs_dim, state_dim", [

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/env_spec.h"
@@ -31,6 +33,9 @@ class BatchedEnv {
  public:
   using Config = typename Env::Config;
   using State = typename Env::State;
+  using Action = typename Env::Action;  // int32_t (one discrete action per agent) or float (kActionWidth per agent)
+  static constexpr int32_t kActionWidth = Env::kActionWidth;
+  static constexpr bool kContinuous = std::is_floating_point<Action>::value;
   static constexpr int32_t kMaxAgentsPerEnv = 64;
 
   BatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads, Autoreset autoreset)
@@ -79,15 +84,16 @@ class BatchedEnv {
     truncated_.fill_zero();
   }
 
-  // Validates every action, then steps every env. Accepts any integer element type.
+  // Validates every action, then steps every env. Accepts any integer element type (discrete envs) or float
+  // (continuous envs, [E, N, kActionWidth]).
   template <class T>
   void step(const T* actions) {
     check_can_step();
     check_actions(actions);
-    const int32_t n = dims_.num_agents;
+    const int32_t width = dims_.num_agents * kActionWidth;
     parallel_for(num_envs_, num_threads_, [&](int32_t e) {
-      int32_t row[kMaxAgentsPerEnv];
-      for (int32_t i = 0; i < n; ++i) row[i] = static_cast<int32_t>(actions[int64_t(e) * n + i]);
+      Action row[kMaxAgentsPerEnv * kActionWidth];
+      for (int32_t k = 0; k < width; ++k) row[k] = static_cast<Action>(actions[int64_t(e) * width + k]);
       step_env(e, row);
     });
     record_finished_episodes();
@@ -106,7 +112,7 @@ class BatchedEnv {
   const bool* current_action_mask() const { return out_mask_; }
 
   // One env, no checks: the caller (step() or the rollout engine) has validated the actions.
-  void step_env(int32_t e, const int32_t* actions) {
+  void step_env(int32_t e, const Action* actions) {
     const int32_t n = dims_.num_agents;
     float* rewards = rewards_.data() + int64_t(e) * n;
     const StepStatus status = Env::step(config_, states_[e], actions, rewards, rng(e));
@@ -134,11 +140,20 @@ class BatchedEnv {
   template <class T>
   void check_actions(const T* actions) const {
     const int32_t n = dims_.num_agents;
-    for (int64_t k = 0; k < int64_t(num_envs_) * n; ++k) {
-      if (actions[k] < 0 || actions[k] >= T(dims_.num_actions))
-        throw std::invalid_argument("actions[" + std::to_string(k / n) + ", " + std::to_string(k % n) +
-                                    "] = " + std::to_string(actions[k]) + " is out of range [0, " +
+    const int64_t total = int64_t(num_envs_) * n * kActionWidth;
+    for (int64_t k = 0; k < total; ++k) {
+      if constexpr (kContinuous) {
+        if (std::isfinite(static_cast<double>(actions[k]))) continue;
+        const int64_t agent = k / kActionWidth;
+        throw std::invalid_argument("actions[" + std::to_string(agent / n) + ", " + std::to_string(agent % n) + ", " +
+                                    std::to_string(k % kActionWidth) + "] = " + std::to_string(actions[k]) +
+                                    " is not finite");
+      } else {
+        if (actions[k] >= 0 && actions[k] < T(dims_.num_actions)) continue;
+        throw std::invalid_argument("actions[" + std::to_string(k / n) + ", " + std::to_string(k % n) + "] = " +
+                                    std::to_string(actions[k]) + " is out of range [0, " +
                                     std::to_string(dims_.num_actions) + ")");
+      }
     }
   }
 
@@ -210,6 +225,11 @@ class BatchedEnv {
   uint64_t seed() const { return seed_; }
   bool has_reset() const { return has_reset_; }
   State& state_of(int32_t e) { return states_[e]; }
+  const State& state_of(int32_t e) const { return states_[e]; }
+  // Rewrites env copy e's observation rows from its state (after a test or tool edited the state).
+  void observe_env(int32_t e) { observe(e); }
+  // The random stream of env copy e in its current episode.
+  EnvRng rng_of(int32_t e) const { return rng(e); }
 
   HostArray<float> obs_, final_obs_, state_, final_state_, rewards_, episode_return_, episode_info_;
   HostArray<bool> terminated_, truncated_, action_mask_;

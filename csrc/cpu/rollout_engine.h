@@ -25,6 +25,9 @@ struct RingOverflow : std::overflow_error {
 template <class Env>
 class RolloutEngine {
  public:
+  using Action = typename Env::Action;
+  static constexpr int32_t kActionWidth = Env::kActionWidth;
+
   RolloutEngine(BatchedEnv<Env>& env, int32_t horizon, int32_t skill_interval, int32_t num_team_skills,
                 int32_t num_indiv_skills, Clock clock, int64_t ring_capacity)
       : env_(env), horizon_(horizon), skill_interval_(skill_interval), num_team_skills_(num_team_skills),
@@ -115,9 +118,10 @@ class RolloutEngine {
     else
       env_.redirect_output(ll_obs_.data() + row_offset(t + 1, obs_dim_), ll_state_.data() + (int64_t(t) + 1) * e_ * state_dim_,
                            ll_mask_.data() + row_offset(t + 1, a_));
+    const int32_t width = n_ * kActionWidth;
     parallel_for(e_, env_.num_threads(), [&](int32_t e) {
-      int32_t row[BatchedEnv<Env>::kMaxAgentsPerEnv];
-      for (int32_t i = 0; i < n_; ++i) row[i] = static_cast<int32_t>(actions[int64_t(e) * n_ + i]);
+      Action row[BatchedEnv<Env>::kMaxAgentsPerEnv * kActionWidth];
+      for (int32_t k = 0; k < width; ++k) row[k] = static_cast<Action>(actions[int64_t(e) * width + k]);
       record_before(t, e, row, logp + int64_t(e) * n_, value + int64_t(e) * n_);
       env_.step_env(e, row);
       record_after(t, e, barrier);
@@ -187,7 +191,8 @@ class RolloutEngine {
 
   // Low-level buffers [T, E, ...]
   HostArray<float> ll_obs_, ll_state_, ll_logp_, ll_value_, ll_reward_, ll_final_obs_, ll_final_state_;
-  HostArray<int32_t> ll_action_, ll_team_, ll_indiv_, ll_version_;
+  HostArray<Action> ll_action_;  // [T, E, N, kActionWidth]
+  HostArray<int32_t> ll_team_, ll_indiv_, ll_version_;
   HostArray<bool> ll_mask_, ll_terminated_, ll_truncated_;
   // Per-env window state [E, ...]
   HostArray<int32_t> win_start_, win_length_, win_team_, win_indiv_;
@@ -212,7 +217,7 @@ class RolloutEngine {
     ll_logp_ = HostArray<float>(t * e * n);
     ll_value_ = HostArray<float>(t * e * n);
     ll_reward_ = HostArray<float>(t * e * n);
-    ll_action_ = HostArray<int32_t>(t * e * n);
+    ll_action_ = HostArray<Action>(t * e * n * kActionWidth);
     ll_indiv_ = HostArray<int32_t>(t * e * n);
     ll_team_ = HostArray<int32_t>(t * e);
     ll_version_ = HostArray<int32_t>(t * e);
@@ -319,10 +324,10 @@ class RolloutEngine {
     windows_.needs_decision[e] = false;
   }
 
-  void record_before(int32_t t, int32_t e, const int32_t* actions, const float* logp, const float* value) {
+  void record_before(int32_t t, int32_t e, const Action* actions, const float* logp, const float* value) {
     // obs, state and action mask of row t were written there by the env (see step()) or by sync_batch_start()
     const int64_t te = int64_t(t) * e_ + e;
-    std::memcpy(ll_action_.data() + te * n_, actions, sizeof(int32_t) * n_);
+    std::memcpy(ll_action_.data() + te * n_ * kActionWidth, actions, sizeof(Action) * n_ * kActionWidth);
     std::memcpy(ll_logp_.data() + te * n_, logp, sizeof(float) * n_);
     std::memcpy(ll_value_.data() + te * n_, value, sizeof(float) * n_);
     std::memcpy(ll_indiv_.data() + te * n_, windows_.indiv_skill + int64_t(e) * n_, sizeof(int32_t) * n_);

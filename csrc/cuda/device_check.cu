@@ -4,6 +4,7 @@
 
 #include "envs/alice_and_bob.h"
 #include "envs/stag_hunt.h"
+#include "envs/uav_coverage.h"
 #include "rollout/hl_ring.h"
 #include "rollout/skill_window.h"
 
@@ -11,7 +12,7 @@ namespace hmasd {
 
 // One thread per env copy, calling the same HD functions as the CPU backend.
 template <class Env>
-__global__ void step_kernel(typename Env::Config config, typename Env::State* states, const int32_t* actions,
+__global__ void step_kernel(typename Env::Config config, typename Env::State* states, const typename Env::Action* actions,
                             float* rewards, float* obs, float* state, bool* action_mask, int32_t num_envs,
                             int32_t num_agents, int32_t obs_dim, int32_t state_dim, int32_t num_actions,
                             uint64_t seed, const uint32_t* episode) {
@@ -19,7 +20,7 @@ __global__ void step_kernel(typename Env::Config config, typename Env::State* st
   if (e >= num_envs) return;
   const EnvRng rng{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(e),
                    episode[e]};
-  Env::step(config, states[e], actions + e * num_agents, rewards + e * num_agents, rng);
+  Env::step(config, states[e], actions + int64_t(e) * num_agents * Env::kActionWidth, rewards + e * num_agents, rng);
   Env::observe(config, states[e], obs + int64_t(e) * num_agents * obs_dim, state + int64_t(e) * state_dim,
                action_mask + int64_t(e) * num_agents * num_actions);
 }
@@ -54,6 +55,17 @@ template __global__ void step_kernel<AliceAndBob>(AliceAndBobConfig, AliceAndBob
 template __global__ void step_kernel<StagHunt>(StagHuntConfig, StagHunt::State*, const int32_t*, float*, float*,
                                                float*, bool*, int32_t, int32_t, int32_t, int32_t, int32_t,
                                                uint64_t, const uint32_t*);
+template __global__ void step_kernel<UavCoverage>(UavCoverageConfig, UavCoverage::State*, const float*, float*,
+                                                  float*, float*, bool*, int32_t, int32_t, int32_t, int32_t,
+                                                  int32_t, uint64_t, const uint32_t*);
+template __global__ void step_kernel<UavCoverageDiscrete>(UavCoverageConfig, UavCoverageDiscrete::State*,
+                                                          const int32_t*, float*, float*, float*, bool*, int32_t,
+                                                          int32_t, int32_t, int32_t, int32_t, uint64_t,
+                                                          const uint32_t*);
+template __global__ void reset_kernel<UavCoverage>(UavCoverageConfig, UavCoverage::State*, int32_t, uint64_t,
+                                                   const uint32_t*);
+template __global__ void reset_kernel<UavCoverageDiscrete>(UavCoverageConfig, UavCoverageDiscrete::State*,
+                                                           int32_t, uint64_t, const uint32_t*);
 template __global__ void reset_kernel<AliceAndBob>(AliceAndBobConfig, AliceAndBobState*, int32_t, uint64_t,
                                                    const uint32_t*);
 template __global__ void reset_kernel<StagHunt>(StagHuntConfig, StagHunt::State*, int32_t, uint64_t,

@@ -32,6 +32,8 @@ struct AliceAndBob {
   static constexpr const char* kName = "alice_and_bob";
   static constexpr int32_t kNumAgents = 2;
   static constexpr int32_t kNumActions = 5;
+  using Action = int32_t;  // one discrete action per agent
+  static constexpr int32_t kActionWidth = 1;
   static constexpr int32_t kObsDim = 11;
   static constexpr uint32_t kPurposeReset = 1;
   enum Code : int32_t { kEmpty = 0, kWall = 1, kAgent0 = 2, kButton0 = 4, kDiamond0 = 6 };
@@ -87,7 +89,7 @@ struct AliceAndBob {
     return (s.row[0] == row && s.col[0] == col) || (s.row[1] == row && s.col[1] == col);
   }
 
-  HD static StepStatus step(const Config& c, State& s, const int32_t* actions, float* rewards, const EnvRng&) {
+  HD static StepStatus step(const Config& c, State& s, const Action* actions, float* rewards, const EnvRng&) {
     constexpr int32_t kDrow[5] = {0, 0, -1, 1, 0};
     constexpr int32_t kDcol[5] = {1, -1, 0, 0, 0};
     for (int32_t i = 0; i < kNumAgents; ++i) {

@@ -33,6 +33,8 @@ struct StagHunt {
   static constexpr int32_t kMaxAgents = 16;
   static constexpr int32_t kMaxHares = 16;
   static constexpr int32_t kNumActions = 5;
+  using Action = int32_t;  // one discrete action per agent
+  static constexpr int32_t kActionWidth = 1;
   static constexpr uint32_t kPurposeReset = 1, kPurposeStagMove = 2, kPurposeHareTie = 3, kPurposeRespawn = 4;
   static constexpr int32_t kOffGrid = -1;
 
@@ -160,7 +162,7 @@ struct StagHunt {
     s.prey_col[0] += kDcol[d];
   }
 
-  HD static StepStatus step(const Config& c, State& s, const int32_t* actions, float* rewards, const EnvRng& rng) {
+  HD static StepStatus step(const Config& c, State& s, const Action* actions, float* rewards, const EnvRng& rng) {
     const int32_t n = c.num_agents;
     const int32_t kDrow[5] = {-1, 1, 0, 0, 0};
     const int32_t kDcol[5] = {0, 0, -1, 1, 0};

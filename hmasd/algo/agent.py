@@ -18,6 +18,11 @@ class EnvDims:
     obs_dim: int
     state_dim: int
     num_actions: int
+    action_dim: int = 0  # components of a continuous action; 0 for discrete envs
+
+    @property
+    def continuous(self) -> bool:
+        return self.action_dim > 0
 
 
 @dataclass
@@ -41,8 +46,8 @@ class LowBatch:
 
     obs: torch.Tensor            # [T, E*N, O]
     indiv_skill: torch.Tensor    # [T, E*N]
-    action_mask: torch.Tensor    # [T, E*N, A]
-    actions: torch.Tensor        # [T, E*N]
+    action_mask: torch.Tensor    # [T, E*N, A] (A = 0 for continuous envs)
+    actions: torch.Tensor        # [T, E*N] int, or [T, E*N, action_dim] float for continuous envs
     old_logp: torch.Tensor       # [T, E*N]
     advantages: torch.Tensor     # [T, E*N]
     state: torch.Tensor          # [T, E, S]
@@ -93,7 +98,8 @@ class HMASDAgent(nn.Module):
         self.independent = config.policy_sharing == "independent"
         copies = dims.num_agents if self.independent else 1
         self.actors = nn.ModuleList(LowActor(dims.obs_dim, n_z, dims.num_actions, config.hidden,
-                                             config.skill_last_layer, config.recurrent) for _ in range(copies))
+                                             config.skill_last_layer, config.recurrent, dims.action_dim,
+                                             config.log_std_init) for _ in range(copies))
         self.critics = nn.ModuleList(LowCritic(dims.state_dim, n_Z, config.hidden, config.skill_last_layer,
                                                config.recurrent) for _ in range(copies))
         self.team_disc = Discriminator(dims.state_dim, n_Z, config.hidden)
@@ -155,7 +161,7 @@ class HMASDAgent(nn.Module):
         values, h_critic = self.critic(state.unsqueeze(0), team_skill.unsqueeze(0), critic_hidden,
                                        None if starts is None else starts.unsqueeze(0))
         h_actor = None if h_actor is None else h_actor.reshape(e, n, -1)
-        return actions.view(e, n), logp.view(e, n), values[0].unsqueeze(-1).expand(e, n), h_actor, h_critic
+        return actions.view(e, n, *actions.shape[2:]), logp.view(e, n), values[0].unsqueeze(-1).expand(e, n), h_actor, h_critic
 
     @torch.no_grad()
     def critic_values(self, state: torch.Tensor, team_skill: torch.Tensor, num_agents: int,
@@ -275,7 +281,7 @@ class HMASDAgent(nn.Module):
             self._step_many(critic_parts, c.value_coef * v_losses.sum())
         for i in range(self.dims.num_agents):
             self.updates_applied[i] += c.low_epochs
-            self.samples_pushed[i] += batch.actions.numel() // self.dims.num_agents
+            self.samples_pushed[i] += batch.old_logp.numel() // self.dims.num_agents
         with torch.no_grad():
             _, approx_kl, clipfrac = policy_loss(logp, old_logp, advantages, c.clip)
         pg_loss, v_loss, entropy_mean = pg_losses.mean(), v_losses.mean(), entropies.mean()

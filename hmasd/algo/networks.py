@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Normal
 
 RELU_GAIN = math.sqrt(2.0)
 
@@ -85,26 +85,36 @@ class SkillConditioned(nn.Module):
 
 
 class LowActor(nn.Module):
-    """The skill discoverer's shared policy pi(a | o_i, z_i); invalid actions are masked out.
+    """The skill discoverer's shared policy pi(a | o_i, z_i).
 
-    MLP: inputs [..., O]. GRU (``recurrent``): inputs [L, B, O] with the hidden state h [B, H] and episode starts
-    [L, B]; ``h`` in and out is None for the MLP.
+    Discrete envs: a categorical over ``num_actions`` with invalid actions masked out. Continuous envs
+    (``action_dim > 0``): a Gaussian with state-independent log-std; the sampled, unclipped action is stored and
+    scored, and the env clips it to its bounds. MLP: inputs [..., O]. GRU (``recurrent``): inputs [L, B, O] with the
+    hidden state h [B, H] and episode starts [L, B]; ``h`` in and out is None for the MLP.
     """
 
     def __init__(self, obs_dim: int, num_indiv_skills: int, num_actions: int, hidden: int = 64,
-                 skill_last_layer: bool = True, recurrent: bool = False) -> None:
+                 skill_last_layer: bool = True, recurrent: bool = False, action_dim: int = 0,
+                 log_std_init: float = -0.5) -> None:
         super().__init__()
-        self.net = SkillConditioned(obs_dim, num_indiv_skills, num_actions, hidden, skill_last_layer, 0.01,
-                                    recurrent)
+        self.continuous = action_dim > 0
+        out_dim = action_dim if self.continuous else num_actions
+        self.net = SkillConditioned(obs_dim, num_indiv_skills, out_dim, hidden, skill_last_layer, 0.01, recurrent)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init))) if self.continuous else None
 
     def get_action_and_logp(self, obs: torch.Tensor, skill: torch.Tensor, mask: torch.Tensor | None = None,
                             action: torch.Tensor | None = None, deterministic: bool = False,
                             h: torch.Tensor | None = None, starts: torch.Tensor | None = None):
         """Samples (or re-scores ``action``); returns action, log-prob, entropy and the next hidden state."""
-        logits, h = self.net(obs, skill, h, starts)
+        out, h = self.net(obs, skill, h, starts)
+        if self.continuous:
+            dist = Normal(out, self.log_std.exp().expand_as(out))
+            if action is None:
+                action = out if deterministic else dist.sample()
+            return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), h
         if mask is not None:
-            logits = logits.masked_fill(~mask, -1e10)
-        dist = Categorical(logits=logits)
+            out = out.masked_fill(~mask, -1e10)
+        dist = Categorical(logits=out)
         if action is None:
             action = dist.probs.argmax(-1) if deterministic else dist.sample()
         return action, dist.log_prob(action), dist.entropy(), h

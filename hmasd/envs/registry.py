@@ -17,22 +17,35 @@ class EnvEntry:
     native_env: str
     native_config: str
     description: str
+    # Native class per value of the `action_type` option, for envs compiled once per action type.
+    native_by_action_type: tuple[tuple[str, str], ...] = ()
+
+    def native_class_name(self, config: Any) -> str:
+        """The native env class for a built config."""
+        for action_type, native in self.native_by_action_type:
+            if config.action_type == action_type:
+                return native
+        return self.native_env
 
 
 _REGISTRY: dict[str, EnvEntry] = {}
 
 
-def register(name: str, native_env: str, native_config: str, description: str) -> None:
+def register(name: str, native_env: str, native_config: str, description: str,
+             native_by_action_type: tuple[tuple[str, str], ...] = ()) -> None:
     """Adds an env to the registry; names are unique."""
     if name in _REGISTRY:
         raise ValueError(f"env {name!r} is already registered")
-    _REGISTRY[name] = EnvEntry(name, native_env, native_config, description)
+    _REGISTRY[name] = EnvEntry(name, native_env, native_config, description, native_by_action_type)
 
 
 register("alice_and_bob", "AliceAndBobEnv", "AliceAndBobConfig",
          "HMASD's 2-agent button/diamond toy task with a sparse team reward")
 register("stag_hunt", "StagHuntEnv", "StagHuntConfig",
          "Symmetric Markov stag hunt for N self-play agents")
+register("uav_coverage", "UavCoverageEnv", "UavCoverageConfig",
+         "UAV base stations serving ground users with relayed backhaul (continuous or discrete moves)",
+         native_by_action_type=(("continuous", "UavCoverageEnv"), ("discrete", "UavCoverageDiscreteEnv")))
 
 
 def registered_envs() -> list[str]:
@@ -77,6 +90,8 @@ def build_config(name: str, options: dict[str, Any]) -> Any:
             raise TypeError(f"option {key!r} of env {name!r} must be an int, got {value!r}")
         if expected is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise TypeError(f"option {key!r} of env {name!r} must be a number, got {value!r}")
+        if expected is float:
+            value = float(value)
         if expected is bool and not isinstance(value, bool):
             raise TypeError(f"option {key!r} of env {name!r} must be a bool, got {value!r}")
         if expected is str and not isinstance(value, str):
@@ -131,5 +146,9 @@ def make(
         raise ValueError(f"num_threads must be an int >= 0 (0 = one per core), got {num_threads!r}")
     threads = num_threads or os.cpu_count() or 1
     config = build_config(name, options)
-    native = getattr(_native, spec.native_env)(config, num_envs, _check_seed(seed), threads, autoreset)
+    native_class = getattr(_native, spec.native_class_name(config))
+    try:
+        native = native_class(config, num_envs, _check_seed(seed), threads, autoreset)
+    except ValueError as error:  # the native validation names the option; say which env it came from
+        raise ValueError(f"make({name!r}): {error}") from None
     return VecEnv(name, native, dict(options))

@@ -60,8 +60,15 @@ def render_stag_hunt(options: dict[str, Any], state: np.ndarray) -> np.ndarray:
     return image
 
 
-def render_state(name: str, options: dict[str, Any], state: np.ndarray) -> np.ndarray:
-    """Dispatches to the env's renderer."""
+def render_state(name: str, options: dict[str, Any], state: np.ndarray,
+                 details: dict[str, Any] | None = None) -> np.ndarray:
+    """Dispatches to the env's renderer (uav_coverage draws from the env's details, the grid envs from the state)."""
+    if name == "uav_coverage":
+        from hmasd.envs.render_uav import render_uav_coverage
+
+        if details is None:
+            raise ValueError("rendering uav_coverage needs the env's details()")
+        return render_uav_coverage(options, details)
     renderers = {"alice_and_bob": render_alice_and_bob, "stag_hunt": render_stag_hunt}
     if name not in renderers:
         raise NotImplementedError(f"no renderer for env {name!r}")

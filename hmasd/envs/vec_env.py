@@ -21,7 +21,8 @@ class VecEnv:
         rewards: float32[E, N] of the last step.
         terminated, truncated: bool[E] of the last step (an env that ended was already reset when
             ``autoreset="same_step"``).
-        action_mask: bool[E, N, num_actions], valid actions (invalid moves act as "stay").
+        action_mask: bool[E, N, num_actions], valid actions (invalid moves act as "stay"); continuous envs have
+            num_actions = 0.
         final_obs, final_state: last observation/state of the episodes that ended in the last step (only
             those rows are rewritten).
         episode_return: float32[E, N], episode_length: int32[E], episode_info: per-field arrays, all of the
@@ -88,6 +89,16 @@ class VecEnv:
         return self._native.num_actions
 
     @property
+    def action_dim(self) -> int:
+        """Components of a continuous action (0 for discrete envs)."""
+        return self._native.action_dim
+
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are float vectors in [-1, 1] (Box) rather than indices (Discrete)."""
+        return self.action_dim > 0
+
+    @property
     def num_threads(self) -> int:
         return self._native.num_threads
 
@@ -124,9 +135,12 @@ class VecEnv:
 
     @property
     def action_space(self) -> Any:
-        """Per-agent action space."""
+        """Per-agent action space: Discrete(num_actions), or Box(-1, 1, (action_dim,)) for continuous envs (values
+        outside are clipped by the env)."""
         from gymnasium import spaces
 
+        if self.continuous:
+            return spaces.Box(low=-1.0, high=1.0, shape=(self.action_dim,), dtype=np.float32)
         return spaces.Discrete(self.num_actions)
 
     # ---- protocol ------------------------------------------------------------------------------
@@ -138,7 +152,8 @@ class VecEnv:
         return self.obs, self._info
 
     def step(self, actions: Any) -> StepResult:
-        """Steps every env with int actions [num_envs, num_agents]; bad actions raise before any env moves.
+        """Steps every env with int actions [num_envs, num_agents] (float [num_envs, num_agents, action_dim] for
+        continuous envs); bad actions raise before any env moves.
 
         Returns ``(obs, rewards, terminated, truncated, info)``; ``info`` holds ``state``, ``action_mask``,
         ``final_obs``, ``final_state``, ``episode_return``, ``episode_length`` and the env's episode fields.
@@ -175,7 +190,22 @@ class VecEnv:
 
         if isinstance(env_index, bool) or not isinstance(env_index, int) or not 0 <= env_index < self.num_envs:
             raise IndexError(f"env_index must be in [0, {self.num_envs}), got {env_index!r}")
-        return render_state(self.name, self.options, self.state[env_index])
+        details = self._native.details(env_index) if hasattr(self._native, "details") else None
+        return render_state(self.name, self.options, self.state[env_index], details)
+
+    def details(self, env_index: int = 0) -> dict[str, Any]:
+        """Env-specific details of one copy (uav_coverage: positions, SINR, association, routes; docs/envs.md)."""
+        if not hasattr(self._native, "details"):
+            raise NotImplementedError(f"env {self.name!r} has no details()")
+        return self._native.details(env_index)
+
+    def set_positions(self, env_index: int, uav_pos: Any, user_pos: Any = None) -> None:
+        """uav_coverage: places the UAVs (float [U, 3]) and optionally the users (float [N, 2]) of one copy and
+        re-evaluates its radio and observation at the current step (hand-built scenarios, baselines, tests)."""
+        if not hasattr(self._native, "set_positions"):
+            raise NotImplementedError(f"env {self.name!r} has no set_positions()")
+        self._native.set_positions(env_index, np.asarray(uav_pos, dtype=np.float64),
+                                   None if user_pos is None else np.asarray(user_pos, dtype=np.float64))
 
     def close(self) -> None:
         """Nothing to release: the native buffers are freed with the object."""
@@ -202,4 +232,5 @@ class VecEnv:
 
     def __repr__(self) -> str:
         return (f"VecEnv({self.name!r}, num_envs={self.num_envs}, num_agents={self.num_agents}, "
-                f"obs_dim={self.obs_dim}, state_dim={self.state_dim}, num_actions={self.num_actions})")
+                f"obs_dim={self.obs_dim}, state_dim={self.state_dim}, "
+                + (f"action_dim={self.action_dim})" if self.continuous else f"num_actions={self.num_actions})"))

@@ -69,6 +69,8 @@ class TrainConfig:
     """A 1-layer GRU after the low-level MLPs, as in the official code (reset at episode starts only)."""
     chunk_length: int = 10
     """Steps per recurrent training chunk (data_chunk_length); horizon must be a multiple of it."""
+    log_std_init: float = -0.5
+    """Initial log-std of the Gaussian low-level policy (continuous envs; std 0.61 of the [-1, 1] action range)."""
     agent_pos_embedding: bool = False
     """Learned agent position embeddings in the coordinator (a documented deviation; off as in the paper)."""
     eval_interval: int = 25
@@ -127,6 +129,24 @@ PRESETS: dict[str, TrainConfig] = {
     "quickstart": TrainConfig(env="stag_hunt", horizon=35, skill_interval=7, num_team_skills=3, num_indiv_skills=3,
                               lambda_env=1.0, lambda_team=0.1, lambda_indi=0.1, high_entropy_coef=0.01,
                               disc_epochs=5, num_envs=64, total_steps=250_000, eval_interval=10, eval_episodes=64),
+    # The UAV network (docs/envs.md, 500-step episodes, continuous moves, a dense team reward in [~-0.1, 1]):
+    # the env reward drives the low level (lambda_e = 1) with small diversity bonuses; k = 10 steps (~300 m of
+    # flight) per skill; 10 PPO epochs instead of 15 because a batch is 5x larger than Alice_and_Bob's per env.
+    "uav_coverage": TrainConfig(env="uav_coverage", horizon=100, skill_interval=10, num_team_skills=3,
+                                num_indiv_skills=3, lambda_env=1.0, lambda_team=0.05, lambda_indi=0.05,
+                                high_entropy_coef=0.01, low_entropy_coef=0.0, high_epochs=10, low_epochs=10,
+                                disc_epochs=5, num_envs=32, total_steps=500_000, eval_interval=20,
+                                eval_episodes=8),
+    # The old system's settings (5 UAVs, 50 users, 3gpp-36777, k = 10, n_Z = n_z = 3, 32 envs, 5000-step
+    # episodes, backhaul at 0 dB SNR with a 30 dBm GBS), for end-to-end comparisons with it.
+    "uav_seed_parity": TrainConfig(env="uav_coverage",
+                                   env_options={"num_uavs": 5, "num_users": 50, "channel_model": "3gpp-36777",
+                                                "max_steps": 5000, "backhaul_min_snr_db": 0.0,
+                                                "gbs_tx_power_dbm": 30.0},
+                                   horizon=100, skill_interval=10, num_team_skills=3, num_indiv_skills=3,
+                                   lambda_env=1.0, lambda_team=0.05, lambda_indi=0.05, high_entropy_coef=0.01,
+                                   low_entropy_coef=0.0, high_epochs=10, low_epochs=10, disc_epochs=5, num_envs=32,
+                                   total_steps=4_000_000, eval_interval=0, eval_episodes=4),
 }
 
 

@@ -46,6 +46,8 @@ class BatchRecord:
     high_start: np.ndarray       # [M] batch step of the decision
     team_skill: np.ndarray       # [M]
     indiv_skill: np.ndarray      # [M, N]
+    # the env's scalar episode metrics of every episode that ended in the batch: (step t, env e) -> {field: value}
+    episode_metrics: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +71,18 @@ class Trainer:
     starts: torch.Tensor | None = None         # [E] the next step starts an episode
     # per step of the current batch: hidden states before the step and the critic's state after it
     hidden_log: dict[str, torch.Tensor] = field(default_factory=dict)
+    # the env's scalar episode metrics of the episodes that ended in the current batch, by (step, env)
+    episode_metrics: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+
+
+def scalar_info_fields(env: Any) -> list[str]:
+    """The env's episode info fields with one value per env (uav_coverage's throughput, coverage, ...)."""
+    return [key for key, values in env.episode_info.items() if values.ndim == 1]
+
+
+def performance_tag(field_name: str) -> str:
+    """TensorBoard tag of an env episode metric: system_throughput_mbps -> Performance/Episode_System_Throughput_Mbps."""
+    return "Performance/Episode_" + "_".join(word.capitalize() for word in field_name.split("_"))
 
 
 def build(config: TrainConfig) -> Trainer:
@@ -83,7 +97,7 @@ def build(config: TrainConfig) -> Trainer:
     env.reset()
     engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
                            config.num_indiv_skills, clock=config.clock)
-    dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions)
+    dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
     agent = HMASDAgent(dims, config).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     e, n, h = env.num_envs, env.num_agents, config.hidden
@@ -93,6 +107,13 @@ def build(config: TrainConfig) -> Trainer:
 
 
 # ---- acting -------------------------------------------------------------------------------------
+def env_actions(actions: torch.Tensor) -> np.ndarray:
+    """The policy's actions as the native env takes them: int32 indices, or float32 vectors (continuous envs clip
+    them to their bounds)."""
+    values = actions.cpu().numpy()
+    return values.astype(np.float32 if actions.is_floating_point() else np.int32)
+
+
 def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, deterministic: bool = False):
     """High-level decisions for a batch of envs: skills [D, N+1], log-probs and values, as numpy."""
     c, agent = trainer.config, trainer.agent
@@ -120,6 +141,8 @@ def collect(trainer: Trainer) -> None:
            "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
            "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
            "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)} if recurrent else {}
+    metric_fields = scalar_info_fields(env)
+    trainer.episode_metrics = {}
     for t in range(c.horizon):
         obs, state, mask = (torch.from_numpy(a) for a in (engine.obs, engine.state, engine.action_mask))
         ids = engine.decision_env_ids()
@@ -134,8 +157,11 @@ def collect(trainer: Trainer) -> None:
             actor_hidden=trainer.actor_hidden if recurrent else None,
             critic_hidden=trainer.critic_hidden if recurrent else None,
             starts=trainer.starts if recurrent else None)
-        engine.step(actions.cpu().numpy().astype(np.int32), logp.cpu().numpy(),
+        engine.step(env_actions(actions), logp.cpu().numpy(),
                     np.ascontiguousarray(values.cpu().numpy()))
+        if metric_fields:
+            for e in np.flatnonzero(env.terminated | env.truncated):
+                trainer.episode_metrics[(t, int(e))] = {key: float(env.episode_info[key][e]) for key in metric_fields}
         if recurrent:
             trainer.starts = torch.from_numpy(env.terminated | env.truncated).to(device)
             trainer.actor_hidden, trainer.critic_hidden = h_actor, h_critic
@@ -201,7 +227,8 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     trainer.last_batch = BatchRecord(
         env_reward=low["rewards"].mean(-1).cpu().numpy(), team_component=(c.lambda_team * r_team).cpu().numpy(),
         indiv_component=(c.lambda_indi * r_indiv).mean(-1).cpu().numpy(), ended=ended.cpu().numpy(),
-        high_env=high["env"], high_start=high["start"], team_skill=high["team_skill"], indiv_skill=high["indiv_skill"])
+        high_env=high["env"], high_start=high["start"], team_skill=high["team_skill"], indiv_skill=high["indiv_skill"],
+        episode_metrics=dict(trainer.episode_metrics))
     return batch, disc, stats
 
 
@@ -308,9 +335,10 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
         if perm is None:
             actions = policy.act(obs, state, mask)
         else:  # the policy's agent i acts in slot perm[e, i]: its inputs gathered, its actions scattered back
-            actions = torch.empty(episodes, n, dtype=torch.long)
-            actions[rows, perm] = policy.act(obs[rows, perm], state, mask[rows, perm])
-        env.step(actions.numpy().astype(np.int32))
+            acted = policy.act(obs[rows, perm], state, mask[rows, perm])
+            actions = torch.empty_like(acted)
+            actions[rows, perm] = acted
+        env.step(env_actions(actions))
         finished = (env.terminated | env.truncated) & ~done
         for e in np.flatnonzero(finished):
             returns[e], lengths[e] = env.episode_return[e], env.episode_length[e]
@@ -379,6 +407,8 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             metrics[f"Agents/{i}/Return"] = float(value)
         if "success" in episodes:
             metrics["Training/Success"] = float(episodes["success"])
+        for key in scalar_info_fields(trainer.env):
+            metrics[performance_tag(key)] = float(episodes[key])
     trainer.history.append(metrics)
     return metrics
 

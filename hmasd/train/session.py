@@ -15,7 +15,7 @@ import torch
 
 from hmasd.train import checkpoint
 from hmasd.train.config import TrainConfig
-from hmasd.train.loop import EpisodePolicy, Trainer, agent_records, build, evaluate, iterate
+from hmasd.train.loop import EpisodePolicy, Trainer, agent_records, build, env_actions, evaluate, iterate
 
 log = logging.getLogger("hmasd.train")
 
@@ -155,7 +155,7 @@ def render_episode(trainer: Trainer, path: Path, seed: int = 0) -> Path:
     while not (env.terminated[0] or env.truncated[0] or t >= 1000):
         actions = policy.act(obs, state, mask)  # decides the skills shown in this frame
         frames.append(frame(t))
-        env.step(actions.numpy().astype(np.int32))
+        env.step(env_actions(actions))
         t += 1
     frames.append(frame(t))
     ArtistAnimation(figure, frames, interval=150, blit=True).save(path, writer=PillowWriter(fps=6))

@@ -76,6 +76,7 @@ class EpisodeAccumulator:
         self.lambda_env = lambda_env
         self.sums = np.zeros((4, num_envs), np.float64)  # env reward, team, individual, length
         self.rows: list[dict[str, Any]] = []
+        self.metric_columns: list[str] = []  # the env's own episode metrics, appended to the CSV columns
 
     def add(self, batch: BatchRecord) -> int:
         """Consumes a batch [T, E]; returns the number of episodes it finished."""
@@ -84,15 +85,16 @@ class EpisodeAccumulator:
             self.sums += np.stack([batch.env_reward[t], batch.team_component[t], batch.indiv_component[t],
                                    np.ones(batch.ended.shape[1])])
             for e in np.flatnonzero(batch.ended[t]):
-                self._emit(int(e))
+                self._emit(int(e), batch.episode_metrics.get((t, int(e)), {}))
         return len(self.rows) - before
 
-    def _emit(self, e: int) -> None:
+    def _emit(self, e: int, env_metrics: dict[str, float]) -> None:
         reward, team, indiv, length = (float(x) for x in self.sums[:, e])
         self.rows.append({"episode": len(self.rows), "env_id": e, "total_reward": reward,
                           "episode_length": int(round(length)), "timestamp": time.time(),
                           "env_component": self.lambda_env * reward,
-                          "team_disc_component": team, "ind_disc_component": indiv})
+                          "team_disc_component": team, "ind_disc_component": indiv, **env_metrics})
+        self.metric_columns += [key for key in env_metrics if key not in self.metric_columns]
         self.sums[:, e] = 0.0
 
     def recent_mean(self, count: int = 10) -> float | None:
@@ -224,7 +226,8 @@ class RunTracker:
     def export(self, step: int) -> list[pathlib.Path]:
         """Writes the step's episode, sync and reward CSVs, the skill-usage JSON and the progress figure."""
         d = self.paper_dir
-        paths = [write_csv(d / f"episode_rewards_step_{step}.csv", EPISODE_COLUMNS, self.episodes.rows),
+        episode_columns = EPISODE_COLUMNS + tuple(self.episodes.metric_columns)
+        paths = [write_csv(d / f"episode_rewards_step_{step}.csv", episode_columns, self.episodes.rows),
                  write_csv(d / f"sync_metrics_step_{step}.csv", SYNC_COLUMNS, self.sync_rows),
                  write_csv(d / f"reward_components_step_{step}.csv", REWARD_COLUMNS, self.reward_rows)]
         usage = d / f"skill_usage_step_{step}.json"

@@ -23,14 +23,20 @@ def _as_seed(seed: Any) -> int:
         raise TypeError(f"seed must be an int, got {seed!r}") from None
 
 
-class HmasdParallelEnv(ParallelEnv[str, np.ndarray, int]):
+Action = int | np.ndarray
+
+
+class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
     """One native env behind PettingZoo's parallel API; agents are named ``agent_0 .. agent_{N-1}``.
 
     All agents live and end together: after the step that terminates or truncates the episode, ``agents`` is
     ``[]`` until ``reset()``. Everything returned is a copy (observations ``float32[obs_dim]``, rewards Python
-    floats, ``state()`` ``float32[state_dim]``). Each agent's info holds ``action_mask`` (``int8[num_actions]``,
-    1 = valid; masked moves act as "stay") and, on the step that ends the episode, ``episode``: its return, the
-    episode length and the env's episode fields (docs/envs.md).
+    floats, ``state()`` ``float32[state_dim]``). Discrete envs take an integer per agent and each agent's info
+    holds ``action_mask`` (``int8[num_actions]``, 1 = valid; masked moves act as "stay"); continuous envs
+    (``uav_coverage`` by default) take a float vector of shape ``(action_dim,)`` per agent (a ``Box(-1, 1)``
+    space; values outside are clipped by the env) and have no ``action_mask``. On the step that ends the
+    episode, each info also holds ``episode``: its return, the episode length and the env's episode fields
+    (docs/envs.md).
 
     Seeding: ``reset(seed=s)`` reseeds (same ``s``, same episodes); ``reset()`` without a seed starts the next
     episode of the current stream, so it differs from the previous one. An env that was never reset with a seed
@@ -71,18 +77,20 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, int]):
         # One space object per agent, built once: PettingZoo requires the same object on every call.
         self.observation_spaces: dict[str, spaces.Box] = {
             agent: self._vec.observation_space for agent in self.possible_agents}
-        self.action_spaces: dict[str, spaces.Discrete] = {
+        self.action_spaces: dict[str, spaces.Space[Any]] = {
             agent: self._vec.action_space for agent in self.possible_agents}
         self.state_space: spaces.Box = self._vec.state_space
-        self._actions = np.zeros((1, num_agents), dtype=np.int64)
+        self._continuous = self._vec.continuous
+        self._actions = (np.zeros((1, num_agents, self._vec.action_dim), dtype=np.float32) if self._continuous
+                         else np.zeros((1, num_agents), dtype=np.int64))
 
     # ---- spaces and options ----------------------------------------------------------------------
     def observation_space(self, agent: str) -> spaces.Box:
         """The observation space of ``agent`` (the same object on every call)."""
         return self.observation_spaces[self._check_agent(agent)]
 
-    def action_space(self, agent: str) -> spaces.Discrete:
-        """The action space of ``agent`` (the same object on every call)."""
+    def action_space(self, agent: str) -> spaces.Space[Any]:
+        """The action space of ``agent``: Discrete, or Box for continuous envs (the same object on every call)."""
         return self.action_spaces[self._check_agent(agent)]
 
     @property
@@ -103,12 +111,14 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, int]):
         self.agents = self.possible_agents[:]
         return self._observations(), self._infos(ended=False)
 
-    def step(self, actions: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
-                                                     dict[str, bool], dict[str, dict[str, Any]]]:
-        """Steps every agent; ``actions`` must hold an integer action for each agent in ``agents``.
+    def step(self, actions: dict[str, Action]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
+                                                        dict[str, bool], dict[str, dict[str, Any]]]:
+        """Steps every agent; ``actions`` must hold an action for each agent in ``agents``.
 
-        Missing or unknown agents raise ValueError, non-integer actions TypeError, and actions outside
-        ``[0, num_actions)`` the native ValueError (the env does not move in any of these cases).
+        Missing or unknown agents raise ValueError. Discrete envs: non-integer actions raise TypeError, actions
+        outside ``[0, num_actions)`` the native ValueError. Continuous envs: non-numeric actions raise TypeError,
+        a wrong shape ValueError, non-finite values the native ValueError. The env does not move in any of these
+        cases.
         """
         if not self.agents:
             raise RuntimeError("no live agents: call reset() before step() (and again after an episode ends)")
@@ -119,7 +129,10 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, int]):
         if unknown:
             raise ValueError(f"actions given for unknown agents {unknown}; agents are {self.agents}")
         for agent, index in self._agent_index.items():
-            self._actions[0, index] = self._as_action(agent, actions[agent])
+            if self._continuous:
+                self._actions[0, index] = self._as_vector(agent, actions[agent], self._actions.shape[2])
+            else:
+                self._actions[0, index] = self._as_action(agent, actions[agent])
         self._vec.step(self._actions)
 
         terminated = bool(self._vec.terminated[0])
@@ -158,14 +171,26 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, int]):
         except TypeError:
             raise TypeError(f"action of {agent!r} must be an integer, got {value!r}") from None
 
+    @staticmethod
+    def _as_vector(agent: str, value: Any, dim: int) -> np.ndarray:
+        vector = np.asarray(value)
+        # bools, strings and objects are not moves; letting NumPy cast them would hide a caller's bug
+        if vector.dtype.kind not in "iuf":
+            raise TypeError(f"action of {agent!r} must be a float vector of shape ({dim},), got {value!r}")
+        if vector.shape != (dim,):
+            raise ValueError(f"action of {agent!r} must have shape ({dim},), got shape {vector.shape}")
+        return vector.astype(np.float32)
+
     def _observations(self) -> dict[str, np.ndarray]:
         obs = self._vec.obs[0]
         return {agent: obs[i].copy() for i, agent in enumerate(self.possible_agents)}
 
     def _infos(self, ended: bool) -> dict[str, dict[str, Any]]:
-        masks = self._vec.action_mask[0]
-        infos: dict[str, dict[str, Any]] = {
-            agent: {"action_mask": masks[i].astype(np.int8)} for i, agent in enumerate(self.possible_agents)}
+        if self._continuous:  # a continuous env has no actions to mask
+            infos: dict[str, dict[str, Any]] = {agent: {} for agent in self.possible_agents}
+        else:
+            masks = self._vec.action_mask[0]
+            infos = {agent: {"action_mask": masks[i].astype(np.int8)} for i, agent in enumerate(self.possible_agents)}
         if ended:
             vec = self._vec
             length = int(vec.episode_length[0])

@@ -11,6 +11,7 @@ from hmasd.envs.reference.philox import (
     uniform_int,
 )
 from hmasd.envs.reference.stag_hunt import StagHuntRef
+from hmasd.envs.reference.uav_coverage import UavCoverageRef
 from hmasd.envs.reference.vec import REFERENCE_ENVS, ReferenceVecEnv
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "EnvRng",
     "ReferenceVecEnv",
     "StagHuntRef",
+    "UavCoverageRef",
     "bernoulli",
     "philox4x32_10",
     "philox4x32_10_np",

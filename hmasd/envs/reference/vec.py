@@ -12,10 +12,12 @@ import numpy as np
 from hmasd.envs.reference.alice_and_bob import AliceAndBobRef
 from hmasd.envs.reference.philox import EnvRng
 from hmasd.envs.reference.stag_hunt import StagHuntRef
+from hmasd.envs.reference.uav_coverage import UavCoverageRef
 
-REFERENCE_ENVS: dict[str, type[AliceAndBobRef] | type[StagHuntRef]] = {
+REFERENCE_ENVS: dict[str, type[AliceAndBobRef] | type[StagHuntRef] | type[UavCoverageRef]] = {
     "alice_and_bob": AliceAndBobRef,
     "stag_hunt": StagHuntRef,
+    "uav_coverage": UavCoverageRef,
 }
 
 AUTORESET_MODES = ("same_step", "disabled")
@@ -45,6 +47,9 @@ class ReferenceVecEnv:
         self.obs_dim: int = first.obs_dim
         self.state_dim: int = first.state_dim
         self.num_actions: int = first.num_actions
+        # Envs with continuous actions take float [E, N, action_width]; discrete ones int [E, N].
+        self.action_type: str = getattr(first, "action_type", "discrete")
+        self.action_width: int = getattr(first, "action_width", 1)
 
         e, n = self.num_envs, self.num_agents
         self.obs = np.zeros((e, n, self.obs_dim), dtype=np.float32)
@@ -125,15 +130,10 @@ class ReferenceVecEnv:
         if not self._has_reset:
             raise RuntimeError("step() before reset(): call reset() first")
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, self.num_agents) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(
-                f"actions must be an integer array of shape {(self.num_envs, self.num_agents)}, "
-                f"got {actions.dtype} {actions.shape}"
-            )
-        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
-            raise ValueError(
-                f"actions must be in [0, {self.num_actions}), got values from {actions.min()} to {actions.max()}"
-            )
+        if self.action_type == "continuous":
+            self._check_continuous(actions)
+        else:
+            self._check_discrete(actions)
         # Checked for the whole batch first so that a refused step changes no env.
         if self._finished.any():
             raise RuntimeError(
@@ -141,7 +141,8 @@ class ReferenceVecEnv:
                 "'disabled': call reset() before stepping again"
             )
         for e, env in enumerate(self.envs):
-            rewards, terminated, truncated = env.step(actions[e].tolist())
+            env_actions = actions[e] if self.action_type == "continuous" else actions[e].tolist()
+            rewards, terminated, truncated = env.step(env_actions)
             self.rewards[e] = rewards
             self.terminated[e] = terminated
             self.truncated[e] = truncated
@@ -160,6 +161,34 @@ class ReferenceVecEnv:
             **self.episode_info,
         }
         return self.obs, self.rewards, self.terminated, self.truncated, info
+
+    def _check_discrete(self, actions: np.ndarray) -> None:
+        if actions.shape != (self.num_envs, self.num_agents) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(
+                f"actions must be an integer array of shape {(self.num_envs, self.num_agents)}, "
+                f"got {actions.dtype} {actions.shape}"
+            )
+        if actions.size and (actions.min() < 0 or actions.max() >= self.num_actions):
+            raise ValueError(
+                f"actions must be in [0, {self.num_actions}), got values from {actions.min()} to {actions.max()}"
+            )
+
+    def _check_continuous(self, actions: np.ndarray) -> None:
+        shape = (self.num_envs, self.num_agents, self.action_width)
+        real = np.issubdtype(actions.dtype, np.floating) or np.issubdtype(actions.dtype, np.integer)
+        if actions.shape != shape or not real:
+            raise ValueError(f"actions must be a real array of shape {shape}, got {actions.dtype} {actions.shape}")
+        if not np.isfinite(actions).all():
+            raise ValueError("actions must be finite")
+
+    def details(self, env_index: int) -> dict[str, Any]:
+        """The env copy's own details (positions, links, metrics of its last radio evaluation), if it has any."""
+        if not 0 <= env_index < self.num_envs:
+            raise ValueError(f"env_index must be in [0, {self.num_envs}), got {env_index}")
+        env = self.envs[env_index]
+        if not hasattr(env, "details"):
+            raise NotImplementedError(f"{self.name} has no details()")
+        return env.details()
 
     def _end_episode(self, e: int) -> None:
         env = self.envs[e]

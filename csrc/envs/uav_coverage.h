@@ -1,0 +1,635 @@
+// uav_coverage: UAV base stations serving ground users, with relayed backhaul to ground base stations
+// (docs/envs.md), one env copy per call. Continuous and discrete actions are two instantiations of one template.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/env_spec.h"
+#include "core/hd.h"
+#include "core/philox.h"
+
+namespace hmasd {
+
+struct UavCoverageConfig {
+  int32_t scenario = 1;  // 0 base_station, 1 cooperative_network
+  int32_t num_uavs = 5;
+  int32_t num_users = 50;
+  double area_size = 1000.0;
+  double min_height = 50.0;
+  double max_height = 150.0;
+  double max_speed = 30.0;
+  double dt = 1.0;
+  int32_t max_steps = 500;
+  int32_t user_distribution = 0;  // 0 uniform, 1 cluster, 2 hotspot
+  int32_t action_type = 0;        // 0 continuous, 1 discrete
+  int32_t bandwidth_sharing = 0;  // 0 full, 1 equal
+  bool reward_split = false;
+  int32_t channel_model = 3;  // 0 free_space, 1 urban, 2 suburban, 3 3gpp-36777, 4 al-hourani
+  bool shadowing = false;
+  int32_t al_hourani_env = 0;  // 0 urban, 1 suburban
+  double carrier_ghz = 2.4;
+  double bandwidth_mhz = 20.0;
+  double uav_tx_power_dbm = 20.0;
+  double noise_dbm = -104.0;
+  double min_sinr_db = 0.0;
+  int32_t max_connections = 10;
+  int32_t n_ground_bs = 1;
+  double gbs_height = 30.0;
+  double gbs_tx_power_dbm = 20.0;
+  double backhaul_min_snr_db = 30.0;
+  int32_t max_hops = 3;
+};
+
+// Per-step metrics, in the order of UavCoverageT::kMetricNames.
+enum UavMetric : int32_t {
+  kSystemThroughput,
+  kAvgThroughputPerUser,
+  kConnectedUsers,
+  kCoverageRatio,
+  kConnectivityRatio,
+  kAvgHops,
+  kRewardCoverage,
+  kRewardQuality,
+  kRewardConnectivity,
+  kRewardThroughput,
+  kRewardHeight,
+  kRewardHops,
+  kNumUavMetrics
+};
+
+// Radio constants that depend only on the config, computed once per call rather than once per link.
+struct UavRadio {
+  double noise_mw, min_sinr_linear, tx_mw, bandwidth_hz, fspl_const_db, log10_f_ghz;
+  double free_space_gain;  // tx_mw * (c / (4 pi f))^2: free-space received power is this / d^2
+};
+
+template <bool kContinuous>
+struct UavCoverageT {
+  static constexpr int32_t kMaxUavs = 16;
+  static constexpr int32_t kMaxUsers = 512;
+  static constexpr int32_t kMaxGbs = 9;
+  static constexpr int32_t kNumDiscreteActions = 7;
+  static constexpr uint32_t kPurposeUavs = 1, kPurposeUsers = 2, kPurposeTie = 3, kPurposeShadowing = 4;
+  static constexpr int32_t kRelay = 2, kBaseStation = 1, kUnassigned = 0;
+
+  using Action = typename std::conditional<kContinuous, float, int32_t>::type;
+  static constexpr int32_t kActionWidth = kContinuous ? 3 : 1;
+  using Config = UavCoverageConfig;
+  static constexpr const char* kName = "uav_coverage";
+
+  struct State {
+    float uav[kMaxUavs][3];
+    float user[kMaxUsers][2];
+    int32_t t;
+    // The radio evaluated last (at reset or at the last step).
+    int32_t serving[kMaxUsers];
+    int32_t served_count[kMaxUavs], hops[kMaxUavs], next_hop[kMaxUavs], role[kMaxUavs];
+    uint32_t gbs_links[kMaxUavs];  // bit g: a link to GBS g
+    uint32_t uav_links[kMaxUavs];  // bit v: a link to UAV v
+    double metric[kNumUavMetrics];
+    // Sums over the episode's steps, for the episode info.
+    double metric_sum[kNumUavMetrics];
+    double served_sum[kMaxUavs];
+    int32_t relay_steps[kMaxUavs], base_station_steps[kMaxUavs];
+  };
+
+  // ---- spec ---------------------------------------------------------------------------------------
+  static void validate(const Config& c) {
+    auto fail = [](const std::string& what) { throw std::invalid_argument("uav_coverage: " + what); };
+    auto in_range = [&](const char* name, int32_t v, int32_t lo, int32_t hi) {
+      if (v < lo || v > hi)
+        fail(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+             std::to_string(v));
+    };
+    auto finite = [&](const char* name, double v) {
+      if (!std::isfinite(v)) fail(std::string(name) + " must be finite, got " + std::to_string(v));
+    };
+    auto positive = [&](const char* name, double v) {
+      finite(name, v);
+      if (!(v > 0.0)) fail(std::string(name) + " must be > 0, got " + std::to_string(v));
+    };
+    in_range("scenario", c.scenario, 0, 1);
+    in_range("num_uavs", c.num_uavs, 1, kMaxUavs);
+    in_range("num_users", c.num_users, 1, kMaxUsers);
+    positive("area_size", c.area_size);
+    finite("min_height", c.min_height);
+    finite("max_height", c.max_height);
+    if (c.min_height < 0.0) fail("min_height must be >= 0, got " + std::to_string(c.min_height));
+    if (!(c.min_height < c.max_height))
+      fail("height_range must satisfy min_height < max_height, got (" + std::to_string(c.min_height) + ", " +
+           std::to_string(c.max_height) + ")");
+    finite("max_speed", c.max_speed);
+    if (c.max_speed < 0.0) fail("max_speed must be >= 0, got " + std::to_string(c.max_speed));
+    positive("dt", c.dt);
+    if (c.max_steps < 1) fail("max_steps must be >= 1, got " + std::to_string(c.max_steps));
+    in_range("user_distribution", c.user_distribution, 0, 2);
+    in_range("action_type", c.action_type, 0, 1);
+    if ((c.action_type == 0) != kContinuous) fail("action_type does not match the native env class");
+    in_range("bandwidth_sharing", c.bandwidth_sharing, 0, 1);
+    in_range("channel_model", c.channel_model, 0, 4);
+    if (c.shadowing && c.channel_model != 3) fail("shadowing is defined for channel_model='3gpp-36777' only");
+    in_range("al_hourani_env", c.al_hourani_env, 0, 1);
+    positive("carrier_ghz", c.carrier_ghz);
+    positive("bandwidth_mhz", c.bandwidth_mhz);
+    finite("uav_tx_power_dbm", c.uav_tx_power_dbm);
+    finite("noise_dbm", c.noise_dbm);
+    finite("min_sinr_db", c.min_sinr_db);
+    in_range("max_connections", c.max_connections, 1, 1 << 30);
+    in_range("n_ground_bs", c.n_ground_bs, 1, kMaxGbs);
+    finite("gbs_height", c.gbs_height);
+    finite("gbs_tx_power_dbm", c.gbs_tx_power_dbm);
+    finite("backhaul_min_snr_db", c.backhaul_min_snr_db);
+    in_range("max_hops", c.max_hops, 1, kMaxUavs);
+  }
+
+  HD static bool cooperative(const Config& c) { return c.scenario == 1; }
+  HD static int32_t num_gbs(const Config& c) { return cooperative(c) ? c.n_ground_bs : 0; }
+  HD static int32_t obs_dim(const Config& c) {
+    return 3 + 2 * c.num_users + 3 * (c.num_uavs - 1) + 1 + (cooperative(c) ? 3 + c.n_ground_bs + 1 : 0);
+  }
+  HD static int32_t state_dim(const Config& c) { return 3 * c.num_uavs + 3 * c.num_users + 1; }
+  static EnvDims dims(const Config& c) {
+    return {c.num_uavs, obs_dim(c), state_dim(c), kContinuous ? 0 : kNumDiscreteActions};
+  }
+  static constexpr const char* kMetricNames[kNumUavMetrics] = {
+      "system_throughput_mbps", "avg_throughput_per_user_mbps", "connected_users", "coverage_ratio",
+      "connectivity_ratio", "avg_hops", "reward_coverage", "reward_quality", "reward_connectivity",
+      "reward_throughput", "reward_height", "reward_hops"};
+  static std::vector<InfoField> info_fields(const Config&) {
+    std::vector<InfoField> fields;
+    for (const char* name : kMetricNames) fields.push_back({name, false});
+    fields.push_back({"served_users", true});
+    fields.push_back({"relay_fraction", true});
+    fields.push_back({"base_station_fraction", true});
+    return fields;
+  }
+  static void obs_bounds(const Config& c, float* low, float* high) {
+    for (int32_t k = 0; k < obs_dim(c); ++k) low[k] = 0.0f, high[k] = 1.0f;
+  }
+  static void state_bounds(const Config& c, float* low, float* high) {
+    for (int32_t k = 0; k < state_dim(c); ++k) low[k] = 0.0f, high[k] = 1.0f;
+  }
+
+  // ---- geometry -------------------------------------------------------------------------------
+  HD static double unit(uint32_t w) { return static_cast<double>(w >> 8) * 0x1p-24; }
+  HD static double normal(uint32_t w1, uint32_t w2) {
+    const double two_pi = 6.283185307179586;
+    return sqrt(-2.0 * log(unit(w1) + 0x1p-24)) * cos(two_pi * unit(w2));
+  }
+  HD static double clip(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
+  HD static float clipf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+  HD static void gbs_position(const Config& c, int32_t g, double* pos) {
+    const int32_t n = c.n_ground_bs;
+    double fx, fy;
+    if (n == 1) {
+      fx = fy = 0.5;
+    } else if (n == 2) {
+      fx = fy = g == 0 ? 0.25 : 0.75;
+    } else if (n == 3) {
+      const double xs[3] = {0.5, 0.2, 0.8}, ys[3] = {0.2, 0.8, 0.8};
+      fx = xs[g], fy = ys[g];
+    } else if (n == 4) {
+      const double xs[4] = {0.2, 0.8, 0.2, 0.8}, ys[4] = {0.2, 0.2, 0.8, 0.8};
+      fx = xs[g], fy = ys[g];
+    } else {
+      const double grid[3] = {0.2, 0.5, 0.8};
+      fx = grid[g % 3], fy = grid[g / 3];
+    }
+    pos[0] = c.area_size * fx;
+    pos[1] = c.area_size * fy;
+    pos[2] = c.gbs_height;
+  }
+
+  HD static void place_users(const Config& c, State& s, const EnvRng& rng) {
+    const double a = c.area_size;
+    const int32_t n = c.num_users;
+    auto w = [&](uint32_t index) { return rng.word(0, kPurposeUsers, index); };
+    if (c.user_distribution == 0) {
+      for (int32_t j = 0; j < n; ++j) {
+        s.user[j][0] = static_cast<float>(a * unit(w(2 * j)));
+        s.user[j][1] = static_cast<float>(a * unit(w(2 * j + 1)));
+      }
+    } else if (c.user_distribution == 1) {
+      const int32_t centres = n / 10 + 1 < 5 ? n / 10 + 1 : 5;
+      for (int32_t j = 0; j < n; ++j) {
+        const uint32_t q = 2 * centres + 5 * j;
+        const int32_t centre = uniform_int(w(q), centres);
+        const double cx = a * unit(w(2 * centre)), cy = a * unit(w(2 * centre + 1));
+        s.user[j][0] = static_cast<float>(clip(cx + (a / 10.0) * normal(w(q + 1), w(q + 2)), 0.0, a));
+        s.user[j][1] = static_cast<float>(clip(cy + (a / 10.0) * normal(w(q + 3), w(q + 4)), 0.0, a));
+      }
+    } else {
+      const double two_pi = 6.283185307179586;
+      for (int32_t j = 0; j < n; ++j) {
+        const uint32_t q = 3 * j;
+        const double u1 = unit(w(q + 1)), u2 = unit(w(q + 2));
+        if (bernoulli(w(q), 0.7f)) {
+          const double r = (a / 3.0) * u1, phi = two_pi * u2;
+          s.user[j][0] = static_cast<float>(a / 2.0 + r * cos(phi));
+          s.user[j][1] = static_cast<float>(a / 2.0 + r * sin(phi));
+        } else {
+          s.user[j][0] = static_cast<float>(a * u1);
+          s.user[j][1] = static_cast<float>(a * u2);
+        }
+      }
+    }
+  }
+
+  HD static void reset(const Config& c, State& s, const EnvRng& rng) {
+    const float area = static_cast<float>(c.area_size), low = static_cast<float>(c.min_height);
+    const float span = static_cast<float>(c.max_height - c.min_height);
+    for (int32_t u = 0; u < c.num_uavs; ++u) {
+      s.uav[u][0] = area * uniform_float(rng.word(0, kPurposeUavs, 3 * u));
+      s.uav[u][1] = area * uniform_float(rng.word(0, kPurposeUavs, 3 * u + 1));
+      s.uav[u][2] = low + span * uniform_float(rng.word(0, kPurposeUavs, 3 * u + 2));
+    }
+    place_users(c, s, rng);
+    s.t = 0;
+    evaluate_radio(c, s, rng, nullptr);
+    for (int32_t k = 0; k < kNumUavMetrics; ++k) s.metric_sum[k] = 0.0;
+    for (int32_t u = 0; u < c.num_uavs; ++u) {
+      s.served_sum[u] = 0.0;
+      s.relay_steps[u] = s.base_station_steps[u] = 0;
+    }
+  }
+
+  // ---- radio ----------------------------------------------------------------------------------
+  HD static UavRadio radio_constants(const Config& c) {
+    const double pi = 3.141592653589793, speed_of_light = 299792458.0;
+    const double f_hz = c.carrier_ghz * 1e9;
+    UavRadio r;
+    r.noise_mw = pow(10.0, c.noise_dbm / 10.0);
+    r.min_sinr_linear = pow(10.0, c.min_sinr_db / 10.0);
+    r.tx_mw = pow(10.0, c.uav_tx_power_dbm / 10.0);
+    r.bandwidth_hz = c.bandwidth_mhz * 1e6;
+    r.fspl_const_db = 20.0 * log10(4.0 * pi * f_hz / speed_of_light);
+    r.log10_f_ghz = log10(c.carrier_ghz);
+    const double wavelength_ratio = speed_of_light / (4.0 * pi * f_hz);
+    r.free_space_gain = r.tx_mw * wavelength_ratio * wavelength_ratio;
+    return r;
+  }
+
+  // Received power in mW of the link UAV u -> user j at episode time t.
+  HD static double received_mw(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, int32_t u,
+                               int32_t j) {
+    const double dx = double(s.uav[u][0]) - double(s.user[j][0]);
+    const double dy = double(s.uav[u][1]) - double(s.user[j][1]);
+    const double h = double(s.uav[u][2]);
+    const double r2 = dx * dx + dy * dy;
+    double d2 = r2 + h * h;
+    if (d2 < 1.0) d2 = 1.0;
+    const double ln10 = 2.302585092994046;
+    if (c.channel_model == 0) return r.free_space_gain / d2;  // 10^((P - FSPL) / 10) without a log and an exp
+    const double log10_d = 0.5 * log10(d2);
+    double path_loss;
+    if (c.channel_model == 1) {
+      path_loss = 128.1 + 37.6 * (log10_d - 3.0);
+    } else if (c.channel_model == 2) {
+      path_loss = 120.0 + 35.0 * (log10_d - 3.0);
+    } else {
+      const double theta = atan2(h, sqrt(r2)) * (180.0 / 3.141592653589793);
+      if (c.channel_model == 3) {
+        const double p_los = 1.0 / (1.0 + 5.0 * exp(-0.6 * (theta - 5.0)));
+        const double los = 28.0 + 22.0 * log10_d + 20.0 * r.log10_f_ghz;
+        const double nlos = 22.7 + 41.0 * log10_d + 20.0 * r.log10_f_ghz;
+        path_loss = p_los * los + (1.0 - p_los) * nlos;
+        if (c.shadowing) {
+          const uint32_t k = static_cast<uint32_t>(u * c.num_users + j);
+          const Philox4x32 q = rng.quad(s.t, kPurposeShadowing, k >> 1);  // words 2k, 2k+1 share one quad
+          const uint32_t base = (2 * k) & 3u;
+          path_loss += (4.0 * p_los + 8.0 * (1.0 - p_los)) * normal(q.v[base], q.v[base + 1]);
+        }
+      } else {
+        const bool urban = c.al_hourani_env == 0;
+        const double a = urban ? 9.61 : 4.88, b = urban ? 0.16 : 0.43;
+        const double eta_los = urban ? 1.0 : 0.1, eta_nlos = urban ? 20.0 : 21.0;
+        const double p_los = 1.0 / (1.0 + a * exp(-b * (theta - a)));
+        path_loss = 20.0 * log10_d + r.fspl_const_db + p_los * eta_los + (1.0 - p_los) * eta_nlos;
+      }
+    }
+    return exp((c.uav_tx_power_dbm - path_loss) * (ln10 / 10.0));
+  }
+
+  // SINR of every link into sinr[u * N + j]; returns nothing else: association reads them.
+  HD static void link_sinr(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, double* sinr) {
+    const int32_t nu = c.num_uavs, n = c.num_users;
+    for (int32_t j = 0; j < n; ++j) {
+      double p[kMaxUavs];
+      double total = 0.0;
+      for (int32_t u = 0; u < nu; ++u) {
+        p[u] = received_mw(c, r, s, rng, u, j);
+        total += p[u];
+      }
+      for (int32_t u = 0; u < nu; ++u) sinr[u * n + j] = p[u] / (r.noise_mw + (total - p[u]));
+    }
+  }
+
+  // Pair order of the association: higher SINR first, equal SINR by the RNG key, then by the pair index.
+  HD static bool before(const Config& c, const State& s, const EnvRng& rng, const double* sinr, int32_t a,
+                        int32_t b) {
+    if (sinr[a] != sinr[b]) return sinr[a] > sinr[b];
+    const uint32_t ka = rng.word(s.t, kPurposeTie, a), kb = rng.word(s.t, kPurposeTie, b);
+    if (ka != kb) return ka < kb;
+    return a < b;
+  }
+
+  HD static void associate(const Config& c, const UavRadio& r, State& s, const EnvRng& rng, const double* sinr) {
+    const int32_t nu = c.num_uavs, n = c.num_users;
+    int32_t first_choice[kMaxUavs];
+    for (int32_t u = 0; u < nu; ++u) first_choice[u] = 0, s.served_count[u] = 0;
+    for (int32_t j = 0; j < n; ++j) {
+      int32_t best = -1;
+      for (int32_t u = 0; u < nu; ++u) {
+        const int32_t pair = u * n + j;
+        if (!(sinr[pair] >= r.min_sinr_linear)) continue;
+        if (best < 0 || before(c, s, rng, sinr, pair, best * n + j)) best = u;
+      }
+      s.serving[j] = best;
+      if (best >= 0) first_choice[best] += 1;
+    }
+    bool binding = false;
+    for (int32_t u = 0; u < nu; ++u) binding |= first_choice[u] > c.max_connections;
+    if (!binding) {
+      for (int32_t u = 0; u < nu; ++u) s.served_count[u] = first_choice[u];
+      return;
+    }
+    // Some UAV is over-subscribed: the full greedy pass over all candidate pairs in order (heap sort by `before`,
+    // a total order; the fast path above is the common case).
+    int32_t order[kMaxUavs * kMaxUsers];
+    int32_t count = 0;
+    for (int32_t pair = 0; pair < nu * n; ++pair)
+      if (sinr[pair] >= r.min_sinr_linear) order[count++] = pair;
+    auto after = [&](int32_t a, int32_t b) { return before(c, s, rng, sinr, b, a); };
+    auto sift_down = [&](int32_t root, int32_t end) {
+      while (2 * root + 1 < end) {
+        int32_t child = 2 * root + 1;
+        if (child + 1 < end && after(order[child + 1], order[child])) child += 1;
+        if (!after(order[child], order[root])) return;
+        const int32_t tmp = order[root];
+        order[root] = order[child], order[child] = tmp;
+        root = child;
+      }
+    };
+    for (int32_t root = count / 2 - 1; root >= 0; --root) sift_down(root, count);
+    for (int32_t end = count - 1; end > 0; --end) {
+      const int32_t tmp = order[0];
+      order[0] = order[end], order[end] = tmp;
+      sift_down(0, end);
+    }
+    for (int32_t j = 0; j < n; ++j) s.serving[j] = -1;
+    for (int32_t k = 0; k < count; ++k) {
+      const int32_t u = order[k] / n, j = order[k] % n;
+      if (s.serving[j] >= 0 || s.served_count[u] >= c.max_connections) continue;
+      s.serving[j] = u;
+      s.served_count[u] += 1;
+    }
+  }
+
+  // Free-space SNR (dB) of a backhaul link between a transmitter at power tx_dbm and the point p.
+  HD static double backhaul_snr_db(const Config& c, const UavRadio& r, double tx_dbm, const double* a,
+                                   const double* b) {
+    const double dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
+    double d2 = dx * dx + dy * dy + dz * dz;
+    if (d2 < 1.0) d2 = 1.0;
+    return tx_dbm - (10.0 * log10(d2) + r.fspl_const_db) - c.noise_dbm;
+  }
+  HD static double capacity_bps(const UavRadio& r, double snr_db) {
+    return r.bandwidth_hz * log2(1.0 + pow(10.0, snr_db / 10.0));
+  }
+
+  // Layered shortest routes (docs/envs.md): hops, next hop and the bottleneck capacity of every UAV's route.
+  HD static void route(const Config& c, const UavRadio& r, State& s, double* route_capacity) {
+    const int32_t nu = c.num_uavs, ng = num_gbs(c);
+    double pos[kMaxUavs][3];
+    for (int32_t u = 0; u < nu; ++u)
+      for (int32_t k = 0; k < 3; ++k) pos[u][k] = double(s.uav[u][k]);
+    double uav_capacity[kMaxUavs][kMaxUavs];
+    for (int32_t u = 0; u < nu; ++u) {
+      s.hops[u] = 0;
+      s.next_hop[u] = -1;
+      s.gbs_links[u] = 0;
+      s.uav_links[u] = 0;
+      route_capacity[u] = 0.0;
+      double best_snr = 0.0;
+      for (int32_t g = 0; g < ng; ++g) {
+        double gbs[3];
+        gbs_position(c, g, gbs);
+        const double snr = backhaul_snr_db(c, r, c.gbs_tx_power_dbm, pos[u], gbs);
+        if (!(snr >= c.backhaul_min_snr_db)) continue;
+        s.gbs_links[u] |= 1u << g;
+        if (s.hops[u] == 0 || snr > best_snr) {
+          best_snr = snr;
+          s.hops[u] = 1;
+          s.next_hop[u] = nu + g;
+        }
+      }
+      if (s.hops[u] == 1) route_capacity[u] = capacity_bps(r, best_snr);
+    }
+    for (int32_t u = 0; u < nu; ++u)
+      for (int32_t v = u + 1; v < nu; ++v) {
+        const double snr = backhaul_snr_db(c, r, c.uav_tx_power_dbm, pos[u], pos[v]);
+        if (!(snr >= c.backhaul_min_snr_db)) continue;
+        s.uav_links[u] |= 1u << v;
+        s.uav_links[v] |= 1u << u;
+        uav_capacity[u][v] = uav_capacity[v][u] = capacity_bps(r, snr);
+      }
+    for (int32_t layer = 2; layer <= c.max_hops; ++layer) {
+      int32_t found[kMaxUavs];
+      double found_capacity[kMaxUavs];
+      int32_t count = 0;
+      for (int32_t u = 0; u < nu; ++u) {
+        if (s.hops[u] != 0) continue;
+        int32_t best = -1;
+        double best_capacity = 0.0;
+        for (int32_t v = 0; v < nu; ++v) {
+          if (!(s.uav_links[u] >> v & 1u) || s.hops[v] != layer - 1) continue;
+          const double bottleneck = uav_capacity[u][v] < route_capacity[v] ? uav_capacity[u][v] : route_capacity[v];
+          if (best < 0 || bottleneck > best_capacity) best = v, best_capacity = bottleneck;
+        }
+        if (best >= 0) {
+          s.next_hop[u] = best;
+          found[count] = u;
+          found_capacity[count++] = best_capacity;
+        }
+      }
+      for (int32_t k = 0; k < count; ++k) {  // set after the scan: layer k relays only through layer k - 1
+        s.hops[found[k]] = layer;
+        route_capacity[found[k]] = found_capacity[k];
+      }
+    }
+  }
+
+  // Association, routes, roles, throughput and reward terms at the current positions and time; the SINR of
+  // every link is written to sinr_db_out ([U, N]) when it is not null.
+  HD static void evaluate_radio(const Config& c, State& s, const EnvRng& rng, double* sinr_db_out) {
+    const int32_t nu = c.num_uavs, n = c.num_users;
+    const UavRadio r = radio_constants(c);
+    double sinr[kMaxUavs * kMaxUsers];
+    link_sinr(c, r, s, rng, sinr);
+    if (sinr_db_out)
+      for (int32_t k = 0; k < nu * n; ++k) sinr_db_out[k] = 10.0 * log10(sinr[k]);
+    associate(c, r, s, rng, sinr);
+
+    double route_capacity[kMaxUavs];
+    if (cooperative(c)) {
+      route(c, r, s, route_capacity);
+    } else {
+      for (int32_t u = 0; u < nu; ++u) s.hops[u] = 0, s.next_hop[u] = -1, s.gbs_links[u] = s.uav_links[u] = 0;
+    }
+    for (int32_t u = 0; u < nu; ++u) s.role[u] = s.served_count[u] > 0 ? kBaseStation : kUnassigned;
+    for (int32_t u = 0; u < nu; ++u)
+      if (s.next_hop[u] >= 0 && s.next_hop[u] < nu) s.role[s.next_hop[u]] = kRelay;
+
+    double sum_rate[kMaxUavs];
+    for (int32_t u = 0; u < nu; ++u) sum_rate[u] = 0.0;
+    double quality_sum = 0.0;
+    int32_t served = 0;
+    const double min_sinr_db = c.min_sinr_db;
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t u = s.serving[j];
+      if (u < 0) continue;
+      const double link = sinr[u * n + j];
+      const double share = c.bandwidth_sharing == 0 ? r.bandwidth_hz : r.bandwidth_hz / s.served_count[u];
+      sum_rate[u] += share * log2(1.0 + link);
+      quality_sum += clip((10.0 * log10(link) - min_sinr_db) / 30.0, 0.0, 1.0);
+      served += 1;
+    }
+    double system = 0.0, hops_sum = 0.0, height_sum = 0.0;
+    int32_t routed = 0;
+    for (int32_t u = 0; u < nu; ++u) {
+      double throughput = sum_rate[u];
+      if (cooperative(c)) {
+        if (s.hops[u] > 0) {
+          const double backhaul = route_capacity[u] / s.hops[u];
+          throughput = throughput < backhaul ? throughput : backhaul;
+          hops_sum += s.hops[u];
+          routed += 1;
+        } else {
+          throughput = 0.0;
+        }
+      }
+      system += throughput;
+      height_sum += double(s.uav[u][2]);
+    }
+    double* m = s.metric;
+    m[kSystemThroughput] = system / 1e6;
+    m[kAvgThroughputPerUser] = system / 1e6 / n;
+    m[kConnectedUsers] = served;
+    m[kCoverageRatio] = m[kRewardCoverage] = double(served) / n;
+    m[kRewardQuality] = served > 0 ? quality_sum / served : 0.0;
+    m[kConnectivityRatio] = m[kRewardConnectivity] = cooperative(c) ? double(routed) / nu : 1.0;
+    m[kAvgHops] = routed > 0 ? hops_sum / routed : 0.0;
+    m[kRewardHops] = cooperative(c) ? m[kAvgHops] / c.max_hops : 0.0;
+    const double norm = system / (nu * r.bandwidth_hz * log2(1001.0));
+    m[kRewardThroughput] = norm < 1.0 ? norm : 1.0;
+    m[kRewardHeight] = (height_sum / nu - c.min_height) / (c.max_height - c.min_height);
+  }
+
+  HD static double reward(const Config& c, const State& s) {
+    const double* m = s.metric;
+    if (!cooperative(c)) return 0.7 * m[kRewardCoverage] + 0.3 * m[kRewardQuality] - 0.1 * m[kRewardHeight];
+    return 0.4 * m[kRewardCoverage] + 0.2 * m[kRewardQuality] + 0.2 * m[kRewardConnectivity] +
+           0.2 * m[kRewardThroughput] - 0.1 * m[kRewardHops];
+  }
+
+  // ---- step -----------------------------------------------------------------------------------
+  HD static void move(const Config& c, State& s, const Action* actions) {
+    const float step_length = static_cast<float>(c.max_speed) * static_cast<float>(c.dt);
+    const float area = static_cast<float>(c.area_size);
+    const float low = static_cast<float>(c.min_height), high = static_cast<float>(c.max_height);
+    for (int32_t u = 0; u < c.num_uavs; ++u) {
+      float a[3] = {0.0f, 0.0f, 0.0f};
+      if constexpr (kContinuous) {
+        for (int32_t k = 0; k < 3; ++k) a[k] = clipf(actions[3 * u + k], -1.0f, 1.0f);
+      } else {
+        const int32_t action = actions[u];
+        if (action > 0) a[(action - 1) / 2] = (action - 1) % 2 == 0 ? 1.0f : -1.0f;
+      }
+      // Products and sums rounded separately: written so that no compiler contracts them into an FMA.
+      const float dx = a[0] * step_length, dy = a[1] * step_length, dz = a[2] * step_length;
+      s.uav[u][0] = clipf(s.uav[u][0] + dx, 0.0f, area);
+      s.uav[u][1] = clipf(s.uav[u][1] + dy, 0.0f, area);
+      s.uav[u][2] = clipf(s.uav[u][2] + dz, low, high);
+    }
+  }
+
+  HD static StepStatus step(const Config& c, State& s, const Action* actions, float* rewards, const EnvRng& rng) {
+    move(c, s, actions);
+    s.t += 1;
+    evaluate_radio(c, s, rng, nullptr);
+    const double r = reward(c, s);
+    const float shared = static_cast<float>(c.reward_split ? r / c.num_uavs : r);
+    for (int32_t u = 0; u < c.num_uavs; ++u) rewards[u] = shared;
+    for (int32_t k = 0; k < kNumUavMetrics; ++k) s.metric_sum[k] += s.metric[k];
+    for (int32_t u = 0; u < c.num_uavs; ++u) {
+      s.served_sum[u] += s.served_count[u];
+      s.relay_steps[u] += s.role[u] == kRelay;
+      s.base_station_steps[u] += s.role[u] == kBaseStation;
+    }
+    return {false, s.t >= c.max_steps};
+  }
+
+  // ---- observation ----------------------------------------------------------------------------
+  HD static void observe(const Config& c, const State& s, float* obs, float* state, bool* action_mask) {
+    const int32_t nu = c.num_uavs, n = c.num_users, dim = obs_dim(c);
+    const float area = static_cast<float>(c.area_size), low = static_cast<float>(c.min_height);
+    const float span = static_cast<float>(c.max_height) - low;
+    const float time = static_cast<float>(s.t) / static_cast<float>(c.max_steps);
+    float uav[kMaxUavs][3];
+    for (int32_t u = 0; u < nu; ++u) {
+      uav[u][0] = s.uav[u][0] / area;
+      uav[u][1] = s.uav[u][1] / area;
+      uav[u][2] = (s.uav[u][2] - low) / span;
+    }
+    // The user block is the same for every agent: written once to the state, then copied.
+    float* state_users = state + 3 * nu;
+    for (int32_t j = 0; j < n; ++j) {
+      state_users[2 * j] = s.user[j][0] / area;
+      state_users[2 * j + 1] = s.user[j][1] / area;
+    }
+    for (int32_t u = 0; u < nu; ++u) {
+      float* o = obs + u * dim;
+      *o++ = uav[u][0], *o++ = uav[u][1], *o++ = uav[u][2];
+      for (int32_t k = 0; k < 2 * n; ++k) o[k] = state_users[k];
+      o += 2 * n;
+      for (int32_t k = 1; k < nu; ++k) {
+        const int32_t v = (u + k) % nu;
+        *o++ = uav[v][0], *o++ = uav[v][1], *o++ = uav[v][2];
+      }
+      *o++ = time;
+      if (cooperative(c)) {
+        for (int32_t role = 0; role < 3; ++role) *o++ = s.role[u] == role ? 1.0f : 0.0f;
+        for (int32_t g = 0; g < c.n_ground_bs; ++g) *o++ = (s.gbs_links[u] >> g & 1u) ? 1.0f : 0.0f;
+        *o++ = static_cast<float>(s.hops[u]) / static_cast<float>(c.max_hops);
+      }
+      if (!kContinuous)
+        for (int32_t k = 0; k < kNumDiscreteActions; ++k) action_mask[u * kNumDiscreteActions + k] = true;
+    }
+    for (int32_t u = 0; u < nu; ++u) state[3 * u] = uav[u][0], state[3 * u + 1] = uav[u][1], state[3 * u + 2] = uav[u][2];
+    float* tail = state_users + 2 * n;
+    *tail++ = time;
+    for (int32_t j = 0; j < n; ++j) tail[j] = s.serving[j] >= 0 ? 1.0f : 0.0f;
+  }
+
+  HD static void episode_info(const Config& c, const State& s, float* info) {
+    const double steps = s.t > 0 ? double(s.t) : 1.0;
+    for (int32_t k = 0; k < kNumUavMetrics; ++k) info[k] = static_cast<float>(s.metric_sum[k] / steps);
+    const int32_t nu = c.num_uavs;
+    for (int32_t u = 0; u < nu; ++u) {
+      info[kNumUavMetrics + u] = static_cast<float>(s.served_sum[u] / steps);
+      info[kNumUavMetrics + nu + u] = static_cast<float>(s.relay_steps[u] / steps);
+      info[kNumUavMetrics + 2 * nu + u] = static_cast<float>(s.base_station_steps[u] / steps);
+    }
+  }
+};
+
+using UavCoverage = UavCoverageT<true>;
+using UavCoverageDiscrete = UavCoverageT<false>;
+
+}  // namespace hmasd
