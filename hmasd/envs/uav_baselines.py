@@ -263,7 +263,8 @@ def evaluate_baseline(name: str, episodes: int = 10, num_envs: int = 8, seed: in
             if t > max_steps - tail:
                 for e in range(copies):
                     for key, value in env.details(e)["metrics"].items():
-                        sums[key] = sums.get(key, 0.0) + float(value)
+                        if np.ndim(value) == 0:  # per-UAV entries (served_users, role) are not averaged here
+                            sums[key] = sums.get(key, 0.0) + float(value)
                     sums["reward"] = sums.get("reward", 0.0) + float(rewards[e].mean())
                 samples += copies
         if not (terminated | truncated).all():  # the env never terminates early, so every copy ends here
