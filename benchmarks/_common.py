@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark suites: pre-drawn actions and the timed stepping loop."""
+"""Helpers shared by the benchmark suites: pre-drawn actions (discrete and continuous) and the timed stepping loop."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ def make_actions(num_steps: int, num_envs: int, num_agents: int, num_actions: in
     """``num_steps`` C-contiguous int32 [E, N] arrays of uniform valid actions, drawn before any timing."""
     rng = np.random.default_rng(ACTION_SEED)
     batch = rng.integers(0, num_actions, size=(num_steps, num_envs, num_agents), dtype=np.int32)
+    return [np.ascontiguousarray(batch[t]) for t in range(num_steps)]
+
+
+def make_continuous_actions(num_steps: int, num_envs: int, num_agents: int, action_dim: int) -> list[np.ndarray]:
+    """``num_steps`` C-contiguous float32 [E, N, action_dim] arrays uniform in [-1, 1], drawn before any timing."""
+    rng = np.random.default_rng(ACTION_SEED)
+    batch = rng.uniform(-1.0, 1.0, size=(num_steps, num_envs, num_agents, action_dim)).astype(np.float32)
     return [np.ascontiguousarray(batch[t]) for t in range(num_steps)]
 
 

@@ -1,7 +1,10 @@
-"""Runs the benchmarks (env throughput, rollout-engine overhead) and writes their tables into benchmarks/README.md.
+"""Runs the benchmarks (env throughput, rollout-engine overhead, uav_coverage throughput) and writes their tables into
+benchmarks/README.md.
 
 Usage: ``python benchmarks/report.py`` (run the suite, then write), ``--from-json FILE`` (write from an earlier
-``--benchmark-json`` file without running), ``--no-write`` (print the table only).
+``--benchmark-json`` file without running), ``--no-write`` (print the tables only); pytest arguments after ``--``.
+Each README block (``results``, ``uav-results``) is rewritten only when the run has benchmarks for it, so a partial
+run such as ``-- -k uav`` leaves the other block as it was.
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 README = BENCH_DIR / "README.md"
 DEFAULT_JSON = REPO_ROOT / ".benchmarks" / "env_throughput.json"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+# README block name -> the benchmark kinds it reports.
+BLOCKS = {"results": ("throughput", "round_trip", "engine_overhead"), "uav-results": ("uav_throughput",)}
 
 # The issue's targets.
 TARGET_RATE = 5e6  # agent-steps/s at E = 4096 on one thread, each env
 TARGET_SPEEDUP = 100.0  # times the reference at E = 4096 on one thread
 TARGET_ROUND_TRIP_US = 5.0  # one Python step() at E = 1
 TARGET_ENGINE_OVERHEAD = 0.15  # engine time / bare env time - 1 at E = 4096, each env (every clock)
+# uav_coverage: env steps/s on one core (1 thread) at U = 5, N = 50, E = 1024, and times the reference per env step.
+UAV_TARGET_SIZE = (5, 50)
+UAV_TARGET_NUM_ENVS = 1024
+UAV_TARGET_RATE = 100_000.0
+UAV_TARGET_SPEEDUP = 20.0
+UAV_OLD_SYSTEM_RATE = 23.0  # env steps/s of the old system, the issue's baseline
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,9 @@ class Result:
     mean: float
     rounds: int
     clock: str | None = None  # rollout-engine clock (engine_overhead benchmarks only)
+    num_agents: int | None = None
+    num_users: int | None = None  # uav_throughput benchmarks only
+    env_steps: int | None = None  # per call (uav_throughput benchmarks only)
 
     @property
     def rate(self) -> float:
@@ -52,6 +65,15 @@ class Result:
     @property
     def best_rate(self) -> float:
         return self.agent_steps / self.best
+
+    @property
+    def env_rate(self) -> float:
+        """Env steps per second from the median call."""
+        return (self.env_steps or 0) / self.median
+
+    @property
+    def best_env_rate(self) -> float:
+        return (self.env_steps or 0) / self.best
 
 
 def run_suite(json_path: Path, extra_args: list[str]) -> None:
@@ -72,8 +94,15 @@ def load_results(data: dict[str, Any]) -> list[Result]:
                               num_envs=int(info.get("num_envs", info.get("E"))),
                               num_threads=info.get("num_threads"), agent_steps=int(info["agent_steps"]),
                               median=float(stats["median"]), best=float(stats["min"]), mean=float(stats["mean"]),
-                              rounds=int(stats["rounds"]), clock=info.get("clock")))
+                              rounds=int(stats["rounds"]), clock=info.get("clock"),
+                              num_agents=optional_int(info.get("num_agents")),
+                              num_users=optional_int(info.get("num_users")),
+                              env_steps=optional_int(info.get("env_steps"))))
     return results
+
+
+def optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def fmt_rate(rate: float) -> str:
@@ -99,20 +128,13 @@ def engine_pairs(results: list[Result]) -> dict[tuple[str, str], tuple[Result, R
     return {key: (engine[key], bare[key]) for key in sorted(engine.keys() & bare.keys(), key=str)}
 
 
-def render(data: dict[str, Any]) -> str:
-    """The markdown written between the README markers."""
-    results = load_results(data)
+def run_header(data: dict[str, Any]) -> list[str]:
+    """When, at which commit and on what machine the run happened (each README block carries its own)."""
     machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
-    native = {(r.env, r.num_envs, r.num_threads): r for r in results
-              if r.kind == "throughput" and r.backend == "native"}
-    reference = {(r.env, r.num_envs): r for r in results if r.kind == "throughput" and r.backend == "reference"}
-    round_trip = {(r.env, r.num_threads): r for r in results if r.kind == "round_trip"}
-    pairs = engine_pairs(results)
-
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     build = machine.get("hmasd_build", {})
     load = machine.get("load_average_at_start") or []
-    lines = [
+    return [
         f"Run of {data.get('datetime', '?')} (UTC) at commit `{str(commit.get('id', '?'))[:12]}`{dirty}.",
         "",
         f"- CPU: {machine.get('cpu_model', '?')}, {machine.get('usable_cores', '?')} usable cores "
@@ -121,6 +143,20 @@ def render(data: dict[str, Any]) -> str:
         f"- Python {machine.get('python_version', '?')} ({machine.get('python_implementation', '?')}), "
         f"NumPy {machine.get('numpy_version', '?')}, pytest-benchmark {data.get('version', '?')}, "
         f"hmasd native build: compiler {build.get('compiler', '?')}, OpenMP {build.get('openmp', '?')}",
+    ]
+
+
+def render(data: dict[str, Any]) -> str:
+    """The markdown written between the README's ``results`` markers (env throughput, round trip, engine)."""
+    results = load_results(data)
+    native = {(r.env, r.num_envs, r.num_threads): r for r in results
+              if r.kind == "throughput" and r.backend == "native"}
+    reference = {(r.env, r.num_envs): r for r in results if r.kind == "throughput" and r.backend == "reference"}
+    round_trip = {(r.env, r.num_threads): r for r in results if r.kind == "round_trip"}
+    pairs = engine_pairs(results)
+
+    lines = [
+        *run_header(data),
         "",
         "### Throughput, agent-steps/s (E x N x steps / time per call; median call, and best call)",
         "",
@@ -189,14 +225,96 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, block: str) -> None:
+def verdict_uav(ok: bool) -> str:
+    return "**PASS**" if ok else "**MISS**"
+
+
+def uav_reference_for(reference: dict[tuple[int, int, int], Result], size: tuple[int, int],
+                      num_envs: int) -> Result | None:
+    """The reference at the largest measured E not above ``num_envs`` for this (U, N): the reference steps env by env,
+    so its env steps/s hardly depend on E, and E = 1024 is not measured (seconds per step)."""
+    measured = [e for (u, n, e) in reference if (u, n) == size and e <= num_envs]
+    return reference[(*size, max(measured))] if measured else None
+
+
+def uav_checks(native: dict[tuple[int, int, int, int], Result],
+               reference: dict[tuple[int, int, int], Result]) -> list[tuple[str, bool]]:
+    """The issue's targets at E = 1024 on one thread: the per-core rate at U = 5, N = 50, and the speedup over the
+    reference (per env step) at every measured size."""
+    checks: list[tuple[str, bool]] = []
+    target = native.get((*UAV_TARGET_SIZE, UAV_TARGET_NUM_ENVS, 1))
+    if target is not None:
+        checks.append((f"U={UAV_TARGET_SIZE[0]}, N={UAV_TARGET_SIZE[1]}, E={UAV_TARGET_NUM_ENVS}, 1 thread: "
+                       f"{target.env_rate:,.0f} env steps/s per core (target >= {UAV_TARGET_RATE:,.0f})",
+                       target.env_rate >= UAV_TARGET_RATE))
+    for size in sorted({(u, n) for (u, n, _, _) in native}):
+        r = native.get((*size, UAV_TARGET_NUM_ENVS, 1))
+        ref = uav_reference_for(reference, size, UAV_TARGET_NUM_ENVS)
+        if r is not None and ref is not None:
+            ratio = r.env_rate / ref.env_rate
+            checks.append((f"U={size[0]}, N={size[1]}, E={UAV_TARGET_NUM_ENVS}, 1 thread: {ratio:,.0f}x the reference "
+                           f"at E={ref.num_envs}, per env step (target >= {UAV_TARGET_SPEEDUP:.0f}x)",
+                           ratio >= UAV_TARGET_SPEEDUP))
+    return checks
+
+
+def render_uav(data: dict[str, Any]) -> str:
+    """The markdown written between the README's ``uav-results`` markers."""
+    results = [r for r in load_results(data) if r.kind == "uav_throughput"]
+    native = {(r.num_agents or 0, r.num_users or 0, r.num_envs, r.num_threads or 1): r
+              for r in results if r.backend == "native"}
+    reference = {(r.num_agents or 0, r.num_users or 0, r.num_envs): r for r in results if r.backend == "reference"}
+
+    lines = [
+        *run_header(data),
+        "",
+        "### uav_coverage throughput, env steps/s (E x steps / time per call; median call, and best call)",
+        "",
+        "| U | N | E | threads | native | native (best) | native per core | reference (its E) | speedup |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (u, n, num_envs, threads), r in sorted(native.items()):
+        ref = uav_reference_for(reference, (u, n), num_envs)
+        ref_cell = f"{fmt_rate(ref.env_rate)} (E={ref.num_envs})" if ref else "n/a"
+        speedup = f"{r.env_rate / ref.env_rate:,.0f}x" if ref else "n/a"
+        lines.append(f"| {u} | {n} | {num_envs} | {threads} | {fmt_rate(r.env_rate)} | {fmt_rate(r.best_env_rate)} | "
+                     f"{fmt_rate(r.env_rate / threads)} | {ref_cell} | {speedup} |")
+
+    checks = uav_checks(native, reference)
+    if checks:
+        met = sum(ok for _, ok in checks)
+        lines += ["", f"### uav_coverage targets (judged on medians): {met} of {len(checks)} met", ""]
+        lines += [f"- {text}: {verdict_uav(ok)}" for text, ok in checks]
+        target = native.get((*UAV_TARGET_SIZE, UAV_TARGET_NUM_ENVS, 1))
+        if target is not None:
+            lines.append(f"- U={UAV_TARGET_SIZE[0]}, N={UAV_TARGET_SIZE[1]}, E={UAV_TARGET_NUM_ENVS}, 1 thread: "
+                         f"{target.env_rate / UAV_OLD_SYSTEM_RATE:,.0f}x the old system's "
+                         f"{UAV_OLD_SYSTEM_RATE:.0f} env steps/s (the rate target is "
+                         f"{UAV_TARGET_RATE / UAV_OLD_SYSTEM_RATE:,.0f}x)")
+    return "\n".join(lines)
+
+
+RENDERERS = {"results": render, "uav-results": render_uav}
+HEADINGS = {"results": "Results", "uav-results": "uav_coverage results"}
+
+
+def render_blocks(data: dict[str, Any]) -> dict[str, str]:
+    """README block name -> markdown, for the blocks that this run has benchmarks for."""
+    kinds = {bench["extra_info"].get("kind") for bench in data["benchmarks"]}
+    return {name: RENDERERS[name](data) for name, block_kinds in BLOCKS.items() if kinds & set(block_kinds)}
+
+
+def write_readme(readme: Path, name: str, block: str) -> None:
+    """Replaces the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` (appended under a heading if
+    the markers are absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    section = f"{START}\n{block}\n{END}"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    section = f"{start}\n{block}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text, count=1)
     else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + "## Results\n\n" + section + "\n"
+        text = text.rstrip("\n") + ("\n\n" if text else "") + f"## {HEADINGS[name]}\n\n" + section + "\n"
     readme.write_text(text, encoding="utf-8")
 
 
@@ -212,11 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     json_path: Path = args.from_json or args.json
     if args.from_json is None:
         run_suite(json_path, args.pytest_args)
-    block = render(json.loads(json_path.read_text(encoding="utf-8")))
-    print(block)
+    blocks = render_blocks(json.loads(json_path.read_text(encoding="utf-8")))
+    if not blocks:
+        raise SystemExit(f"{json_path} has no benchmarks that this report renders")
+    print("\n\n".join(blocks.values()))
     if not args.no_write:
-        write_readme(args.readme, block)
-        print(f"\nwrote results into {args.readme}")
+        for name, block in blocks.items():
+            write_readme(args.readme, name, block)
+        print(f"\nwrote {', '.join(blocks)} into {args.readme}")
     return 0
 
 

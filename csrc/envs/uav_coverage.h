@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/env_spec.h"
+#include "core/fast_math.h"
 #include "core/hd.h"
 #include "core/philox.h"
 
@@ -286,14 +287,14 @@ struct UavCoverageT {
     if (d2 < 1.0) d2 = 1.0;
     const double ln10 = 2.302585092994046;
     if (c.channel_model == 0) return r.free_space_gain / d2;  // 10^((P - FSPL) / 10) without a log and an exp
-    const double log10_d = 0.5 * log10(d2);
+    const double log10_d = 0.5 * fast_log10(d2);
     double path_loss;
     if (c.channel_model == 1) {
       path_loss = 128.1 + 37.6 * (log10_d - 3.0);
     } else if (c.channel_model == 2) {
       path_loss = 120.0 + 35.0 * (log10_d - 3.0);
     } else {
-      const double theta = atan2(h, sqrt(r2)) * (180.0 / 3.141592653589793);
+      const double theta = fast_atan2_positive(h, sqrt(r2)) * (180.0 / 3.141592653589793);
       if (c.channel_model == 3) {
         const double p_los = 1.0 / (1.0 + 5.0 * exp(-0.6 * (theta - 5.0)));
         const double los = 28.0 + 22.0 * log10_d + 20.0 * r.log10_f_ghz;
@@ -496,8 +497,8 @@ struct UavCoverageT {
       if (u < 0) continue;
       const double link = sinr[u * n + j];
       const double share = c.bandwidth_sharing == 0 ? r.bandwidth_hz : r.bandwidth_hz / s.served_count[u];
-      sum_rate[u] += share * log2(1.0 + link);
-      quality_sum += clip((10.0 * log10(link) - min_sinr_db) / 30.0, 0.0, 1.0);
+      sum_rate[u] += share * fast_log2(1.0 + link);
+      quality_sum += clip((10.0 * fast_log10(link) - min_sinr_db) / 30.0, 0.0, 1.0);
       served += 1;
     }
     double system = 0.0, hops_sum = 0.0, height_sum = 0.0;
