@@ -360,35 +360,46 @@ struct UavCoverageT {
       for (int32_t u = 0; u < nu; ++u) s.served_count[u] = first_choice[u];
       return;
     }
-    // Some UAV is over-subscribed: the full greedy pass over all candidate pairs in order (heap sort by `before`,
-    // a total order; the fast path above is the common case).
-    int32_t order[kMaxUavs * kMaxUsers];
-    int32_t count = 0;
-    for (int32_t pair = 0; pair < nu * n; ++pair)
-      if (sinr[pair] >= r.min_sinr_linear) order[count++] = pair;
-    auto after = [&](int32_t a, int32_t b) { return before(c, s, rng, sinr, b, a); };
-    auto sift_down = [&](int32_t root, int32_t end) {
-      while (2 * root + 1 < end) {
+    // Some UAV is over-subscribed. The greedy pass over all candidate pairs in `before` order is run as a heap of
+    // unserved users keyed by their best pair not yet refused: the top of the heap is always the next pair the
+    // global pass would consider for a still unserved user, so the result is the same without sorting U * N pairs.
+    uint32_t refused[kMaxUsers];  // bit u: UAV u was full when user j's pair came up
+    int32_t heap[kMaxUsers];
+    int32_t size = 0;
+    for (int32_t j = 0; j < n; ++j) {
+      refused[j] = 0;
+      if (s.serving[j] >= 0) heap[size++] = j;  // serving[j] holds j's first choice here
+    }
+    auto key = [&](int32_t j) { return s.serving[j] * n + j; };
+    auto sift_down = [&](int32_t root) {
+      while (2 * root + 1 < size) {
         int32_t child = 2 * root + 1;
-        if (child + 1 < end && after(order[child + 1], order[child])) child += 1;
-        if (!after(order[child], order[root])) return;
-        const int32_t tmp = order[root];
-        order[root] = order[child], order[child] = tmp;
+        if (child + 1 < size && before(c, s, rng, sinr, key(heap[child + 1]), key(heap[child]))) child += 1;
+        if (!before(c, s, rng, sinr, key(heap[child]), key(heap[root]))) return;
+        const int32_t tmp = heap[root];
+        heap[root] = heap[child], heap[child] = tmp;
         root = child;
       }
     };
-    for (int32_t root = count / 2 - 1; root >= 0; --root) sift_down(root, count);
-    for (int32_t end = count - 1; end > 0; --end) {
-      const int32_t tmp = order[0];
-      order[0] = order[end], order[end] = tmp;
-      sift_down(0, end);
-    }
-    for (int32_t j = 0; j < n; ++j) s.serving[j] = -1;
-    for (int32_t k = 0; k < count; ++k) {
-      const int32_t u = order[k] / n, j = order[k] % n;
-      if (s.serving[j] >= 0 || s.served_count[u] >= c.max_connections) continue;
-      s.serving[j] = u;
-      s.served_count[u] += 1;
+    for (int32_t root = size / 2 - 1; root >= 0; --root) sift_down(root);
+    while (size > 0) {
+      const int32_t j = heap[0], u = s.serving[j];
+      if (s.served_count[u] < c.max_connections) {
+        s.served_count[u] += 1;  // served: leaves the heap with serving[j] = u
+        heap[0] = heap[--size];
+        sift_down(0);
+        continue;
+      }
+      refused[j] |= 1u << u;
+      int32_t next = -1;
+      for (int32_t v = 0; v < nu; ++v) {
+        const int32_t pair = v * n + j;
+        if ((refused[j] >> v & 1u) || !(sinr[pair] >= r.min_sinr_linear)) continue;
+        if (next < 0 || before(c, s, rng, sinr, pair, next * n + j)) next = v;
+      }
+      s.serving[j] = next;
+      if (next < 0) heap[0] = heap[--size];  // no UAV left for j
+      sift_down(0);
     }
   }
 

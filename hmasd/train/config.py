@@ -131,12 +131,13 @@ PRESETS: dict[str, TrainConfig] = {
                               disc_epochs=5, num_envs=64, total_steps=250_000, eval_interval=10, eval_episodes=64),
     # The UAV network (docs/envs.md, 500-step episodes, continuous moves, a dense team reward in [~-0.1, 1]):
     # the env reward drives the low level (lambda_e = 1) with small diversity bonuses; k = 10 steps (~300 m of
-    # flight) per skill; 10 PPO epochs instead of 15 because a batch is 5x larger than Alice_and_Bob's per env.
+    # flight) per skill; 5 PPO epochs (MAPPO's choice for dense rewards: a batch already holds 16k agent samples);
+    # both cores for the env and for torch, since collection and updates alternate.
     "uav_coverage": TrainConfig(env="uav_coverage", horizon=100, skill_interval=10, num_team_skills=3,
                                 num_indiv_skills=3, lambda_env=1.0, lambda_team=0.05, lambda_indi=0.05,
-                                high_entropy_coef=0.01, low_entropy_coef=0.0, high_epochs=10, low_epochs=10,
-                                disc_epochs=5, num_envs=32, total_steps=500_000, eval_interval=20,
-                                eval_episodes=8),
+                                high_entropy_coef=0.01, low_entropy_coef=0.0, high_epochs=5, low_epochs=5,
+                                disc_epochs=5, num_envs=32, total_steps=500_000, eval_interval=25,
+                                eval_episodes=8, num_threads=0, torch_threads=0),
     # The old system's settings (5 UAVs, 50 users, 3gpp-36777, k = 10, n_Z = n_z = 3, 32 envs, 5000-step
     # episodes, backhaul at 0 dB SNR with a 30 dBm GBS), for end-to-end comparisons with it.
     "uav_seed_parity": TrainConfig(env="uav_coverage",
@@ -145,8 +146,9 @@ PRESETS: dict[str, TrainConfig] = {
                                                 "gbs_tx_power_dbm": 30.0},
                                    horizon=100, skill_interval=10, num_team_skills=3, num_indiv_skills=3,
                                    lambda_env=1.0, lambda_team=0.05, lambda_indi=0.05, high_entropy_coef=0.01,
-                                   low_entropy_coef=0.0, high_epochs=10, low_epochs=10, disc_epochs=5, num_envs=32,
-                                   total_steps=4_000_000, eval_interval=0, eval_episodes=4),
+                                   low_entropy_coef=0.0, high_epochs=5, low_epochs=5, disc_epochs=5, num_envs=32,
+                                   total_steps=4_000_000, eval_interval=0, eval_episodes=4, num_threads=0,
+                                   torch_threads=0),
 }
 
 

@@ -1,0 +1,199 @@
+"""Compares a trained ``uav_coverage`` policy with the env's scripted baselines (random moves, k-means placement).
+
+    python benchmarks/learning/uav_vs_baselines.py --run-dir runs/uav_coverage_demo_<stamp> [--episodes 16]
+
+Loads the run's final checkpoint and evaluates the policy (deterministic and stochastic) on ``--episodes`` fresh
+episodes with the run's env options; runs the ``random`` baseline and ``kmeans`` at the middle and at the minimum
+of the height range on the same episodes (same env seed, same count: every method starts from the same user and
+UAV positions). Writes ``<out>/uav_vs_baselines.json`` and ``<out>/uav_coverage_vs_baselines.png`` (training
+curves from the run's episode CSV with the baselines as horizontal lines; bars per metric) and prints a markdown
+table. All metrics are episode means of the env's per-step values; "return" is the per-agent episode return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmasd.envs.uav_baselines import evaluate_baseline
+from hmasd.train import checkpoint
+from hmasd.train.loop import Trainer, build, evaluate
+
+log = logging.getLogger("uav_vs_baselines")
+
+# summary key -> (column title, key in the trained policy's evaluate() result, key in evaluate_baseline's result)
+METRICS: dict[str, tuple[str, str, str]] = {
+    "coverage_ratio": ("coverage", "coverage_ratio", "coverage_ratio"),
+    "system_throughput_mbps": ("throughput (Mbps)", "system_throughput_mbps", "system_throughput_mbps"),
+    "connectivity_ratio": ("connectivity", "connectivity_ratio", "connectivity_ratio"),
+    "avg_hops": ("avg hops", "avg_hops", "avg_hops"),
+    "return": ("return / agent", "mean_reward", "return"),
+}
+BAR_METRICS = ("coverage_ratio", "system_throughput_mbps", "connectivity_ratio", "return")
+COLORS = ("tab:blue", "tab:cyan", "tab:gray", "tab:orange", "tab:red")  # methods in the order they are run
+
+
+def load_trainer(run_dir: Path, name: str) -> tuple[Trainer, dict[str, Any]]:
+    """The run's policy from ``checkpoints/<name>.pt``, built with one env copy and one torch thread; and where it
+    came from (path, env steps trained, the run's num_envs)."""
+    path = run_dir / "checkpoints" / f"{name}.pt"
+    data = checkpoint.load(path)
+    config = checkpoint.config_of(data, num_envs=1, num_threads=1, torch_threads=1, eval_interval=0)
+    trainer = build(config)
+    checkpoint.restore(trainer, data, path, exact=False)
+    source = {"checkpoint": str(path), "env_steps": int(data["counters"]["env_steps"]),
+              "run_num_envs": int(data["config"]["num_envs"])}
+    log.info("loaded %s (%d env steps of training)", path, source["env_steps"])
+    return trainer, source
+
+
+def timed(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``function(*args, **kwargs)`` with its wall time added as ``wall_s``."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return {**result, "wall_s": time.perf_counter() - start}
+
+
+def evaluate_policy(trainer: Trainer, episodes: int, seed: int, deterministic: bool) -> dict[str, Any]:
+    """The trained policy on ``episodes`` fresh envs seeded ``seed`` (sampling seeded too, when stochastic)."""
+    torch.manual_seed(seed)
+    result = timed(evaluate, trainer, episodes, seed=seed, deterministic=deterministic)
+    log.info("trained (%s): coverage %.3f, return %.2f, %.1f s", "det." if deterministic else "stoch.",
+             result["coverage_ratio"], result["mean_reward"], result["wall_s"])
+    return result
+
+
+def run_baselines(options: dict[str, Any], episodes: int, seed: int) -> dict[str, dict[str, Any]]:
+    """random, k-means at mid height and k-means at min height, each on the same episodes as the policy."""
+    common = {"episodes": episodes, "num_envs": episodes, "seed": seed, **options}
+    low, high = float(options["min_height"]), float(options["max_height"])
+    return {"random": timed(evaluate_baseline, "random", **common),
+            f"k-means ({(low + high) / 2:.0f} m)": timed(evaluate_baseline, "kmeans", **common),
+            f"k-means ({low:.0f} m)": timed(evaluate_baseline, "kmeans", height=low, **common)}
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per method, the table's metrics under common names."""
+    summary = {}
+    for label, result in results.items():
+        trained = "mean_reward" in result
+        summary[label] = {key: float(result[source if trained else base])
+                          for key, (_, source, base) in METRICS.items()}
+    return summary
+
+
+def training_curve(run_dir: Path) -> dict[str, np.ndarray]:
+    """Columns of the run's latest episode CSV, plus ``env_steps``: the cumulative episode length, i.e. the env
+    steps of the run when the episode ended (exact when, as here, every env's episodes have the same length)."""
+    files = sorted((run_dir / "paper_data").glob("episode_rewards_step_*.csv"),
+                   key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if not files:
+        raise FileNotFoundError(f"no episode_rewards_step_*.csv under {run_dir / 'paper_data'}")
+    with files[-1].open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+    columns["env_steps"] = np.cumsum(columns["episode_length"])
+    log.info("training curve: %d episodes from %s", len(rows), files[-1].name)
+    return columns
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Running mean over ``window`` episodes (``len(values) - window + 1`` points)."""
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot(curve: dict[str, np.ndarray], summary: dict[str, dict[str, float]], window: int, title: str,
+         path: Path) -> Path:
+    """Left: coverage and throughput during training with the baselines as lines; right: bars per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(13, 6))
+    grid = figure.add_gridspec(2, 3, width_ratios=(1.6, 1, 1))
+    window = max(1, min(window, len(curve["env_steps"])))
+    steps = curve["env_steps"][window - 1:] / 1e3
+    for row, key in enumerate(("coverage_ratio", "system_throughput_mbps")):
+        axis = figure.add_subplot(grid[row, 0])
+        axis.plot(steps, smooth(curve[key], window), color="tab:blue", label=f"training (mean of {window} episodes)")
+        for color, (label, values) in zip(COLORS, summary.items()):
+            axis.axhline(values[key], color=color, ls=":" if label.startswith("trained") else "--", lw=1.2,
+                         label=label)
+        axis.set_ylabel(METRICS[key][0])
+        axis.grid(alpha=0.3)
+    axis.set_xlabel("env steps of training (thousands)")
+    figure.axes[0].set_title(title, fontsize=10)
+    figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="lower left", ncol=3, fontsize=8,
+                  bbox_to_anchor=(0.01, 0.0))
+    labels = list(summary)
+    for index, key in enumerate(BAR_METRICS):
+        axis = figure.add_subplot(grid[index // 2, 1 + index % 2])
+        values = [summary[label][key] for label in labels]
+        bars = axis.bar(range(len(labels)), values, color=COLORS[:len(labels)])
+        axis.bar_label(bars, labels=[f"{v:.0f}" if abs(v) >= 100 else f"{v:.3f}" for v in values], fontsize=7)
+        axis.margins(y=0.12)
+        axis.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=7)
+        axis.set_title(METRICS[key][0], fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def markdown_table(summary: dict[str, dict[str, float]]) -> str:
+    """One row per method, one column per metric."""
+    header = "| method | " + " | ".join(title for title, _, _ in METRICS.values()) + " |"
+    rule = "|---|" + "---:|" * len(METRICS)
+    rows = [f"| {label} | " + " | ".join(f"{values[key]:.3f}" for key in METRICS) + " |"
+            for label, values in summary.items()]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, required=True, help="a hmasd-train run folder (uav_coverage)")
+    parser.add_argument("--checkpoint", default="final", help="checkpoints/<name>.pt to evaluate")
+    parser.add_argument("--episodes", type=int, default=16, help="fresh episodes per method")
+    parser.add_argument("--seed", type=int, default=123, help="env seed of the evaluation episodes")
+    parser.add_argument("--window", type=int, default=None, help="smoothing window (default: the run's num_envs)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/learning"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    trainer, source = load_trainer(args.run_dir, args.checkpoint)
+    if trainer.config.env != "uav_coverage":
+        raise SystemExit(f"{args.run_dir} is a {trainer.config.env} run, not uav_coverage")
+    options = trainer.env.options  # the run's env options with every default filled in
+    results = {"trained (det.)": evaluate_policy(trainer, args.episodes, args.seed, deterministic=True),
+               "trained (stoch.)": evaluate_policy(trainer, args.episodes, args.seed, deterministic=False),
+               **run_baselines(options, args.episodes, args.seed)}
+    summary = summarise(results)
+    curve = training_curve(args.run_dir)
+    window = args.window or source["run_num_envs"]  # one episode per env copy: about one batch of episodes
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure = plot(curve, summary, window, f"{args.run_dir.name}: training vs baselines",
+                  args.out / "uav_coverage_vs_baselines.png")
+    record = {"run_dir": str(args.run_dir), **source, "episodes": args.episodes, "seed": args.seed,
+              "env_options": options, "summary": summary, "results": results}
+    (args.out / "uav_vs_baselines.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
+    log.info("wrote %s and %s", args.out / "uav_vs_baselines.json", figure)
+    sys.stdout.write(markdown_table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
