@@ -1,8 +1,9 @@
-"""Helpers shared by the command-line tools (hmasd-train, hmasd-audit); no heavy imports."""
+"""Helpers shared by the command-line tools (hmasd-train, hmasd-audit, hmasd-baseline); no heavy imports."""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -15,3 +16,15 @@ def parse_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``flag`` names the option in the error) as a dict of parsed values; ValueError on a
+    malformed pair."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        parsed[key.strip()] = parse_value(value)
+    return parsed

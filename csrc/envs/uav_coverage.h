@@ -276,58 +276,94 @@ struct UavCoverageT {
     return r;
   }
 
-  // Received power in mW of the link UAV u -> user j at episode time t.
-  HD static double received_mw(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, int32_t u,
-                               int32_t j) {
-    const double dx = double(s.uav[u][0]) - double(s.user[j][0]);
-    const double dy = double(s.uav[u][1]) - double(s.user[j][1]);
-    const double h = double(s.uav[u][2]);
-    const double r2 = dx * dx + dy * dy;
-    double d2 = r2 + h * h;
-    if (d2 < 1.0) d2 = 1.0;
-    const double ln10 = 2.302585092994046;
-    if (c.channel_model == 0) return r.free_space_gain / d2;  // 10^((P - FSPL) / 10) without a log and an exp
-    const double log10_d = 0.5 * fast_log10(d2);
-    double path_loss;
-    if (c.channel_model == 1) {
-      path_loss = 128.1 + 37.6 * (log10_d - 3.0);
-    } else if (c.channel_model == 2) {
-      path_loss = 120.0 + 35.0 * (log10_d - 3.0);
-    } else {
-      const double theta = fast_atan2_positive(h, sqrt(r2)) * (180.0 / 3.141592653589793);
-      if (c.channel_model == 3) {
-        const double p_los = 1.0 / (1.0 + 5.0 * exp(-0.6 * (theta - 5.0)));
-        const double los = 28.0 + 22.0 * log10_d + 20.0 * r.log10_f_ghz;
-        const double nlos = 22.7 + 41.0 * log10_d + 20.0 * r.log10_f_ghz;
-        path_loss = p_los * los + (1.0 - p_los) * nlos;
-        if (c.shadowing) {
-          const uint32_t k = static_cast<uint32_t>(u * c.num_users + j);
-          const Philox4x32 q = rng.quad(s.t, kPurposeShadowing, k >> 1);  // words 2k, 2k+1 share one quad
-          const uint32_t base = (2 * k) & 3u;
-          path_loss += (4.0 * p_los + 8.0 * (1.0 - p_los)) * normal(q.v[base], q.v[base + 1]);
-        }
-      } else {
-        const bool urban = c.al_hourani_env == 0;
-        const double a = urban ? 9.61 : 4.88, b = urban ? 0.16 : 0.43;
-        const double eta_los = urban ? 1.0 : 0.1, eta_nlos = urban ? 20.0 : 21.0;
-        const double p_los = 1.0 / (1.0 + a * exp(-b * (theta - a)));
-        path_loss = 20.0 * log10_d + r.fspl_const_db + p_los * eta_los + (1.0 - p_los) * eta_nlos;
-      }
-    }
-    return exp((c.uav_tx_power_dbm - path_loss) * (ln10 / 10.0));
+  // 3gpp-36777 line-of-sight probability of a link at height h and squared horizontal distance r2.
+  HD static double los_probability_3gpp(double h, double r2) {
+    const double theta = fast_atan2_positive(h, sqrt(r2)) * (180.0 / 3.141592653589793);
+    return 1.0 / (1.0 + 5.0 * fast_exp(-0.6 * (theta - 5.0)));
   }
 
-  // SINR of every link into sinr[u * N + j]; returns nothing else: association reads them.
+  // Received power (mW) of every link into p[u * N + j]: per UAV one branch-free loop over the users for the
+  // channel model in force, which the compiler vectorises; shadowing (an RNG draw per link) is applied after.
+  HD static void received_power(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, double* p) {
+    const int32_t nu = c.num_uavs, n = c.num_users;
+    double ux[kMaxUsers], uy[kMaxUsers];
+    for (int32_t j = 0; j < n; ++j) ux[j] = double(s.user[j][0]), uy[j] = double(s.user[j][1]);
+    const double to_exponent = 2.302585092994046 / 10.0;  // 10^(x / 10) = e^(x ln10 / 10)
+    const double degrees = 180.0 / 3.141592653589793, tx = c.uav_tx_power_dbm, lg_f = 20.0 * r.log10_f_ghz;
+    const bool urban = c.al_hourani_env == 0;
+    const double a = urban ? 9.61 : 4.88, b = urban ? 0.16 : 0.43;
+    const double eta_los = urban ? 1.0 : 0.1, eta_nlos = urban ? 20.0 : 21.0;
+    for (int32_t u = 0; u < nu; ++u) {
+      const double x = double(s.uav[u][0]), y = double(s.uav[u][1]), h = double(s.uav[u][2]), h2 = h * h;
+      double* row = p + u * n;
+      switch (c.channel_model) {
+        case 0:  // 10^((P - FSPL) / 10) without a log and an exp
+          HMASD_SIMD
+          for (int32_t j = 0; j < n; ++j) {
+            const double dx = x - ux[j], dy = y - uy[j], d2 = dx * dx + dy * dy + h2;
+            row[j] = r.free_space_gain / (d2 < 1.0 ? 1.0 : d2);
+          }
+          break;
+        case 1:
+        case 2: {
+          const double base = c.channel_model == 1 ? 128.1 : 120.0, slope = c.channel_model == 1 ? 37.6 : 35.0;
+          HMASD_SIMD
+          for (int32_t j = 0; j < n; ++j) {
+            const double dx = x - ux[j], dy = y - uy[j], d2 = dx * dx + dy * dy + h2;
+            const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
+            row[j] = fast_exp((tx - (base + slope * (log10_d - 3.0))) * to_exponent);
+          }
+          break;
+        }
+        case 3:
+          HMASD_SIMD
+          for (int32_t j = 0; j < n; ++j) {
+            const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
+            const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
+            const double los_probability = los_probability_3gpp(h, r2);
+            const double los = 28.0 + 22.0 * log10_d + lg_f, nlos = 22.7 + 41.0 * log10_d + lg_f;
+            row[j] = fast_exp((tx - (los_probability * los + (1.0 - los_probability) * nlos)) * to_exponent);
+          }
+          if (c.shadowing)
+            for (int32_t j = 0; j < n; ++j) {
+              const uint32_t k = static_cast<uint32_t>(u * n + j);
+              const Philox4x32 q = rng.quad(s.t, kPurposeShadowing, k >> 1);  // words 2k, 2k+1 share one quad
+              const uint32_t base = (2 * k) & 3u;
+              const double dx = x - ux[j], dy = y - uy[j], los_probability = los_probability_3gpp(h, dx * dx + dy * dy);
+              const double sigma = 4.0 * los_probability + 8.0 * (1.0 - los_probability);
+              row[j] *= fast_exp(-sigma * normal(q.v[base], q.v[base + 1]) * to_exponent);
+            }
+          break;
+        default:  // al-hourani
+          HMASD_SIMD
+          for (int32_t j = 0; j < n; ++j) {
+            const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
+            const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
+            const double theta = fast_atan2_positive(h, sqrt(r2)) * degrees;
+            const double los_probability = 1.0 / (1.0 + a * fast_exp(-b * (theta - a)));
+            const double path_loss = 20.0 * log10_d + r.fspl_const_db + los_probability * eta_los +
+                                     (1.0 - los_probability) * eta_nlos;
+            row[j] = fast_exp((tx - path_loss) * to_exponent);
+          }
+      }
+    }
+  }
+
+  // SINR of every link into sinr[u * N + j] (full reuse: every other UAV interferes).
   HD static void link_sinr(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, double* sinr) {
     const int32_t nu = c.num_uavs, n = c.num_users;
-    for (int32_t j = 0; j < n; ++j) {
-      double p[kMaxUavs];
-      double total = 0.0;
-      for (int32_t u = 0; u < nu; ++u) {
-        p[u] = received_mw(c, r, s, rng, u, j);
-        total += p[u];
-      }
-      for (int32_t u = 0; u < nu; ++u) sinr[u * n + j] = p[u] / (r.noise_mw + (total - p[u]));
+    received_power(c, r, s, rng, sinr);
+    double total[kMaxUsers];
+    for (int32_t j = 0; j < n; ++j) total[j] = 0.0;
+    for (int32_t u = 0; u < nu; ++u) {  // summed in UAV order, as the contract fixes
+      const double* row = sinr + u * n;
+      HMASD_SIMD
+      for (int32_t j = 0; j < n; ++j) total[j] += row[j];
+    }
+    for (int32_t u = 0; u < nu; ++u) {
+      double* row = sinr + u * n;
+      HMASD_SIMD
+      for (int32_t j = 0; j < n; ++j) row[j] = row[j] / (r.noise_mw + (total[j] - row[j]));
     }
   }
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd._cli import parse_value
+from hmasd._cli import parse_pairs
 from hmasd.diagnostics import stats
 
 COMMANDS = ("env", "permute", "policy", "runs", "pipeline")
@@ -551,13 +551,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise AuditError(f"--set expects KEY=VALUE, got {pair!r}")
-        options[key.strip()] = parse_value(value)
-    return options
+    try:
+        return parse_pairs(pairs, "--set")
+    except ValueError as error:
+        raise AuditError(str(error)) from None
 
 
 def parser() -> argparse.ArgumentParser:

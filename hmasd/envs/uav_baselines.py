@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd._cli import parse_value
+from hmasd._cli import parse_pairs
 from hmasd.envs.registry import make
 from hmasd.envs.vec_env import VecEnv
 
@@ -302,17 +302,6 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join([note, *lines]) + "\n"
 
 
-def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings as env options (values parsed like ``hmasd-train --set``)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option expects KEY=VALUE, got {pair!r}")
-        options[key.strip()] = parse_value(value)
-    return options
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hmasd-baseline", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -331,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hmasd-baseline``: prints the table; returns 0, or 2 on bad options."""
     args = parser().parse_args(argv)
     try:
-        options = parse_options(args.option)
+        options = parse_pairs(args.option, "--option")
         results = [evaluate_baseline(name, episodes=args.episodes, num_envs=args.num_envs, seed=args.seed,
                                      height=args.height, **options) for name in args.baseline]
         if args.json:

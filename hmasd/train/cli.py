@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hmasd._cli import parse_value
+from hmasd._cli import parse_pairs
 
 from hmasd.train.config import ALGOS, PRESETS, TrainConfig
 
@@ -76,12 +76,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
              "total_steps": args.total_steps, "device": args.device, "eval_interval": args.eval_interval,
              "eval_episodes": args.eval_episodes}
     config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None}, "flags")
-    sets = {}
-    for item in args.set:
-        if "=" not in item:
-            raise SystemExit(f"hmasd-train: --set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        sets[key.strip()] = parse_value(value)
+    try:
+        sets = parse_pairs(args.set, "--set")
+    except ValueError as error:
+        raise SystemExit(f"hmasd-train: {error}") from None
     config = apply_overrides(config, sets, "--set")
     try:
         config.validate()
