@@ -16,6 +16,14 @@
 #define HMASD_SIMD _Pragma("omp simd")
 #endif
 
+// Hot host loops are compiled twice, for AVX2 and for the x86-64 baseline, and the loader picks the one the CPU runs
+// (GCC function multiversioning on Linux). The clones round identically: no FMA either way (-ffp-contract=off).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__CUDACC__)
+#define HMASD_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HMASD_TARGET_CLONES
+#endif
+
 namespace hmasd {
 
 HD inline double bits_to_double(uint64_t bits) {

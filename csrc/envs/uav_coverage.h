@@ -284,7 +284,8 @@ struct UavCoverageT {
 
   // Received power (mW) of every link into p[u * N + j]: per UAV one branch-free loop over the users for the
   // channel model in force, which the compiler vectorises; shadowing (an RNG draw per link) is applied after.
-  HD static void received_power(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, double* p) {
+  HMASD_TARGET_CLONES HD static void received_power(const Config& c, const UavRadio& r, const State& s,
+                                                     const EnvRng& rng, double* p) {
     const int32_t nu = c.num_uavs, n = c.num_users;
     double ux[kMaxUsers], uy[kMaxUsers];
     for (int32_t j = 0; j < n; ++j) ux[j] = double(s.user[j][0]), uy[j] = double(s.user[j][1]);
