@@ -164,7 +164,7 @@ def test_cli_as_module_and_console_script_entry(tmp_path: Path) -> None:
     path = tmp_path / "out.json"
     out = subprocess.run([sys.executable, "-m", "hmasd.envs.uav_baselines", "--baseline", "kmeans", "--episodes",
                           "1", "--option", "max_steps=10", "--option", "num_users=8", "--json", str(path)],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+                         capture_output=True, text=True, check=True, cwd=tmp_path)  # not the source tree
     assert "kmeans" in out.stdout and json.loads(path.read_text())[0]["episodes"] == 1
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["hmasd-baseline"] == "hmasd.envs.uav_baselines:main"
