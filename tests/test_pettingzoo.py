@@ -25,7 +25,7 @@ from pettingzoo.test import (
 )
 
 import hmasd.envs
-from hmasd.envs.pettingzoo import alice_and_bob_v0, stag_hunt_v0
+from hmasd.envs.pettingzoo import alice_and_bob_v0, stag_hunt_v0, uav_coverage_v0
 from hmasd.envs.pettingzoo._adapter import HmasdParallelEnv
 
 MODULES = [alice_and_bob_v0, stag_hunt_v0]
@@ -39,6 +39,15 @@ CONFIGS = [
     pytest.param(stag_hunt_v0, {}, id="stag_hunt"),
     pytest.param(stag_hunt_v0, {"num_agents": 2, "num_hares": 2, "reward_mode": "team", "agent_id_in_obs": True,
                                 "max_steps": 20}, id="stag_hunt-2agents"),
+]
+# PettingZoo's own API tests also run on uav_coverage (continuous Box and discrete moves, both scenarios); its
+# other tests, which need Box-aware actions, are in test_pettingzoo_uav.py. Small sizes keep the many cycles fast.
+API_CONFIGS = CONFIGS + [
+    pytest.param(uav_coverage_v0, {"num_uavs": 3, "num_users": 20, "max_steps": 60}, id="uav_coverage"),
+    pytest.param(uav_coverage_v0, {"num_uavs": 3, "num_users": 20, "max_steps": 60, "action_type": "discrete"},
+                 id="uav_coverage-discrete"),
+    pytest.param(uav_coverage_v0, {"num_uavs": 2, "num_users": 10, "max_steps": 30, "scenario": "base_station",
+                                   "user_distribution": "hotspot"}, id="uav_coverage-base_station"),
 ]
 
 
@@ -65,13 +74,13 @@ def masked_actions(rng: np.random.Generator, infos: dict[str, dict[str, Any]], a
 # ---- PettingZoo's own test utilities -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("module", "options"), CONFIGS)
+@pytest.mark.parametrize(("module", "options"), API_CONFIGS)
 def test_parallel_api(module: ModuleType, options: dict[str, Any]) -> None:
     with no_warnings():
         parallel_api_test(module.parallel_env(**options), num_cycles=1000)
 
 
-@pytest.mark.parametrize(("module", "options"), CONFIGS)
+@pytest.mark.parametrize(("module", "options"), API_CONFIGS)
 def test_aec_api(module: ModuleType, options: dict[str, Any]) -> None:
     env = module.env(**options)
     assert isinstance(env, AECEnv)
@@ -96,7 +105,7 @@ def test_render(module: ModuleType) -> None:
         render_test(env_fn)
 
 
-@pytest.mark.parametrize(("module", "options"), CONFIGS)
+@pytest.mark.parametrize(("module", "options"), API_CONFIGS)
 def test_state(module: ModuleType, options: dict[str, Any]) -> None:
     with no_warnings():
         state_test(module.env(**options), module.parallel_env(**options), num_cycles=50)

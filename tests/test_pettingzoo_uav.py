@@ -13,13 +13,10 @@ import pytest
 from gymnasium import spaces
 from pettingzoo import AECEnv
 from pettingzoo.test import (
-    api_test,
     max_cycles_test,
-    parallel_api_test,
     parallel_seed_test,
     render_test,
     seed_test,
-    state_test,
 )
 from test_pettingzoo import assert_same, assert_same_trace, no_warnings
 
@@ -51,21 +48,7 @@ def random_actions(env: HmasdParallelEnv, rng: np.random.Generator) -> dict[str,
     return {agent: int(rng.integers(7)) for agent in env.agents}
 
 
-# ---- PettingZoo's own test utilities -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("options", CONFIGS)
-def test_parallel_api(options: dict[str, Any]) -> None:
-    with no_warnings():
-        parallel_api_test(uav_coverage_v0.parallel_env(**options), num_cycles=1000)
-
-
-@pytest.mark.parametrize("options", CONFIGS)
-def test_aec_api(options: dict[str, Any]) -> None:
-    env = uav_coverage_v0.env(**options)
-    assert isinstance(env, AECEnv)
-    with no_warnings():
-        api_test(env, num_cycles=300)
+# ---- PettingZoo's own test utilities (parallel_api_test, api_test and state_test run in test_pettingzoo.py) ----
 
 
 @pytest.mark.parametrize("action_type", ACTION_TYPES)
@@ -83,12 +66,6 @@ def test_render(action_type: str) -> None:
 
     with no_warnings():
         render_test(env_fn)
-
-
-@pytest.mark.parametrize("options", CONFIGS)
-def test_state(options: dict[str, Any]) -> None:
-    with no_warnings():
-        state_test(uav_coverage_v0.env(**options), uav_coverage_v0.parallel_env(**options), num_cycles=30)
 
 
 @pytest.mark.parametrize("action_type", ACTION_TYPES)
