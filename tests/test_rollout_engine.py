@@ -332,3 +332,31 @@ def test_observations_written_in_place_equal_a_bare_envs(name, threads):
         np.testing.assert_array_equal(engine.env.obs, twin.obs)  # at the barrier the env's own buffers are current
         check_batch(engine)
         engine.resume()
+
+
+def test_continuous_actions_are_recorded_as_given_and_bad_ones_record_nothing():
+    """uav_coverage through the engine: float [E, N, 3] actions are stored unclipped (the env clips what it
+    applies), and a NaN action raises before any env moves or anything is recorded."""
+    env = hmasd.envs.make("uav_coverage", num_envs=3, seed=2, num_uavs=2, num_users=6, max_steps=7)
+    env.reset()
+    engine = RolloutEngine(env, 10, 4, N_TEAM, N_INDIV)
+    zeros = np.zeros((3, 2), np.float32)
+    rng = np.random.default_rng(0)
+    sent = []
+    for t in range(3):  # inside the first k = 4-step windows: the bad step below needs no decision
+        ids = engine.decision_env_ids()
+        if len(ids):
+            engine.decide(ids, np.zeros(len(ids), np.int32), np.zeros((len(ids), 2), np.int32),
+                          np.zeros((len(ids), 3), np.float32), np.zeros((len(ids), 3), np.float32))
+        actions = rng.uniform(-2, 2, (3, 2, 3)).astype(np.float32)
+        engine.step(actions, zeros, zeros)
+        sent.append(actions)
+    np.testing.assert_array_equal(engine.low_level()["actions"], np.stack(sent))
+    before = (engine.counters(), env._native.snapshot())
+    bad = rng.uniform(-1, 1, (3, 2, 3)).astype(np.float32)
+    bad[1, 0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"actions\[1, 0, 2\]"):
+        engine.step(bad, zeros, zeros)
+    with pytest.raises(ValueError, match="shape"):
+        engine.step(bad[:, :, :2].copy(), zeros, zeros)
+    assert (engine.counters(), env._native.snapshot()) == before

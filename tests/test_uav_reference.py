@@ -564,9 +564,9 @@ def test_episode_info_is_the_mean_over_steps(make: Make) -> None:
     {"max_connections": 0}, {"max_hops": 0}, {"max_speed": -0.1}, {"area_size": float("nan")},
     {"noise_dbm": float("-inf")}, {"min_sinr_db": float("nan")}, {"shadowing": True, "channel_model": "urban"},
 ])
-def test_bad_options_raise_value_error(options: dict) -> None:
-    with pytest.raises(ValueError):
-        UavCoverageRef(0, 0, **options)
+def test_bad_options_raise_value_error(make: Make, options: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(options))):  # the message names the option
+        make(**options)
 
 
 def test_option_names_and_types() -> None:
