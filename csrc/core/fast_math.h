@@ -77,19 +77,20 @@ HD inline double fast_log(double x) {
 HD inline double fast_log10(double x) { return fast_log(x) * 0.43429448190325176; }
 HD inline double fast_log2(double x) { return fast_log(x) * 1.4426950408889634; }
 
-// atan2(y, x) for y, x >= 0, not both 0 (an elevation angle): t = min / max in [0, 1], moved to |u| <= 1/8 around
-// the nearest of 0, 1/4, 1/2, 3/4, 1 by atan(t) = atan(c) + atan((t - c) / (1 + t c)); the centre is chosen by
-// comparisons rather than a table lookup, and atan(u) is its series to u^21.
+// atan2(y, x) for y, x >= 0 (an elevation angle): with t = min / max in [0, 1], atan(t) = atan(c) +
+// atan(u), u = (t - c) / (1 + t c) = (min - c max) / (max + c min), |u| <= 1/8 around the nearest c of 0, 1/4, 1/2,
+// 3/4, 1 (chosen by comparisons, not a table lookup: one division per call), and atan(u) by its series to u^21.
 HD inline double fast_atan2_positive(double y, double x) {
   const bool swap = y > x;
-  const double t = swap ? x / y : y / x;
-  const double s1 = t > 0.125 ? 1.0 : 0.0, s2 = t > 0.375 ? 1.0 : 0.0;
-  const double s3 = t > 0.625 ? 1.0 : 0.0, s4 = t > 0.875 ? 1.0 : 0.0;
+  const double low = swap ? x : y, high = swap ? y : x;
+  const double s1 = low > 0.125 * high ? 1.0 : 0.0, s2 = low > 0.375 * high ? 1.0 : 0.0;
+  const double s3 = low > 0.625 * high ? 1.0 : 0.0, s4 = low > 0.875 * high ? 1.0 : 0.0;
   const double c = 0.25 * (s1 + s2 + s3 + s4);
   const double atan_c = s1 * 0.24497866312686414 + s2 * (0.4636476090008061 - 0.24497866312686414) +
                         s3 * (0.6435011087932844 - 0.4636476090008061) +
                         s4 * (0.7853981633974483 - 0.6435011087932844);
-  const double u = (t - c) / (1.0 + t * c), u2 = u * u, u4 = u2 * u2, u8 = u4 * u4;
+  const double ratio = (low - c * high) / (high + c * low);
+  const double u = high > 0.0 ? ratio : 0.0, u2 = u * u, u4 = u2 * u2, u8 = u4 * u4;  // atan2(0, 0) = 0, as libm
   const double c0 = 1.0 / 3.0 - u2 * (1.0 / 5.0), c1 = 1.0 / 7.0 - u2 * (1.0 / 9.0);
   const double c2 = 1.0 / 11.0 - u2 * (1.0 / 13.0), c3 = 1.0 / 15.0 - u2 * (1.0 / 17.0);
   const double c4 = 1.0 / 19.0 - u2 * (1.0 / 21.0);

@@ -540,13 +540,21 @@ struct UavCoverageT {
     double quality_sum = 0.0;
     int32_t served = 0;
     const double min_sinr_db = c.min_sinr_db;
+    // The logs of every user's serving link in one vectorisable pass (1 for unserved users, whose terms are
+    // skipped); the sums then run in user order.
+    double link[kMaxUsers], spectral[kMaxUsers], link_db[kMaxUsers];
+    for (int32_t j = 0; j < n; ++j) link[j] = s.serving[j] >= 0 ? sinr[s.serving[j] * n + j] : 1.0;
+    HMASD_SIMD
+    for (int32_t j = 0; j < n; ++j) {
+      spectral[j] = fast_log2(1.0 + link[j]);
+      link_db[j] = 10.0 * fast_log10(link[j]);
+    }
     for (int32_t j = 0; j < n; ++j) {
       const int32_t u = s.serving[j];
       if (u < 0) continue;
-      const double link = sinr[u * n + j];
       const double share = c.bandwidth_sharing == 0 ? r.bandwidth_hz : r.bandwidth_hz / s.served_count[u];
-      sum_rate[u] += share * fast_log2(1.0 + link);
-      quality_sum += clip((10.0 * fast_log10(link) - min_sinr_db) / 30.0, 0.0, 1.0);
+      sum_rate[u] += share * spectral[j];
+      quality_sum += clip((link_db[j] - min_sinr_db) / 30.0, 0.0, 1.0);
       served += 1;
     }
     double system = 0.0, hops_sum = 0.0, height_sum = 0.0;
