@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hmasd.envs
 from hmasd.envs.reference import ReferenceVecEnv
@@ -111,3 +113,13 @@ def test_the_connection_cap_binds_in_the_variant_that_tests_it() -> None:
     env.reset()
     full = [int((env.details(e)["served_count"] == 3).sum()) for e in range(4)]
     assert sum(full) > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(uavs=st.integers(2, 6), users=st.integers(5, 40), cap=st.integers(1, 5),
+       threshold=st.sampled_from([-10.0, 0.0, 10.0]), distribution=st.sampled_from(["uniform", "cluster", "hotspot"]), seed=st.integers(0, 2**32 - 1))
+def test_association_under_tight_caps_matches_the_greedy_pass(uavs, users, cap, threshold, distribution, seed):
+    """The native association (deferred acceptance) against the reference's literal greedy pass over sorted pairs,
+    where the cap binds in almost every step and users are turned away repeatedly."""
+    compare({"num_uavs": uavs, "num_users": users, "max_connections": cap, "min_sinr_db": threshold,
+             "user_distribution": distribution, "max_steps": 12}, seed=seed, num_envs=2, steps=15)

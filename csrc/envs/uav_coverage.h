@@ -397,37 +397,33 @@ struct UavCoverageT {
       for (int32_t u = 0; u < nu; ++u) s.served_count[u] = first_choice[u];
       return;
     }
-    // Some UAV is over-subscribed. The greedy pass over all candidate pairs in `before` order is run as a heap of
-    // unserved users keyed by their best pair not yet refused: the top of the heap is always the next pair the
-    // global pass would consider for a still unserved user, so the result is the same without sorting U * N pairs.
-    uint32_t refused[kMaxUsers];  // bit u: UAV u was full when user j's pair came up
-    int32_t heap[kMaxUsers];
-    int32_t size = 0;
+    // Some UAV is over-subscribed. Pairs ranked by one global order make the greedy pass over them equal to the
+    // unique stable matching, which user-proposing deferred acceptance finds with a few hundred comparisons
+    // instead of a sort of U * N pairs: every UAV holds its best users (sorted, at most max_connections), a user
+    // pushed out proposes to its next UAV. serving[j] holds j's current proposal throughout.
+    int32_t held[kMaxUavs][kMaxUsers];
+    int32_t free_users[kMaxUsers];
+    uint32_t refused[kMaxUsers];  // bit u: UAV u has turned user j away
+    int32_t free_count = 0;
+    auto admit = [&](int32_t u, int32_t j) {  // insert j into u's sorted list; returns the user pushed out or -1
+      int32_t k = s.served_count[u]++;
+      while (k > 0 && before(c, s, rng, sinr, u * n + j, u * n + held[u][k - 1])) {
+        held[u][k] = held[u][k - 1];
+        --k;
+      }
+      held[u][k] = j;
+      if (s.served_count[u] <= c.max_connections) return -1;
+      return held[u][--s.served_count[u]];
+    };
     for (int32_t j = 0; j < n; ++j) {
       refused[j] = 0;
-      if (s.serving[j] >= 0) heap[size++] = j;  // serving[j] holds j's first choice here
+      if (s.serving[j] < 0) continue;
+      const int32_t out = admit(s.serving[j], j);
+      if (out >= 0) free_users[free_count++] = out;
     }
-    auto key = [&](int32_t j) { return s.serving[j] * n + j; };
-    auto sift_down = [&](int32_t root) {
-      while (2 * root + 1 < size) {
-        int32_t child = 2 * root + 1;
-        if (child + 1 < size && before(c, s, rng, sinr, key(heap[child + 1]), key(heap[child]))) child += 1;
-        if (!before(c, s, rng, sinr, key(heap[child]), key(heap[root]))) return;
-        const int32_t tmp = heap[root];
-        heap[root] = heap[child], heap[child] = tmp;
-        root = child;
-      }
-    };
-    for (int32_t root = size / 2 - 1; root >= 0; --root) sift_down(root);
-    while (size > 0) {
-      const int32_t j = heap[0], u = s.serving[j];
-      if (s.served_count[u] < c.max_connections) {
-        s.served_count[u] += 1;  // served: leaves the heap with serving[j] = u
-        heap[0] = heap[--size];
-        sift_down(0);
-        continue;
-      }
-      refused[j] |= 1u << u;
+    while (free_count > 0) {
+      const int32_t j = free_users[--free_count];
+      refused[j] |= 1u << s.serving[j];
       int32_t next = -1;
       for (int32_t v = 0; v < nu; ++v) {
         const int32_t pair = v * n + j;
@@ -435,8 +431,9 @@ struct UavCoverageT {
         if (next < 0 || before(c, s, rng, sinr, pair, next * n + j)) next = v;
       }
       s.serving[j] = next;
-      if (next < 0) heap[0] = heap[--size];  // no UAV left for j
-      sift_down(0);
+      if (next < 0) continue;  // no UAV left for j
+      const int32_t out = admit(next, j);
+      if (out >= 0) free_users[free_count++] = out;
     }
   }
 
