@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -268,15 +268,19 @@ def test_returned_arrays_are_copies() -> None:
 # ---- seeding and determinism ---------------------------------------------------------------------
 
 
-def run_episodes(env: HmasdParallelEnv, seed: int, episodes: int, action_seed: int) -> list[tuple[Any, ...]]:
-    """Every reset/step result of ``episodes`` episodes: the first reset seeded, the later ones continuing."""
+def run_episodes(env: HmasdParallelEnv, seed: int, episodes: int, action_seed: int,
+                 act: Callable[[HmasdParallelEnv, np.random.Generator, dict[str, Any]], dict[str, Any]] | None = None
+                 ) -> list[tuple[Any, ...]]:
+    """Every reset/step result of ``episodes`` episodes: the first reset seeded, the later ones continuing.
+    ``act(env, rng, infos)`` chooses the actions (default: uniform among the valid discrete ones)."""
+    act = act or (lambda env, rng, infos: masked_actions(rng, infos, env.agents))
     rng = np.random.default_rng(action_seed)
     trace: list[tuple[Any, ...]] = []
     for episode in range(episodes):
         obs, infos = env.reset(seed=seed if episode == 0 else None)
         trace.append(("reset", obs, infos, env.state()))
         while env.agents:
-            actions = masked_actions(rng, infos, env.agents)
+            actions = act(env, rng, infos)
             obs, rewards, terminations, truncations, infos = env.step(actions)
             trace.append(("step", actions, obs, rewards, terminations, truncations, infos, env.state()))
     return trace

@@ -19,6 +19,7 @@ from pettingzoo.test import (
     seed_test,
 )
 from test_pettingzoo import assert_same, assert_same_trace, no_warnings
+from test_pettingzoo import run_episodes as shared_run_episodes
 
 import hmasd.envs
 from hmasd.envs.pettingzoo import uav_coverage_v0
@@ -140,16 +141,7 @@ def test_discrete_action_errors() -> None:
 
 
 def run_episodes(env: HmasdParallelEnv, seed: int, episodes: int, action_seed: int) -> list[tuple[Any, ...]]:
-    """Every reset/step result of ``episodes`` episodes: the first reset seeded, the later ones continuing."""
-    rng = np.random.default_rng(action_seed)
-    trace: list[tuple[Any, ...]] = []
-    for episode in range(episodes):
-        obs, infos = env.reset(seed=seed if episode == 0 else None)
-        trace.append(("reset", obs, infos, env.state()))
-        while env.agents:
-            actions = random_actions(env, rng)
-            trace.append(("step", actions, *env.step(actions), env.state()))
-    return trace
+    return shared_run_episodes(env, seed, episodes, action_seed, act=lambda env, rng, infos: random_actions(env, rng))
 
 
 @pytest.mark.parametrize("options", CONFIGS)
