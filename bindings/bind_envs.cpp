@@ -126,8 +126,6 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def("restore", [](Pool& p, const py::bytes& blob) { p.restore(std::string(blob)); }, py::arg("blob"));
 }
 
-std::string choice(int32_t value, const char* zero, const char* one) { return value == 0 ? zero : one; }
-
 // A string option stored as the index of its name in `names`.
 template <class Config>
 void bind_choice(py::class_<Config>& cls, const char* option, int32_t Config::*field, std::vector<std::string> names) {
@@ -201,12 +199,6 @@ py::dict uav_details(const BatchedEnv<Env>& pool, int32_t e) {
   return out;
 }
 
-int32_t parse_choice(const char* option, const std::string& value, const char* zero, const char* one) {
-  if (value == zero) return 0;
-  if (value == one) return 1;
-  throw py::value_error(std::string(option) + " must be '" + zero + "' or '" + one + "', got '" + value + "'");
-}
-
 // Places the UAVs (and optionally the users) of one env copy and re-evaluates its radio at the current step, for
 // hand-built scenarios and tests. Everything is checked before the state changes.
 template <class Env>
@@ -246,8 +238,8 @@ void bind_envs(py::module_& m) {
       .def_readwrite("max_steps", &AliceAndBobConfig::max_steps);
 
   using hmasd::StagHuntConfig;
-  py::class_<StagHuntConfig>(m, "StagHuntConfig", "Options of stag_hunt (docs/envs.md).")
-      .def(py::init<>())
+  py::class_<StagHuntConfig> stag(m, "StagHuntConfig", "Options of stag_hunt (docs/envs.md).");
+  stag.def(py::init<>())
       .def_readwrite("grid_size", &StagHuntConfig::grid_size)
       .def_readwrite("num_agents", &StagHuntConfig::num_agents)
       .def_readwrite("num_hares", &StagHuntConfig::num_hares)
@@ -257,13 +249,9 @@ void bind_envs(py::module_& m) {
       .def_readwrite("stag_reward", &StagHuntConfig::stag_reward)
       .def_readwrite("hare_reward", &StagHuntConfig::hare_reward)
       .def_readwrite("lone_stag_penalty", &StagHuntConfig::lone_stag_penalty)
-      .def_property(
-          "reward_mode", [](const StagHuntConfig& c) { return choice(c.reward_mode, "individual", "team"); },
-          [](StagHuntConfig& c, const std::string& v) { c.reward_mode = parse_choice("reward_mode", v, "individual", "team"); })
-      .def_readwrite("agent_id_in_obs", &StagHuntConfig::agent_id_in_obs)
-      .def_property(
-          "tie_break", [](const StagHuntConfig& c) { return choice(c.tie_break, "random", "index"); },
-          [](StagHuntConfig& c, const std::string& v) { c.tie_break = parse_choice("tie_break", v, "random", "index"); });
+      .def_readwrite("agent_id_in_obs", &StagHuntConfig::agent_id_in_obs);
+  bind_choice(stag, "reward_mode", &StagHuntConfig::reward_mode, {"individual", "team"});
+  bind_choice(stag, "tie_break", &StagHuntConfig::tie_break, {"random", "index"});
 
   using hmasd::UavCoverageConfig;
   py::class_<UavCoverageConfig> uav(m, "UavCoverageConfig", "Options of uav_coverage (docs/envs.md).");

@@ -25,8 +25,8 @@ template <class Env>
 void bind_engine(py::module_& m, const char* class_name) {
   using Engine = RolloutEngine<Env>;
   using Pool = BatchedEnv<Env>;
-  py::class_<Engine>(m, class_name)
-      .def(py::init([](Pool& env, int32_t horizon, int32_t skill_interval, int32_t num_team_skills,
+  py::class_<Engine> engine(m, class_name);
+  engine.def(py::init([](Pool& env, int32_t horizon, int32_t skill_interval, int32_t num_team_skills,
                        int32_t num_indiv_skills, const std::string& clock, int64_t ring_capacity) {
              Clock parsed;
              if (clock == "episode")
@@ -107,10 +107,10 @@ void bind_engine(py::module_& m, const char* class_name) {
         low["obs"] = view(self, g.ll_obs_.data(), {t, e, n, o});
         low["state"] = view(self, g.ll_state_.data(), {t, e, s});
         low["action_mask"] = view(self, g.ll_mask_.data(), {t, e, n, a});
-        if (Engine::kActionWidth == 1 && !std::is_floating_point<typename Engine::Action>::value)
-          low["actions"] = view(self, g.ll_action_.data(), {t, e, n});
-        else
+        if (Pool::kContinuous)
           low["actions"] = view(self, g.ll_action_.data(), {t, e, n, Engine::kActionWidth});
+        else
+          low["actions"] = view(self, g.ll_action_.data(), {t, e, n});
         low["logp"] = view(self, g.ll_logp_.data(), {t, e, n});
         low["values"] = view(self, g.ll_value_.data(), {t, e, n});
         low["rewards"] = view(self, g.ll_reward_.data(), {t, e, n});
@@ -150,6 +150,8 @@ void bind_engine(py::module_& m, const char* class_name) {
         out["high"] = high;
         return out;
       });
+  // The env class names its engine, so Python finds the engine of any native env without a table of names.
+  py::type::of<Pool>().attr("Rollout") = engine;
 }
 
 }  // namespace

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
+
+import numpy as np
 
 
 def parse_value(text: str) -> Any:
@@ -28,3 +31,14 @@ def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, Any]:
             raise ValueError(f"{flag} expects KEY=VALUE, got {pair!r}")
         parsed[key.strip()] = parse_value(value)
     return parsed
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` fallback for the reports the tools write: NumPy scalars and arrays, paths."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

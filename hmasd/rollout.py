@@ -7,9 +7,6 @@ import numpy as np
 
 from hmasd.envs.vec_env import VecEnv
 
-# The native engine class per native env class (uav_coverage has one per action type).
-_ENGINES = {"AliceAndBobEnv": "AliceAndBobRollout", "StagHuntEnv": "StagHuntRollout",
-            "UavCoverageEnv": "UavCoverageRollout", "UavCoverageDiscreteEnv": "UavCoverageDiscreteRollout"}
 
 
 class RolloutEngine:
@@ -36,8 +33,6 @@ class RolloutEngine:
 
     def __init__(self, env: VecEnv, horizon: int, skill_interval: int, num_team_skills: int, num_indiv_skills: int,
                  clock: str = "episode", ring_capacity: int | None = None) -> None:
-        from hmasd import _native
-
         if not isinstance(env, VecEnv):
             raise TypeError(f"env must be a hmasd.envs.VecEnv, got {type(env).__name__}")
         for name, value in (("horizon", horizon), ("skill_interval", skill_interval),
@@ -45,7 +40,7 @@ class RolloutEngine:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
         self.env = env
-        engine_type = getattr(_native, _ENGINES[type(env._native).__name__])
+        engine_type = type(env._native).Rollout  # each native env class names its engine (bind_rollout.cpp)
         self._native = engine_type(env._native, horizon, skill_interval, num_team_skills, num_indiv_skills, clock,
                                    ring_capacity or 0)
         buffers = self._native.buffers()

@@ -107,9 +107,6 @@ class BatchedEnv {
     out_mask_ = action_mask;
   }
   void restore_output() { redirect_output(obs_.data(), state_.data(), action_mask_.data()); }
-  const float* current_obs() const { return out_obs_; }
-  const float* current_state() const { return out_state_; }
-  const bool* current_action_mask() const { return out_mask_; }
 
   // One env, no checks: the caller (step() or the rollout engine) has validated the actions.
   void step_env(int32_t e, const Action* actions) {

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd._cli import parse_pairs
+from hmasd._cli import json_default, parse_pairs
 from hmasd.diagnostics import stats
 
 COMMANDS = ("env", "permute", "policy", "runs", "pipeline")
@@ -534,17 +534,7 @@ def write_outputs(report: dict[str, Any], out: Path, make_plot: bool = True) -> 
             files["plot"] = str(out / f"audit_{command}.png")
         except ImportError:
             files["plot_note"] = "matplotlib is not installed, no plot (pip install hmasd[train])"
-    Path(files["json"]).write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    Path(files["json"]).write_text(json.dumps(report, indent=2, default=json_default) + "\n")
 
 
 # ---- command line ------------------------------------------------------------------------------------------------

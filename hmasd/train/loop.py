@@ -228,7 +228,7 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
         env_reward=low["rewards"].mean(-1).cpu().numpy(), team_component=(c.lambda_team * r_team).cpu().numpy(),
         indiv_component=(c.lambda_indi * r_indiv).mean(-1).cpu().numpy(), ended=ended.cpu().numpy(),
         high_env=high["env"], high_start=high["start"], team_skill=high["team_skill"], indiv_skill=high["indiv_skill"],
-        episode_metrics=dict(trainer.episode_metrics))
+        episode_metrics=trainer.episode_metrics)  # collect() starts a new dict per batch
     return batch, disc, stats
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
+from hmasd._cli import json_default
 from hmasd.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -54,15 +55,6 @@ def write_csv(path: pathlib.Path, columns: tuple[str, ...], rows: list[dict[str,
         writer.writeheader()
         writer.writerows(rows)
     return path
-
-
-def json_default(value: Any) -> Any:
-    """json.dump fallback for NumPy scalars and arrays."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 class EpisodeAccumulator:
