@@ -232,6 +232,26 @@ def test_equal_sinr_ties_are_broken_by_the_random_key(make: Make) -> None:
     assert owners == {0, 1}
 
 
+
+def test_equal_sinr_ties_at_a_full_uav_are_broken_by_the_random_key(make: Make) -> None:
+    """Six users on a circle around one UAV with room for two: every SINR is equal, so the random keys alone pick
+    the two served users (the native env decides this inside its deferred acceptance, not the first choice)."""
+    kept = set()
+    for seed in range(10):
+        env = make(seed=seed, scenario="base_station", num_uavs=1, num_users=6, max_connections=2,
+                   channel_model="free_space")
+        users = [[500.0 + 100.0 * dx, 500.0 + 100.0 * dy] for dx, dy in
+                 [(1, 0), (-1, 0), (0, 1), (0, -1), (0.6, 0.8), (-0.8, 0.6)]]
+        env.set_positions([[500.0, 500.0, 100.0]], users)
+        sinr_db = env.details()["sinr_db"][0]
+        assert np.all(sinr_db == sinr_db[0])
+        keys = [EnvRng(seed, 0).word(0, 0, 3, j) for j in range(6)]
+        expected = sorted(np.argsort(keys, kind="stable")[:2].tolist())
+        served = np.flatnonzero(env.details()["serving"] == 0).tolist()
+        assert served == expected
+        kept.add(tuple(served))
+    assert len(kept) > 3  # the keys, not the user index, decide
+
 # --- backhaul and routes -----------------------------------------------------------------------
 
 

@@ -265,12 +265,14 @@ struct UavCoverageT {
     const double pi = 3.141592653589793, speed_of_light = 299792458.0;
     const double f_hz = c.carrier_ghz * 1e9;
     UavRadio r;
-    r.noise_mw = pow(10.0, c.noise_dbm / 10.0);
-    r.min_sinr_linear = pow(10.0, c.min_sinr_db / 10.0);
-    r.tx_mw = pow(10.0, c.uav_tx_power_dbm / 10.0);
+    // Inline exp and log rather than libm's pow and log10: this runs once per env step.
+    const double to_exponent = 2.302585092994046 / 10.0;
+    r.noise_mw = fast_exp(c.noise_dbm * to_exponent);
+    r.min_sinr_linear = fast_exp(c.min_sinr_db * to_exponent);
+    r.tx_mw = fast_exp(c.uav_tx_power_dbm * to_exponent);
     r.bandwidth_hz = c.bandwidth_mhz * 1e6;
-    r.fspl_const_db = 20.0 * log10(4.0 * pi * f_hz / speed_of_light);
-    r.log10_f_ghz = log10(c.carrier_ghz);
+    r.fspl_const_db = 20.0 * fast_log10(4.0 * pi * f_hz / speed_of_light);
+    r.log10_f_ghz = fast_log10(c.carrier_ghz);
     const double wavelength_ratio = speed_of_light / (4.0 * pi * f_hz);
     r.free_space_gain = r.tx_mw * wavelength_ratio * wavelength_ratio;
     return r;
@@ -287,8 +289,13 @@ struct UavCoverageT {
   HMASD_TARGET_CLONES HD static void received_power(const Config& c, const UavRadio& r, const State& s,
                                                      const EnvRng& rng, double* p) {
     const int32_t nu = c.num_uavs, n = c.num_users;
-    double ux[kMaxUsers], uy[kMaxUsers];
+    // Users in whole blocks of kLanes (one AVX-512 vector, two AVX2 ones): no scalar remainder loop, whose few
+    // users cost as much as a vector pass. The padding users sit at the origin and are never read.
+    constexpr int32_t kLanes = 8;
+    const int32_t padded = (n + kLanes - 1) / kLanes * kLanes;
+    double ux[kMaxUsers], uy[kMaxUsers], row[kMaxUsers];
     for (int32_t j = 0; j < n; ++j) ux[j] = double(s.user[j][0]), uy[j] = double(s.user[j][1]);
+    for (int32_t j = n; j < padded; ++j) ux[j] = uy[j] = 0.0;
     const double to_exponent = 2.302585092994046 / 10.0;  // 10^(x / 10) = e^(x ln10 / 10)
     const double degrees = 180.0 / 3.141592653589793, tx = c.uav_tx_power_dbm, lg_f = 20.0 * r.log10_f_ghz;
     const bool urban = c.al_hourani_env == 0;
@@ -296,35 +303,37 @@ struct UavCoverageT {
     const double eta_los = urban ? 1.0 : 0.1, eta_nlos = urban ? 20.0 : 21.0;
     for (int32_t u = 0; u < nu; ++u) {
       const double x = double(s.uav[u][0]), y = double(s.uav[u][1]), h = double(s.uav[u][2]), h2 = h * h;
-      double* row = p + u * n;
       switch (c.channel_model) {
         case 0:  // 10^((P - FSPL) / 10) without a log and an exp
-          HMASD_SIMD
-          for (int32_t j = 0; j < n; ++j) {
-            const double dx = x - ux[j], dy = y - uy[j], d2 = dx * dx + dy * dy + h2;
-            row[j] = r.free_space_gain / (d2 < 1.0 ? 1.0 : d2);
-          }
+          for (int32_t block = 0; block < padded; block += kLanes)
+            HMASD_SIMD
+            for (int32_t j = block; j < block + kLanes; ++j) {
+              const double dx = x - ux[j], dy = y - uy[j], d2 = dx * dx + dy * dy + h2;
+              row[j] = r.free_space_gain / (d2 < 1.0 ? 1.0 : d2);
+            }
           break;
         case 1:
         case 2: {
           const double base = c.channel_model == 1 ? 128.1 : 120.0, slope = c.channel_model == 1 ? 37.6 : 35.0;
-          HMASD_SIMD
-          for (int32_t j = 0; j < n; ++j) {
-            const double dx = x - ux[j], dy = y - uy[j], d2 = dx * dx + dy * dy + h2;
-            const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
-            row[j] = fast_exp((tx - (base + slope * (log10_d - 3.0))) * to_exponent);
-          }
+          for (int32_t block = 0; block < padded; block += kLanes)
+            HMASD_SIMD
+            for (int32_t j = block; j < block + kLanes; ++j) {
+              const double dx = x - ux[j], dy = y - uy[j], d2 = dx * dx + dy * dy + h2;
+              const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
+              row[j] = fast_exp((tx - (base + slope * (log10_d - 3.0))) * to_exponent);
+            }
           break;
         }
         case 3:
-          HMASD_SIMD
-          for (int32_t j = 0; j < n; ++j) {
-            const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
-            const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
-            const double los_probability = los_probability_3gpp(h, r2);
-            const double los = 28.0 + 22.0 * log10_d + lg_f, nlos = 22.7 + 41.0 * log10_d + lg_f;
-            row[j] = fast_exp((tx - (los_probability * los + (1.0 - los_probability) * nlos)) * to_exponent);
-          }
+          for (int32_t block = 0; block < padded; block += kLanes)
+            HMASD_SIMD
+            for (int32_t j = block; j < block + kLanes; ++j) {
+              const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
+              const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
+              const double los_probability = los_probability_3gpp(h, r2);
+              const double los = 28.0 + 22.0 * log10_d + lg_f, nlos = 22.7 + 41.0 * log10_d + lg_f;
+              row[j] = fast_exp((tx - (los_probability * los + (1.0 - los_probability) * nlos)) * to_exponent);
+            }
           if (c.shadowing)
             for (int32_t j = 0; j < n; ++j) {
               const uint32_t k = static_cast<uint32_t>(u * n + j);
@@ -336,22 +345,25 @@ struct UavCoverageT {
             }
           break;
         default:  // al-hourani
-          HMASD_SIMD
-          for (int32_t j = 0; j < n; ++j) {
-            const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
-            const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
-            const double theta = fast_atan2_positive(h, sqrt(r2)) * degrees;
-            const double los_probability = 1.0 / (1.0 + a * fast_exp(-b * (theta - a)));
-            const double path_loss = 20.0 * log10_d + r.fspl_const_db + los_probability * eta_los +
-                                     (1.0 - los_probability) * eta_nlos;
-            row[j] = fast_exp((tx - path_loss) * to_exponent);
-          }
+          for (int32_t block = 0; block < padded; block += kLanes)
+            HMASD_SIMD
+            for (int32_t j = block; j < block + kLanes; ++j) {
+              const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
+              const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
+              const double theta = fast_atan2_positive(h, sqrt(r2)) * degrees;
+              const double los_probability = 1.0 / (1.0 + a * fast_exp(-b * (theta - a)));
+              const double path_loss = 20.0 * log10_d + r.fspl_const_db + los_probability * eta_los +
+                                       (1.0 - los_probability) * eta_nlos;
+              row[j] = fast_exp((tx - path_loss) * to_exponent);
+            }
       }
+      for (int32_t j = 0; j < n; ++j) p[u * n + j] = row[j];
     }
   }
 
   // SINR of every link into sinr[u * N + j] (full reuse: every other UAV interferes).
-  HD static void link_sinr(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng, double* sinr) {
+  HMASD_TARGET_CLONES HD static void link_sinr(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng,
+                                              double* sinr) {
     const int32_t nu = c.num_uavs, n = c.num_users;
     received_power(c, r, s, rng, sinr);
     double total[kMaxUsers];
@@ -368,6 +380,16 @@ struct UavCoverageT {
     }
   }
 
+  // log2(1 + sinr) and the SINR in dB of every user's serving link (1 for unserved users, whose terms are unused).
+  HMASD_TARGET_CLONES HD static void serving_link_logs(int32_t n, const double* link, double* spectral,
+                                                      double* link_db) {
+    HMASD_SIMD
+    for (int32_t j = 0; j < n; ++j) {
+      spectral[j] = fast_log2(1.0 + link[j]);
+      link_db[j] = 10.0 * fast_log10(link[j]);
+    }
+  }
+
   // Pair order of the association: higher SINR first, equal SINR by the RNG key, then by the pair index.
   HD static bool before(const Config& c, const State& s, const EnvRng& rng, const double* sinr, int32_t a,
                         int32_t b) {
@@ -377,48 +399,109 @@ struct UavCoverageT {
     return a < b;
   }
 
+  // Every user's best eligible UAV (serving[j], -1 when none), one branch-free pass per UAV over the users.
+  // Returns false when some user sees two eligible UAVs with equal SINR: the caller then breaks the ties by key.
+  HMASD_TARGET_CLONES HD static bool first_choices(const Config& c, const UavRadio& r, const double* sinr,
+                                                    int32_t* serving) {
+    const int32_t nu = c.num_uavs, n = c.num_users;
+    const double floor = r.min_sinr_linear;
+    double best[kMaxUsers], best_uav[kMaxUsers], tie[kMaxUsers];
+    for (int32_t j = 0; j < n; ++j) best[j] = -1.0, best_uav[j] = -1.0, tie[j] = 0.0;  // eligible SINRs are > 0
+    for (int32_t u = 0; u < nu; ++u) {
+      const double* row = sinr + u * n;
+      const double uav = u;
+      HMASD_SIMD
+      for (int32_t j = 0; j < n; ++j) {
+        const double v = row[j];
+        const bool eligible = v >= floor;
+        tie[j] = eligible && v == best[j] ? 1.0 : tie[j];
+        const bool better = eligible && v > best[j];
+        best[j] = better ? v : best[j];
+        best_uav[j] = better ? uav : best_uav[j];
+      }
+    }
+    bool ties = false;
+    for (int32_t j = 0; j < n; ++j) {
+      serving[j] = static_cast<int32_t>(best_uav[j]);
+      ties |= tie[j] != 0.0;
+    }
+    return !ties;
+  }
+
+  // The users one UAV holds during deferred acceptance: at most max_connections, unordered, and the slot of the
+  // worst of them once it is full (-1 while not known).
+  struct HeldUsers {
+    int32_t user[kMaxUsers];
+    double sinr[kMaxUsers];
+    int32_t worst;
+  };
+
+  // Slot k ranks below slot w at UAV u: lower SINR, equal SINR by the pair order.
+  HD static bool ranks_below(const Config& c, const State& s, const EnvRng& rng, const double* sinr, int32_t u,
+                             const HeldUsers& h, int32_t k, int32_t w) {
+    const int32_t n = c.num_users;
+    return h.sinr[k] < h.sinr[w] ||
+           (h.sinr[k] == h.sinr[w] && before(c, s, rng, sinr, u * n + h.user[w], u * n + h.user[k]));
+  }
+
+  HD static void find_worst(const Config& c, const State& s, const EnvRng& rng, const double* sinr, int32_t u,
+                            HeldUsers& h) {
+    int32_t w = 0;
+    for (int32_t k = 1; k < s.served_count[u]; ++k)
+      if (ranks_below(c, s, rng, sinr, u, h, k, w)) w = k;
+    h.worst = w;
+  }
+
+  // User j proposes to UAV u, which holds h; returns the user u turns away, or -1.
+  HD static int32_t admit(const Config& c, State& s, const EnvRng& rng, const double* sinr, int32_t u, int32_t j,
+                          HeldUsers& h) {
+    const int32_t k = s.served_count[u];
+    h.user[k] = j;
+    h.sinr[k] = sinr[u * c.num_users + j];
+    if (k < c.max_connections) {
+      s.served_count[u] = k + 1;
+      return -1;
+    }
+    if (h.worst < 0) find_worst(c, s, rng, sinr, u, h);
+    if (ranks_below(c, s, rng, sinr, u, h, k, h.worst)) return j;  // the newcomer ranks last
+    const int32_t out = h.user[h.worst];
+    h.user[h.worst] = j;
+    h.sinr[h.worst] = h.sinr[k];
+    find_worst(c, s, rng, sinr, u, h);
+    return out;
+  }
+
   HD static void associate(const Config& c, const UavRadio& r, State& s, const EnvRng& rng, const double* sinr) {
     const int32_t nu = c.num_uavs, n = c.num_users;
-    int32_t first_choice[kMaxUavs];
-    for (int32_t u = 0; u < nu; ++u) first_choice[u] = 0, s.served_count[u] = 0;
-    for (int32_t j = 0; j < n; ++j) {
-      int32_t best = -1;
-      for (int32_t u = 0; u < nu; ++u) {
-        const int32_t pair = u * n + j;
-        if (!(sinr[pair] >= r.min_sinr_linear)) continue;
-        if (best < 0 || before(c, s, rng, sinr, pair, best * n + j)) best = u;
+    if (!first_choices(c, r, sinr, s.serving))
+      for (int32_t j = 0; j < n; ++j) {  // equal SINRs somewhere: the full pair order, user by user
+        int32_t best = -1;
+        for (int32_t u = 0; u < nu; ++u) {
+          const int32_t pair = u * n + j;
+          if (!(sinr[pair] >= r.min_sinr_linear)) continue;
+          if (best < 0 || before(c, s, rng, sinr, pair, best * n + j)) best = u;
+        }
+        s.serving[j] = best;
       }
-      s.serving[j] = best;
-      if (best >= 0) first_choice[best] += 1;
-    }
+    for (int32_t u = 0; u < nu; ++u) s.served_count[u] = 0;
+    for (int32_t j = 0; j < n; ++j)
+      if (s.serving[j] >= 0) s.served_count[s.serving[j]] += 1;
     bool binding = false;
-    for (int32_t u = 0; u < nu; ++u) binding |= first_choice[u] > c.max_connections;
-    if (!binding) {
-      for (int32_t u = 0; u < nu; ++u) s.served_count[u] = first_choice[u];
-      return;
-    }
+    for (int32_t u = 0; u < nu; ++u) binding |= s.served_count[u] > c.max_connections;
+    if (!binding) return;
     // Some UAV is over-subscribed. Pairs ranked by one global order make the greedy pass over them equal to the
     // unique stable matching, which user-proposing deferred acceptance finds with a few hundred comparisons
-    // instead of a sort of U * N pairs: every UAV holds its best users (sorted, at most max_connections), a user
-    // pushed out proposes to its next UAV. serving[j] holds j's current proposal throughout.
-    int32_t held[kMaxUavs][kMaxUsers];
+    // instead of a sort of U * N pairs: every UAV holds its best proposers so far, and a user pushed out proposes
+    // to its next UAV. serving[j] holds j's current proposal throughout.
+    HeldUsers held[kMaxUavs];
     int32_t free_users[kMaxUsers];
     uint32_t refused[kMaxUsers];  // bit u: UAV u has turned user j away
     int32_t free_count = 0;
-    auto admit = [&](int32_t u, int32_t j) {  // insert j into u's sorted list; returns the user pushed out or -1
-      int32_t k = s.served_count[u]++;
-      while (k > 0 && before(c, s, rng, sinr, u * n + j, u * n + held[u][k - 1])) {
-        held[u][k] = held[u][k - 1];
-        --k;
-      }
-      held[u][k] = j;
-      if (s.served_count[u] <= c.max_connections) return -1;
-      return held[u][--s.served_count[u]];
-    };
+    for (int32_t u = 0; u < nu; ++u) s.served_count[u] = 0, held[u].worst = -1;
     for (int32_t j = 0; j < n; ++j) {
       refused[j] = 0;
       if (s.serving[j] < 0) continue;
-      const int32_t out = admit(s.serving[j], j);
+      const int32_t out = admit(c, s, rng, sinr, s.serving[j], j, held[s.serving[j]]);
       if (out >= 0) free_users[free_count++] = out;
     }
     while (free_count > 0) {
@@ -432,30 +515,51 @@ struct UavCoverageT {
       }
       s.serving[j] = next;
       if (next < 0) continue;  // no UAV left for j
-      const int32_t out = admit(next, j);
+      const int32_t out = admit(c, s, rng, sinr, next, j, held[next]);
       if (out >= 0) free_users[free_count++] = out;
     }
   }
 
-  // Free-space SNR (dB) of a backhaul link between a transmitter at power tx_dbm and the point p.
-  HD static double backhaul_snr_db(const Config& c, const UavRadio& r, double tx_dbm, const double* a,
-                                   const double* b) {
-    const double dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
-    double d2 = dx * dx + dy * dy + dz * dz;
-    if (d2 < 1.0) d2 = 1.0;
-    return tx_dbm - (10.0 * log10(d2) + r.fspl_const_db) - c.noise_dbm;
-  }
-  HD static double capacity_bps(const UavRadio& r, double snr_db) {
-    return r.bandwidth_hz * log2(1.0 + pow(10.0, snr_db / 10.0));
+  // Free-space SNR (dB) and capacity (bps) of backhaul links with squared lengths d2 and transmit powers tx_dbm,
+  // in one vectorisable pass.
+  HMASD_TARGET_CLONES HD static void backhaul_links(const Config& c, const UavRadio& r, int32_t count,
+                                                   const double* d2, const double* tx_dbm, double* snr_db,
+                                                   double* capacity) {
+    const double to_exponent = 2.302585092994046 / 10.0;  // 10^(x / 10) = e^(x ln10 / 10)
+    HMASD_SIMD
+    for (int32_t k = 0; k < count; ++k) {
+      const double snr = tx_dbm[k] - (10.0 * fast_log10(d2[k] < 1.0 ? 1.0 : d2[k]) + r.fspl_const_db) - c.noise_dbm;
+      snr_db[k] = snr;
+      capacity[k] = r.bandwidth_hz * fast_log2(1.0 + fast_exp(snr * to_exponent));
+    }
   }
 
   // Layered shortest routes (docs/envs.md): hops, next hop and the bottleneck capacity of every UAV's route.
   HD static void route(const Config& c, const UavRadio& r, State& s, double* route_capacity) {
     const int32_t nu = c.num_uavs, ng = num_gbs(c);
-    double pos[kMaxUavs][3];
+    // The links [U * G] to the GBSs, then the UAV pairs u < v in row order.
+    constexpr int32_t kMaxLinks = kMaxUavs * kMaxGbs + kMaxUavs * (kMaxUavs - 1) / 2;
+    double d2[kMaxLinks], tx[kMaxLinks], snr_db[kMaxLinks], capacity[kMaxLinks];
+    int32_t pair_link[kMaxUavs][kMaxUavs];  // link index of UAV pair (u, v), either order
+    int32_t count = 0;
     for (int32_t u = 0; u < nu; ++u)
-      for (int32_t k = 0; k < 3; ++k) pos[u][k] = double(s.uav[u][k]);
-    double uav_capacity[kMaxUavs][kMaxUavs];
+      for (int32_t g = 0; g < ng; ++g, ++count) {
+        double gbs[3];
+        gbs_position(c, g, gbs);
+        const double dx = double(s.uav[u][0]) - gbs[0], dy = double(s.uav[u][1]) - gbs[1];
+        const double dz = double(s.uav[u][2]) - gbs[2];
+        d2[count] = dx * dx + dy * dy + dz * dz;
+        tx[count] = c.gbs_tx_power_dbm;
+      }
+    for (int32_t u = 0; u < nu; ++u)
+      for (int32_t v = u + 1; v < nu; ++v, ++count) {
+        const double dx = double(s.uav[u][0]) - double(s.uav[v][0]), dy = double(s.uav[u][1]) - double(s.uav[v][1]);
+        const double dz = double(s.uav[u][2]) - double(s.uav[v][2]);
+        d2[count] = dx * dx + dy * dy + dz * dz;
+        tx[count] = c.uav_tx_power_dbm;
+        pair_link[u][v] = pair_link[v][u] = count;
+      }
+    backhaul_links(c, r, count, d2, tx, snr_db, capacity);
     for (int32_t u = 0; u < nu; ++u) {
       s.hops[u] = 0;
       s.next_hop[u] = -1;
@@ -464,47 +568,40 @@ struct UavCoverageT {
       route_capacity[u] = 0.0;
       double best_snr = 0.0;
       for (int32_t g = 0; g < ng; ++g) {
-        double gbs[3];
-        gbs_position(c, g, gbs);
-        const double snr = backhaul_snr_db(c, r, c.gbs_tx_power_dbm, pos[u], gbs);
+        const double snr = snr_db[u * ng + g];
         if (!(snr >= c.backhaul_min_snr_db)) continue;
         s.gbs_links[u] |= 1u << g;
         if (s.hops[u] == 0 || snr > best_snr) {
           best_snr = snr;
           s.hops[u] = 1;
           s.next_hop[u] = nu + g;
+          route_capacity[u] = capacity[u * ng + g];
         }
       }
-      if (s.hops[u] == 1) route_capacity[u] = capacity_bps(r, best_snr);
+      for (int32_t v = 0; v < nu; ++v)
+        if (v != u && snr_db[pair_link[u][v]] >= c.backhaul_min_snr_db) s.uav_links[u] |= 1u << v;
     }
-    for (int32_t u = 0; u < nu; ++u)
-      for (int32_t v = u + 1; v < nu; ++v) {
-        const double snr = backhaul_snr_db(c, r, c.uav_tx_power_dbm, pos[u], pos[v]);
-        if (!(snr >= c.backhaul_min_snr_db)) continue;
-        s.uav_links[u] |= 1u << v;
-        s.uav_links[v] |= 1u << u;
-        uav_capacity[u][v] = uav_capacity[v][u] = capacity_bps(r, snr);
-      }
     for (int32_t layer = 2; layer <= c.max_hops; ++layer) {
       int32_t found[kMaxUavs];
       double found_capacity[kMaxUavs];
-      int32_t count = 0;
+      int32_t found_count = 0;
       for (int32_t u = 0; u < nu; ++u) {
         if (s.hops[u] != 0) continue;
         int32_t best = -1;
         double best_capacity = 0.0;
         for (int32_t v = 0; v < nu; ++v) {
           if (!(s.uav_links[u] >> v & 1u) || s.hops[v] != layer - 1) continue;
-          const double bottleneck = uav_capacity[u][v] < route_capacity[v] ? uav_capacity[u][v] : route_capacity[v];
+          const double link = capacity[pair_link[u][v]];
+          const double bottleneck = link < route_capacity[v] ? link : route_capacity[v];
           if (best < 0 || bottleneck > best_capacity) best = v, best_capacity = bottleneck;
         }
         if (best >= 0) {
           s.next_hop[u] = best;
-          found[count] = u;
-          found_capacity[count++] = best_capacity;
+          found[found_count] = u;
+          found_capacity[found_count++] = best_capacity;
         }
       }
-      for (int32_t k = 0; k < count; ++k) {  // set after the scan: layer k relays only through layer k - 1
+      for (int32_t k = 0; k < found_count; ++k) {  // set after the scan: layer k relays only through layer k - 1
         s.hops[found[k]] = layer;
         route_capacity[found[k]] = found_capacity[k];
       }
@@ -541,11 +638,7 @@ struct UavCoverageT {
     // skipped); the sums then run in user order.
     double link[kMaxUsers], spectral[kMaxUsers], link_db[kMaxUsers];
     for (int32_t j = 0; j < n; ++j) link[j] = s.serving[j] >= 0 ? sinr[s.serving[j] * n + j] : 1.0;
-    HMASD_SIMD
-    for (int32_t j = 0; j < n; ++j) {
-      spectral[j] = fast_log2(1.0 + link[j]);
-      link_db[j] = 10.0 * fast_log10(link[j]);
-    }
+    serving_link_logs(n, link, spectral, link_db);
     for (int32_t j = 0; j < n; ++j) {
       const int32_t u = s.serving[j];
       if (u < 0) continue;
