@@ -23,7 +23,8 @@ REPO_ROOT = BENCH_DIR.parent
 README = BENCH_DIR / "README.md"
 DEFAULT_JSON = REPO_ROOT / ".benchmarks" / "env_throughput.json"
 # README block name -> the benchmark kinds it reports.
-BLOCKS = {"results": ("throughput", "round_trip", "engine_overhead"), "uav-results": ("uav_throughput",)}
+BLOCKS = {"results": ("throughput", "round_trip", "engine_overhead", "engine_store_floor"),
+          "uav-results": ("uav_throughput",)}
 
 # The targets.
 TARGET_RATE = 5e6  # agent-steps/s at E = 4096 on one thread, each env
@@ -56,6 +57,11 @@ class Result:
     num_agents: int | None = None
     num_users: int | None = None  # uav_throughput benchmarks only
     env_steps: int | None = None  # per call (uav_throughput benchmarks only)
+    batch_bytes: int | None = None  # engine_store_floor benchmarks only
+
+    @property
+    def batch_mb(self) -> float:
+        return (self.batch_bytes or 0) / 1e6
 
     @property
     def rate(self) -> float:
@@ -97,7 +103,8 @@ def load_results(data: dict[str, Any]) -> list[Result]:
                               rounds=int(stats["rounds"]), clock=info.get("clock"),
                               num_agents=optional_int(info.get("num_agents")),
                               num_users=optional_int(info.get("num_users")),
-                              env_steps=optional_int(info.get("env_steps"))))
+                              env_steps=optional_int(info.get("env_steps")),
+                              batch_bytes=optional_int(info.get("batch_bytes"))))
     return results
 
 
@@ -154,6 +161,7 @@ def render(data: dict[str, Any]) -> str:
     reference = {(r.env, r.num_envs): r for r in results if r.kind == "throughput" and r.backend == "reference"}
     round_trip = {(r.env, r.num_threads): r for r in results if r.kind == "round_trip"}
     pairs = engine_pairs(results)
+    stores = {r.env: r for r in results if r.kind == "engine_store_floor"}
 
     lines = [
         *run_header(data),
@@ -187,12 +195,20 @@ def render(data: dict[str, Any]) -> str:
             f"### Engine overhead: one batch through the rollout engine vs the same steps on the bare env "
             f"(E = {first_engine.num_envs}, {first_engine.num_threads} thread)",
             "",
-            "| env | clock | engine, agent-steps/s | bare env, agent-steps/s | overhead (median) | overhead (best) |",
-            "| --- | --- | ---: | ---: | ---: | ---: |",
+            "| env | clock | engine, agent-steps/s | bare env, agent-steps/s | overhead (median) | overhead (best) "
+            "| the batch's stores alone |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for (env, clock), (eng, bare) in pairs.items():
+            store = stores.get(env)
+            store_cell = f"{fmt_pct(store.median / bare.median)} ({store.batch_mb:.0f} MB)" if store else "n/a"
             lines.append(f"| {env} | {clock} | {fmt_rate(eng.rate)} | {fmt_rate(bare.rate)} | "
-                         f"{fmt_pct(eng.median / bare.median - 1)} | {fmt_pct(eng.best / bare.best - 1)} |")
+                         f"{fmt_pct(eng.median / bare.median - 1)} | {fmt_pct(eng.best / bare.best - 1)} | "
+                         f"{store_cell} |")
+        if stores:
+            lines += ["", "The last column times only the writes of one batch's per-step records (the same bytes, one "
+                      "NumPy fill per array and step, in the same run), as a share of the bare env's batch time: what "
+                      "this machine's memory bandwidth costs before the engine does any work of its own."]
         for env in sorted({env for env, _ in pairs}):
             per_clock = [(clock, eng.median / bare.median - 1) for (e, clock), (eng, bare) in pairs.items() if e == env]
             worst = max(overhead for _, overhead in per_clock)

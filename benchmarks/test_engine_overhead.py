@@ -2,7 +2,9 @@
 on an identical bare env, at E = 4096 on one thread, in the same run.
 
 The two benchmarks of one (env, clock) pair run back to back (``backend`` is the innermost parameter), so they
-see nearly the same machine load; the report divides their median times.
+see nearly the same machine load; the report divides their median times. A third benchmark per env writes the
+bytes one batch stores, and nothing else, to show how much of the overhead this machine's memory bandwidth alone
+accounts for.
 """
 
 from __future__ import annotations
@@ -110,3 +112,47 @@ def test_engine_overhead(benchmark: Any, env_name: str, clock: str, backend: str
     else:
         benchmark.pedantic(stepper(env.step, actions), rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
         assert env.rewards.shape == (NUM_ENVS, n)
+
+
+def batch_rows(num_envs: int, n: int, obs_dim: int, state_dim: int, num_actions: int) -> list[np.ndarray]:
+    """Arrays [T, E, ...] of every per-step record the engine keeps: what the env writes into the batch (obs, state,
+    action mask) and what the engine records (actions, log-probs, values, rewards, end flags, skills, version)."""
+    shapes = [((n, obs_dim), np.float32), ((state_dim,), np.float32), ((n, num_actions), np.bool_),
+              ((n,), np.int32), ((n,), np.float32), ((n,), np.float32), ((n,), np.float32), ((), np.bool_),
+              ((), np.bool_), ((), np.int32), ((n,), np.int32), ((), np.int32)]
+    return [np.ones((HORIZON, num_envs, *shape), dtype=dtype) for shape, dtype in shapes]
+
+
+def store_batch(rows: list[np.ndarray]) -> Callable[[], None]:
+    """One batch of stores alone: each step fills its row of every array (one contiguous memset each), so the
+    bytes match the engine's and only the work around them is missing."""
+
+    def run() -> None:
+        for t in range(HORIZON):
+            for array in rows:
+                array[t].fill(0)
+
+    return run
+
+
+@pytest.mark.parametrize("env_name", ENVS)
+def test_engine_store_floor(benchmark: Any, env_name: str) -> None:
+    env = hmasd.envs.make(env_name, num_envs=NUM_ENVS, seed=0, num_threads=NUM_THREADS)
+    n = env.num_agents
+    rows = batch_rows(NUM_ENVS, n, env.obs_dim, env.state_dim, env.num_actions)
+    benchmark.group = f"engine_overhead {env_name} store floor E={NUM_ENVS}"
+    benchmark.extra_info.update({
+        "kind": "engine_store_floor",
+        "backend": "store",
+        "env": env_name,
+        "E": NUM_ENVS,
+        "T": HORIZON,
+        "num_envs": NUM_ENVS,
+        "num_threads": NUM_THREADS,
+        "num_agents": n,
+        "steps_per_call": HORIZON,
+        "agent_steps": HORIZON * NUM_ENVS * n,
+        "batch_bytes": sum(array.nbytes for array in rows),
+    })
+    benchmark.pedantic(store_batch(rows), rounds=ROUNDS, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    assert all(not array.any() for array in rows)  # every row of every array was written
