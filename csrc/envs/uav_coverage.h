@@ -391,8 +391,7 @@ struct UavCoverageT {
   }
 
   // Pair order of the association: higher SINR first, equal SINR by the RNG key, then by the pair index.
-  HD static bool before(const Config& c, const State& s, const EnvRng& rng, const double* sinr, int32_t a,
-                        int32_t b) {
+  HD static bool before(const State& s, const EnvRng& rng, const double* sinr, int32_t a, int32_t b) {
     if (sinr[a] != sinr[b]) return sinr[a] > sinr[b];
     const uint32_t ka = rng.word(s.t, kPurposeTie, a), kb = rng.word(s.t, kPurposeTie, b);
     if (ka != kb) return ka < kb;
@@ -441,7 +440,7 @@ struct UavCoverageT {
                              const HeldUsers& h, int32_t k, int32_t w) {
     const int32_t n = c.num_users;
     return h.sinr[k] < h.sinr[w] ||
-           (h.sinr[k] == h.sinr[w] && before(c, s, rng, sinr, u * n + h.user[w], u * n + h.user[k]));
+           (h.sinr[k] == h.sinr[w] && before(s, rng, sinr, u * n + h.user[w], u * n + h.user[k]));
   }
 
   HD static void find_worst(const Config& c, const State& s, const EnvRng& rng, const double* sinr, int32_t u,
@@ -479,7 +478,7 @@ struct UavCoverageT {
         for (int32_t u = 0; u < nu; ++u) {
           const int32_t pair = u * n + j;
           if (!(sinr[pair] >= r.min_sinr_linear)) continue;
-          if (best < 0 || before(c, s, rng, sinr, pair, best * n + j)) best = u;
+          if (best < 0 || before(s, rng, sinr, pair, best * n + j)) best = u;
         }
         s.serving[j] = best;
       }
@@ -511,7 +510,7 @@ struct UavCoverageT {
       for (int32_t v = 0; v < nu; ++v) {
         const int32_t pair = v * n + j;
         if ((refused[j] >> v & 1u) || !(sinr[pair] >= r.min_sinr_linear)) continue;
-        if (next < 0 || before(c, s, rng, sinr, pair, next * n + j)) next = v;
+        if (next < 0 || before(s, rng, sinr, pair, next * n + j)) next = v;
       }
       s.serving[j] = next;
       if (next < 0) continue;  // no UAV left for j
@@ -520,27 +519,32 @@ struct UavCoverageT {
     }
   }
 
-  // Free-space SNR (dB) and capacity (bps) of backhaul links with squared lengths d2 and transmit powers tx_dbm,
-  // in one vectorisable pass.
-  HMASD_TARGET_CLONES HD static void backhaul_links(const Config& c, const UavRadio& r, int32_t count,
-                                                   const double* d2, const double* tx_dbm, double* snr_db,
-                                                   double* capacity) {
+  // The backhaul links of one step: the links [U * G] to the GBSs, then the UAV pairs u < v in row order.
+  struct BackhaulLinks {
+    static constexpr int32_t kMax = kMaxUavs * kMaxGbs + kMaxUavs * (kMaxUavs - 1) / 2;
+    int32_t count;
+    double d2[kMax], tx_dbm[kMax];          // squared length, transmit power
+    double snr_db[kMax], capacity[kMax];    // free-space SNR and capacity (bps)
+    int32_t pair_link[kMaxUavs][kMaxUavs];  // the link of UAV pair (u, v), either order
+  };
+
+  // SNR and capacity of every backhaul link, in one vectorisable pass.
+  HMASD_TARGET_CLONES HD static void backhaul_snr_and_capacity(const Config& c, const UavRadio& r,
+                                                              BackhaulLinks& links) {
     const double to_exponent = 2.302585092994046 / 10.0;  // 10^(x / 10) = e^(x ln10 / 10)
     HMASD_SIMD
-    for (int32_t k = 0; k < count; ++k) {
-      const double snr = tx_dbm[k] - (10.0 * fast_log10(d2[k] < 1.0 ? 1.0 : d2[k]) + r.fspl_const_db) - c.noise_dbm;
-      snr_db[k] = snr;
-      capacity[k] = r.bandwidth_hz * fast_log2(1.0 + fast_exp(snr * to_exponent));
+    for (int32_t k = 0; k < links.count; ++k) {
+      const double d2 = links.d2[k] < 1.0 ? 1.0 : links.d2[k];
+      const double snr = links.tx_dbm[k] - (10.0 * fast_log10(d2) + r.fspl_const_db) - c.noise_dbm;
+      links.snr_db[k] = snr;
+      links.capacity[k] = r.bandwidth_hz * fast_log2(1.0 + fast_exp(snr * to_exponent));
     }
   }
 
   // Layered shortest routes (docs/envs.md): hops, next hop and the bottleneck capacity of every UAV's route.
   HD static void route(const Config& c, const UavRadio& r, State& s, double* route_capacity) {
     const int32_t nu = c.num_uavs, ng = num_gbs(c);
-    // The links [U * G] to the GBSs, then the UAV pairs u < v in row order.
-    constexpr int32_t kMaxLinks = kMaxUavs * kMaxGbs + kMaxUavs * (kMaxUavs - 1) / 2;
-    double d2[kMaxLinks], tx[kMaxLinks], snr_db[kMaxLinks], capacity[kMaxLinks];
-    int32_t pair_link[kMaxUavs][kMaxUavs];  // link index of UAV pair (u, v), either order
+    BackhaulLinks links;
     int32_t count = 0;
     for (int32_t u = 0; u < nu; ++u)
       for (int32_t g = 0; g < ng; ++g, ++count) {
@@ -548,18 +552,21 @@ struct UavCoverageT {
         gbs_position(c, g, gbs);
         const double dx = double(s.uav[u][0]) - gbs[0], dy = double(s.uav[u][1]) - gbs[1];
         const double dz = double(s.uav[u][2]) - gbs[2];
-        d2[count] = dx * dx + dy * dy + dz * dz;
-        tx[count] = c.gbs_tx_power_dbm;
+        links.d2[count] = dx * dx + dy * dy + dz * dz;
+        links.tx_dbm[count] = c.gbs_tx_power_dbm;
       }
     for (int32_t u = 0; u < nu; ++u)
       for (int32_t v = u + 1; v < nu; ++v, ++count) {
         const double dx = double(s.uav[u][0]) - double(s.uav[v][0]), dy = double(s.uav[u][1]) - double(s.uav[v][1]);
         const double dz = double(s.uav[u][2]) - double(s.uav[v][2]);
-        d2[count] = dx * dx + dy * dy + dz * dz;
-        tx[count] = c.uav_tx_power_dbm;
-        pair_link[u][v] = pair_link[v][u] = count;
+        links.d2[count] = dx * dx + dy * dy + dz * dz;
+        links.tx_dbm[count] = c.uav_tx_power_dbm;
+        links.pair_link[u][v] = links.pair_link[v][u] = count;
       }
-    backhaul_links(c, r, count, d2, tx, snr_db, capacity);
+    links.count = count;
+    backhaul_snr_and_capacity(c, r, links);
+    const double* snr_db = links.snr_db;
+    const double* capacity = links.capacity;
     for (int32_t u = 0; u < nu; ++u) {
       s.hops[u] = 0;
       s.next_hop[u] = -1;
@@ -579,7 +586,7 @@ struct UavCoverageT {
         }
       }
       for (int32_t v = 0; v < nu; ++v)
-        if (v != u && snr_db[pair_link[u][v]] >= c.backhaul_min_snr_db) s.uav_links[u] |= 1u << v;
+        if (v != u && snr_db[links.pair_link[u][v]] >= c.backhaul_min_snr_db) s.uav_links[u] |= 1u << v;
     }
     for (int32_t layer = 2; layer <= c.max_hops; ++layer) {
       int32_t found[kMaxUavs];
@@ -591,7 +598,7 @@ struct UavCoverageT {
         double best_capacity = 0.0;
         for (int32_t v = 0; v < nu; ++v) {
           if (!(s.uav_links[u] >> v & 1u) || s.hops[v] != layer - 1) continue;
-          const double link = capacity[pair_link[u][v]];
+          const double link = capacity[links.pair_link[u][v]];
           const double bottleneck = link < route_capacity[v] ? link : route_capacity[v];
           if (best < 0 || bottleneck > best_capacity) best = v, best_capacity = bottleneck;
         }

@@ -1,10 +1,12 @@
 // Native driver: steps a batch of one env with uniform random actions and reports agent-steps per second.
 // Profiles the env code without Python in the way: `hmasd_env_driver stag_hunt 4096 200 1 [engine]`.
+// `uav_coverage` runs the default config with discrete actions (the radio is the same as with continuous ones).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/philox.h"
@@ -12,12 +14,20 @@
 #include "cpu/rollout_engine.h"
 #include "envs/alice_and_bob.h"
 #include "envs/stag_hunt.h"
+#include "envs/uav_coverage.h"
 
 namespace {
 
 template <class Env>
+typename Env::Config default_config() {
+  typename Env::Config config{};
+  if constexpr (std::is_same_v<Env, hmasd::UavCoverageDiscrete>) config.action_type = 1;
+  return config;
+}
+
+template <class Env>
 double run(int32_t num_envs, int32_t steps, int32_t threads) {
-  hmasd::BatchedEnv<Env> env(typename Env::Config{}, num_envs, 0, threads, hmasd::Autoreset::kSameStep);
+  hmasd::BatchedEnv<Env> env(default_config<Env>(), num_envs, 0, threads, hmasd::Autoreset::kSameStep);
   env.reset(false, 0);
   const int32_t n = env.dims().num_agents;
   std::vector<int32_t> actions(static_cast<size_t>(num_envs) * n * 16);
@@ -32,7 +42,7 @@ double run(int32_t num_envs, int32_t steps, int32_t threads) {
 // The same stepping through the rollout engine: batches of `horizon` steps, decisions every k (global clock).
 template <class Env>
 double run_engine(int32_t num_envs, int32_t steps, int32_t threads, int32_t horizon, int32_t k) {
-  hmasd::BatchedEnv<Env> env(typename Env::Config{}, num_envs, 0, threads, hmasd::Autoreset::kSameStep);
+  hmasd::BatchedEnv<Env> env(default_config<Env>(), num_envs, 0, threads, hmasd::Autoreset::kSameStep);
   env.reset(false, 0);
   hmasd::RolloutEngine<Env> engine(env, horizon, k, 2, 4, hmasd::Clock::kGlobal, 0);
   const int32_t n = env.dims().num_agents;
@@ -68,8 +78,10 @@ int main(int argc, char** argv) {
   } else if (name == "stag_hunt") {
     rate = engine ? run_engine<hmasd::StagHunt>(num_envs, steps, threads, 50, 10)
                   : run<hmasd::StagHunt>(num_envs, steps, threads);
+  } else if (name == "uav_coverage" && !engine) {
+    rate = run<hmasd::UavCoverageDiscrete>(num_envs, steps, threads);
   } else {
-    std::fprintf(stderr, "unknown env '%s' (alice_and_bob, stag_hunt)\n", name.c_str());
+    std::fprintf(stderr, "unknown env '%s' (alice_and_bob, stag_hunt, uav_coverage without engine)\n", name.c_str());
     return 2;
   }
   std::printf("%s%s E=%d threads=%d: %.2f M agent-steps/s\n", name.c_str(), engine ? " (engine)" : "", num_envs,
