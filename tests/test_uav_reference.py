@@ -129,6 +129,18 @@ def test_other_channel_models_by_hand(make: Make) -> None:
             expected, abs=1e-9)
 
 
+def test_uav_on_the_ground_above_its_user_has_elevation_zero(make: Make) -> None:
+    """h = 0 and r = 0: d is floored at 1 m and the elevation is atan2(0, 0) = 0 (the native env computes the
+    distance's log and the angle with one shared division, which must stay finite here)."""
+    pl_3gpp = 1 / (1 + 5 * math.exp(-0.6 * (0 - 5)))
+    los, nlos = 28 + 20 * math.log10(2.4), 22.7 + 20 * math.log10(2.4)
+    assert one_link(make, 0.0) == pytest.approx(124.0 - (pl_3gpp * los + (1 - pl_3gpp) * nlos), abs=1e-9)
+    a, b, eta_los, eta_nlos = 9.61, 0.16, 1, 20
+    p = 1 / (1 + a * math.exp(-b * (0 - a)))
+    expected = 124.0 - (fspl(1.0) + p * eta_los + (1 - p) * eta_nlos)
+    assert one_link(make, 0.0, channel_model="al-hourani") == pytest.approx(expected, abs=1e-9)
+
+
 def test_3gpp_elevation_changes_the_los_probability(make: Make) -> None:
     env = make(scenario="base_station", num_uavs=1, num_users=1)
     env.set_positions([[100.0, 100.0, 100.0]], [[400.0, 500.0]])  # r = 500, h = 100

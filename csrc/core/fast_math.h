@@ -58,20 +58,33 @@ HD inline double fast_exp(double x) {
   return (low + r8 * high) * scale;
 }
 
+// Each function below is a range reduction to a quotient num / den, then a series in that quotient. They are split
+// in two halves so that fast_log_atan2_positive() can share one division between a log and an atan2: a division
+// occupies the divider for as long as a dozen multiplies, and the radio loop was bound by its three per link.
+
 // ln x for normal x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1),
 // |s| < 0.172, by its series to s^19 (the next term is below 3e-17 of the sum).
-HD inline double fast_log(double x) {
+struct LogReduction {
+  double e, num, den;  // ln x = e ln2 + 2 atanh(num / den)
+};
+HD inline LogReduction log_reduce(double x) {
   const uint64_t bits = double_to_bits(x);
   const double exponent = bits_to_double((bits >> 52) | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
   const double mantissa = bits_to_double((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
   const bool high = mantissa > 1.4142135623730951;
   const double m = high ? mantissa * 0.5 : mantissa;
-  const double e = high ? exponent + 1.0 : exponent;
-  const double s = (m - 1.0) / (m + 1.0), s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
+  return {high ? exponent + 1.0 : exponent, m - 1.0, m + 1.0};
+}
+HD inline double log_finish(const LogReduction& r, double s) {
+  const double s2 = s * s, s4 = s2 * s2, s8 = s4 * s4;
   const double c0 = 1.0 + s2 * (1.0 / 3.0), c1 = 1.0 / 5.0 + s2 * (1.0 / 7.0), c2 = 1.0 / 9.0 + s2 * (1.0 / 11.0);
   const double c3 = 1.0 / 13.0 + s2 * (1.0 / 15.0), c4 = 1.0 / 17.0 + s2 * (1.0 / 19.0);
   const double series = (c0 + s4 * c1) + s8 * ((c2 + s4 * c3) + s8 * c4);
-  return e * kLn2Hi + (2.0 * s * series + e * kLn2Lo);
+  return r.e * kLn2Hi + (2.0 * s * series + r.e * kLn2Lo);
+}
+HD inline double fast_log(double x) {
+  const LogReduction r = log_reduce(x);
+  return log_finish(r, r.num / r.den);
 }
 
 HD inline double fast_log10(double x) { return fast_log(x) * 0.43429448190325176; }
@@ -79,9 +92,13 @@ HD inline double fast_log2(double x) { return fast_log(x) * 1.4426950408889634; 
 
 // atan2(y, x) for y, x >= 0 (an elevation angle): with t = min / max in [0, 1], atan(t) = atan(c) +
 // atan(u), u = (t - c) / (1 + t c) = (min - c max) / (max + c min), |u| <= 1/8 around the nearest c of 0, 1/4, 1/2,
-// 3/4, 1 (chosen by comparisons, not a table lookup: one division per call), and atan(u) by its series to u^17
-// (the next term is below 1e-18).
-HD inline double fast_atan2_positive(double y, double x) {
+// 3/4, 1 (chosen by comparisons, not a table lookup), and atan(u) by its series to u^17 (the next term is below
+// 1e-18). atan2(0, 0) = 0, as libm.
+struct AtanReduction {
+  double atan_c, num, den;  // atan(min / max) = atan_c + atan(num / den)
+  bool swap;                // y > x: the angle is pi/2 minus that
+};
+HD inline AtanReduction atan2_reduce(double y, double x) {
   const bool swap = y > x;
   const double low = swap ? x : y, high = swap ? y : x;
   const double s1 = low > 0.125 * high ? 1.0 : 0.0, s2 = low > 0.375 * high ? 1.0 : 0.0;
@@ -90,13 +107,30 @@ HD inline double fast_atan2_positive(double y, double x) {
   const double atan_c = s1 * 0.24497866312686414 + s2 * (0.4636476090008061 - 0.24497866312686414) +
                         s3 * (0.6435011087932844 - 0.4636476090008061) +
                         s4 * (0.7853981633974483 - 0.6435011087932844);
-  const double ratio = (low - c * high) / (high + c * low);
-  const double u = high > 0.0 ? ratio : 0.0, u2 = u * u, u4 = u2 * u2, u8 = u4 * u4;  // atan2(0, 0) = 0, as libm
+  // At the origin low = high = 0: num = 0 over den = 1 keeps the quotient (and a shared one) finite.
+  return {atan_c, low - c * high, high > 0.0 ? high + c * low : 1.0, swap};
+}
+HD inline double atan2_finish(const AtanReduction& r, double u) {
+  const double u2 = u * u, u4 = u2 * u2, u8 = u4 * u4;
   const double c0 = 1.0 / 3.0 - u2 * (1.0 / 5.0), c1 = 1.0 / 7.0 - u2 * (1.0 / 9.0);
   const double c2 = 1.0 / 11.0 - u2 * (1.0 / 13.0), c3 = 1.0 / 15.0 - u2 * (1.0 / 17.0);
   const double p = (c0 + u4 * c1) + u8 * (c2 + u4 * c3);
-  const double atan_t = atan_c + (u - u * u2 * p);
-  return swap ? 1.5707963267948966 - atan_t : atan_t;
+  const double atan_t = r.atan_c + (u - u * u2 * p);
+  return r.swap ? 1.5707963267948966 - atan_t : atan_t;
+}
+HD inline double fast_atan2_positive(double y, double x) {
+  const AtanReduction r = atan2_reduce(y, x);
+  return atan2_finish(r, r.num / r.den);
+}
+
+// ln x and atan2(y, z) (y, z >= 0) with one division: a / b and c / d as (a d) / (b d) and (c b) / (b d), each a
+// rounding or two further from the exact quotient than a division of its own (a few 1e-16).
+HD inline void fast_log_atan2_positive(double x, double y, double z, double& log_x, double& atan2_yz) {
+  const LogReduction lr = log_reduce(x);
+  const AtanReduction ar = atan2_reduce(y, z);
+  const double q = 1.0 / (lr.den * ar.den);
+  log_x = log_finish(lr, lr.num * ar.den * q);
+  atan2_yz = atan2_finish(ar, ar.num * lr.den * q);
 }
 
 }  // namespace hmasd

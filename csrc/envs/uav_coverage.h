@@ -278,10 +278,17 @@ struct UavCoverageT {
     return r;
   }
 
-  // 3gpp-36777 line-of-sight probability of a link at height h and squared horizontal distance r2.
-  HD static double los_probability_3gpp(double h, double r2) {
-    const double theta = fast_atan2_positive(h, sqrt(r2)) * (180.0 / 3.141592653589793);
-    return 1.0 / (1.0 + 5.0 * fast_exp(-0.6 * (theta - 5.0)));
+  // 3gpp-36777 line-of-sight probability of a link at elevation angle theta (degrees).
+  HD static double los_probability_3gpp(double theta) { return 1.0 / (1.0 + 5.0 * fast_exp(-0.6 * (theta - 5.0))); }
+
+  // log10 of the 3-D distance (floored at 1 m) and the elevation angle in degrees of a link at height h and squared
+  // horizontal distance r2, sharing one division.
+  HD static void distance_and_elevation(double h, double r2, double& log10_d, double& theta) {
+    const double d2 = r2 + h * h;
+    double log_d2, angle;
+    fast_log_atan2_positive(d2 < 1.0 ? 1.0 : d2, h, sqrt(r2), log_d2, angle);
+    log10_d = 0.5 * (log_d2 * 0.43429448190325176);
+    theta = angle * (180.0 / 3.141592653589793);
   }
 
   // Received power (mW) of every link into p[u * N + j]: per UAV one branch-free loop over the users for the
@@ -293,11 +300,11 @@ struct UavCoverageT {
     // users cost as much as a vector pass. The padding users sit at the origin and are never read.
     constexpr int32_t kLanes = 8;
     const int32_t padded = (n + kLanes - 1) / kLanes * kLanes;
-    double ux[kMaxUsers], uy[kMaxUsers], row[kMaxUsers];
+    double ux[kMaxUsers], uy[kMaxUsers], row[kMaxUsers], los_p[kMaxUsers];  // los_p: 3gpp LoS probability, for shadowing
     for (int32_t j = 0; j < n; ++j) ux[j] = double(s.user[j][0]), uy[j] = double(s.user[j][1]);
     for (int32_t j = n; j < padded; ++j) ux[j] = uy[j] = 0.0;
     const double to_exponent = 2.302585092994046 / 10.0;  // 10^(x / 10) = e^(x ln10 / 10)
-    const double degrees = 180.0 / 3.141592653589793, tx = c.uav_tx_power_dbm, lg_f = 20.0 * r.log10_f_ghz;
+    const double tx = c.uav_tx_power_dbm, lg_f = 20.0 * r.log10_f_ghz;
     const bool urban = c.al_hourani_env == 0;
     const double a = urban ? 9.61 : 4.88, b = urban ? 0.16 : 0.43;
     const double eta_los = urban ? 1.0 : 0.1, eta_nlos = urban ? 20.0 : 21.0;
@@ -328,19 +335,20 @@ struct UavCoverageT {
           for (int32_t block = 0; block < padded; block += kLanes)
             HMASD_SIMD
             for (int32_t j = block; j < block + kLanes; ++j) {
-              const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
-              const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
-              const double los_probability = los_probability_3gpp(h, r2);
+              const double dx = x - ux[j], dy = y - uy[j];
+              double log10_d, theta;
+              distance_and_elevation(h, dx * dx + dy * dy, log10_d, theta);
+              const double los_probability = los_probability_3gpp(theta);
               const double los = 28.0 + 22.0 * log10_d + lg_f, nlos = 22.7 + 41.0 * log10_d + lg_f;
               row[j] = fast_exp((tx - (los_probability * los + (1.0 - los_probability) * nlos)) * to_exponent);
+              los_p[j] = los_probability;
             }
           if (c.shadowing)
             for (int32_t j = 0; j < n; ++j) {
               const uint32_t k = static_cast<uint32_t>(u * n + j);
               const Philox4x32 q = rng.quad(s.t, kPurposeShadowing, k >> 1);  // words 2k, 2k+1 share one quad
               const uint32_t base = (2 * k) & 3u;
-              const double dx = x - ux[j], dy = y - uy[j], los_probability = los_probability_3gpp(h, dx * dx + dy * dy);
-              const double sigma = 4.0 * los_probability + 8.0 * (1.0 - los_probability);
+              const double sigma = 4.0 * los_p[j] + 8.0 * (1.0 - los_p[j]);
               row[j] *= fast_exp(-sigma * normal(q.v[base], q.v[base + 1]) * to_exponent);
             }
           break;
@@ -348,9 +356,9 @@ struct UavCoverageT {
           for (int32_t block = 0; block < padded; block += kLanes)
             HMASD_SIMD
             for (int32_t j = block; j < block + kLanes; ++j) {
-              const double dx = x - ux[j], dy = y - uy[j], r2 = dx * dx + dy * dy, d2 = r2 + h2;
-              const double log10_d = 0.5 * fast_log10(d2 < 1.0 ? 1.0 : d2);
-              const double theta = fast_atan2_positive(h, sqrt(r2)) * degrees;
+              const double dx = x - ux[j], dy = y - uy[j];
+              double log10_d, theta;
+              distance_and_elevation(h, dx * dx + dy * dy, log10_d, theta);
               const double los_probability = 1.0 / (1.0 + a * fast_exp(-b * (theta - a)));
               const double path_loss = 20.0 * log10_d + r.fspl_const_db + los_probability * eta_los +
                                        (1.0 - los_probability) * eta_nlos;
