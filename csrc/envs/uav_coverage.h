@@ -490,9 +490,11 @@ struct UavCoverageT {
         }
         s.serving[j] = best;
       }
-    for (int32_t u = 0; u < nu; ++u) s.served_count[u] = 0;
-    for (int32_t j = 0; j < n; ++j)
-      if (s.serving[j] >= 0) s.served_count[s.serving[j]] += 1;
+    for (int32_t u = 0; u < nu; ++u) {  // one vectorisable count per UAV rather than a data-dependent histogram
+      int32_t count = 0;
+      for (int32_t j = 0; j < n; ++j) count += s.serving[j] == u;
+      s.served_count[u] = count;
+    }
     bool binding = false;
     for (int32_t u = 0; u < nu; ++u) binding |= s.served_count[u] > c.max_connections;
     if (!binding) return;
@@ -571,6 +573,7 @@ struct UavCoverageT {
         links.tx_dbm[count] = c.uav_tx_power_dbm;
         links.pair_link[u][v] = links.pair_link[v][u] = count;
       }
+    for (int32_t u = 0; u < nu; ++u) links.pair_link[u][u] = 0;
     links.count = count;
     backhaul_snr_and_capacity(c, r, links);
     const double* snr_db = links.snr_db;
@@ -593,8 +596,10 @@ struct UavCoverageT {
           route_capacity[u] = capacity[u * ng + g];
         }
       }
-      for (int32_t v = 0; v < nu; ++v)
-        if (v != u && snr_db[links.pair_link[u][v]] >= c.backhaul_min_snr_db) s.uav_links[u] |= 1u << v;
+      for (int32_t v = 0; v < nu; ++v) {  // branch-free: links.pair_link[u][u] is a valid index, masked out
+        const bool linked = (v != u) & (snr_db[links.pair_link[u][v]] >= c.backhaul_min_snr_db);
+        s.uav_links[u] |= uint32_t(linked) << v;
+      }
     }
     for (int32_t layer = 2; layer <= c.max_hops; ++layer) {
       int32_t found[kMaxUavs];
@@ -652,15 +657,22 @@ struct UavCoverageT {
     // The logs of every user's serving link in one vectorisable pass (1 for unserved users, whose terms are
     // skipped); the sums then run in user order.
     double link[kMaxUsers], spectral[kMaxUsers], link_db[kMaxUsers];
-    for (int32_t j = 0; j < n; ++j) link[j] = s.serving[j] >= 0 ? sinr[s.serving[j] * n + j] : 1.0;
+    // Selects, not branches (whether a user is served is a coin flip to the branch predictor): an unserved user
+    // adds an exact +0.0 to UAV 0's sums, which leaves them bit for bit as they were.
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t u = s.serving[j] >= 0 ? s.serving[j] : 0;
+      link[j] = s.serving[j] >= 0 ? sinr[u * n + j] : 1.0;
+    }
     serving_link_logs(n, link, spectral, link_db);
     for (int32_t j = 0; j < n; ++j) {
-      const int32_t u = s.serving[j];
-      if (u < 0) continue;
-      const double share = c.bandwidth_sharing == 0 ? r.bandwidth_hz : r.bandwidth_hz / s.served_count[u];
-      sum_rate[u] += share * spectral[j];
-      quality_sum += clip((link_db[j] - min_sinr_db) / 30.0, 0.0, 1.0);
-      served += 1;
+      const bool is_served = s.serving[j] >= 0;
+      const int32_t u = is_served ? s.serving[j] : 0;
+      const double weight = is_served ? 1.0 : 0.0;
+      const double users = s.served_count[u] > 0 ? double(s.served_count[u]) : 1.0;
+      const double share = c.bandwidth_sharing == 0 ? r.bandwidth_hz : r.bandwidth_hz / users;
+      sum_rate[u] += weight * (share * spectral[j]);
+      quality_sum += weight * clip((link_db[j] - min_sinr_db) / 30.0, 0.0, 1.0);
+      served += is_served;
     }
     double system = 0.0, hops_sum = 0.0, height_sum = 0.0;
     int32_t routed = 0;
