@@ -281,10 +281,10 @@ struct UavCoverageT {
   // 3gpp-36777 line-of-sight probability of a link at elevation angle theta (degrees).
   HD static double los_probability_3gpp(double theta) { return 1.0 / (1.0 + 5.0 * fast_exp(-0.6 * (theta - 5.0))); }
 
-  // log10 of the 3-D distance (floored at 1 m) and the elevation angle in degrees of a link at height h and squared
-  // horizontal distance r2, sharing one division.
-  HD static void distance_and_elevation(double h, double r2, double& log10_d, double& theta) {
-    const double d2 = r2 + h * h;
+  // log10 of the 3-D distance (floored at 1 m) and the elevation angle in degrees of a link at height h and
+  // horizontal offset (dx, dy), sharing one division.
+  HD static void distance_and_elevation(double h, double dx, double dy, double& log10_d, double& theta) {
+    const double r2 = dx * dx + dy * dy, d2 = r2 + h * h;
     double log_d2, angle;
     fast_log_atan2_positive(d2 < 1.0 ? 1.0 : d2, h, sqrt(r2), log_d2, angle);
     log10_d = 0.5 * (log_d2 * 0.43429448190325176);
@@ -335,9 +335,8 @@ struct UavCoverageT {
           for (int32_t block = 0; block < padded; block += kLanes)
             HMASD_SIMD
             for (int32_t j = block; j < block + kLanes; ++j) {
-              const double dx = x - ux[j], dy = y - uy[j];
               double log10_d, theta;
-              distance_and_elevation(h, dx * dx + dy * dy, log10_d, theta);
+              distance_and_elevation(h, x - ux[j], y - uy[j], log10_d, theta);
               const double los_probability = los_probability_3gpp(theta);
               const double los = 28.0 + 22.0 * log10_d + lg_f, nlos = 22.7 + 41.0 * log10_d + lg_f;
               row[j] = fast_exp((tx - (los_probability * los + (1.0 - los_probability) * nlos)) * to_exponent);
@@ -356,9 +355,8 @@ struct UavCoverageT {
           for (int32_t block = 0; block < padded; block += kLanes)
             HMASD_SIMD
             for (int32_t j = block; j < block + kLanes; ++j) {
-              const double dx = x - ux[j], dy = y - uy[j];
               double log10_d, theta;
-              distance_and_elevation(h, dx * dx + dy * dy, log10_d, theta);
+              distance_and_elevation(h, x - ux[j], y - uy[j], log10_d, theta);
               const double los_probability = 1.0 / (1.0 + a * fast_exp(-b * (theta - a)));
               const double path_loss = 20.0 * log10_d + r.fspl_const_db + los_probability * eta_los +
                                        (1.0 - los_probability) * eta_nlos;
