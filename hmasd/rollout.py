@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from hmasd.envs.vec_env import VecEnv
-
 
 
 class RolloutEngine:

@@ -404,6 +404,19 @@ struct UavCoverageT {
     return a < b;
   }
 
+  // User j's best eligible UAV by the pair order, leaving out the UAVs of the bit mask `refused`; -1 when none.
+  HD static int32_t best_uav(const Config& c, const UavRadio& r, const State& s, const EnvRng& rng,
+                             const double* sinr, int32_t j, uint32_t refused) {
+    const int32_t n = c.num_users;
+    int32_t best = -1;
+    for (int32_t u = 0; u < c.num_uavs; ++u) {
+      const int32_t pair = u * n + j;
+      if ((refused >> u & 1u) || !(sinr[pair] >= r.min_sinr_linear)) continue;
+      if (best < 0 || before(s, rng, sinr, pair, best * n + j)) best = u;
+    }
+    return best;
+  }
+
   // Every user's best eligible UAV (serving[j], -1 when none), one branch-free pass per UAV over the users.
   // Returns false when some user sees two eligible UAVs with equal SINR: the caller then breaks the ties by key.
   HMASD_TARGET_CLONES HD static bool first_choices(const Config& c, const UavRadio& r, const double* sinr,
@@ -478,16 +491,8 @@ struct UavCoverageT {
 
   HD static void associate(const Config& c, const UavRadio& r, State& s, const EnvRng& rng, const double* sinr) {
     const int32_t nu = c.num_uavs, n = c.num_users;
-    if (!first_choices(c, r, sinr, s.serving))
-      for (int32_t j = 0; j < n; ++j) {  // equal SINRs somewhere: the full pair order, user by user
-        int32_t best = -1;
-        for (int32_t u = 0; u < nu; ++u) {
-          const int32_t pair = u * n + j;
-          if (!(sinr[pair] >= r.min_sinr_linear)) continue;
-          if (best < 0 || before(s, rng, sinr, pair, best * n + j)) best = u;
-        }
-        s.serving[j] = best;
-      }
+    if (!first_choices(c, r, sinr, s.serving))  // equal SINRs somewhere: the full pair order, user by user
+      for (int32_t j = 0; j < n; ++j) s.serving[j] = best_uav(c, r, s, rng, sinr, j, 0u);
     for (int32_t u = 0; u < nu; ++u) {  // one vectorisable count per UAV rather than a data-dependent histogram
       int32_t count = 0;
       for (int32_t j = 0; j < n; ++j) count += s.serving[j] == u;
@@ -514,12 +519,7 @@ struct UavCoverageT {
     while (free_count > 0) {
       const int32_t j = free_users[--free_count];
       refused[j] |= 1u << s.serving[j];
-      int32_t next = -1;
-      for (int32_t v = 0; v < nu; ++v) {
-        const int32_t pair = v * n + j;
-        if ((refused[j] >> v & 1u) || !(sinr[pair] >= r.min_sinr_linear)) continue;
-        if (next < 0 || before(s, rng, sinr, pair, next * n + j)) next = v;
-      }
+      const int32_t next = best_uav(c, r, s, rng, sinr, j, refused[j]);
       s.serving[j] = next;
       if (next < 0) continue;  // no UAV left for j
       const int32_t out = admit(c, s, rng, sinr, next, j, held[next]);

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
 from hmasd.envs.registry import make, option_names
 
@@ -205,3 +207,18 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.env_name!r}, num_agents={len(self.possible_agents)}, "
                 f"render_mode={self.render_mode!r})")
+
+
+def aec_constructors(parallel_env: Callable[..., HmasdParallelEnv]) -> tuple[Callable[..., AECEnv],
+                                                                                Callable[..., AECEnv]]:
+    """A module's ``raw_env`` and ``env`` (PettingZoo's names) from its ``parallel_env``."""
+
+    def raw_env(render_mode: str | None = None, **options: Any) -> AECEnv:
+        """The AEC env without PettingZoo's order-enforcing wrapper."""
+        return parallel_to_aec_wrapper(parallel_env(render_mode=render_mode, **options))
+
+    def env(render_mode: str | None = None, **options: Any) -> AECEnv:
+        """The AEC env (agents act in turn; the native env steps once every agent has acted), order-enforced."""
+        return parallel_to_aec(parallel_env(render_mode=render_mode, **options))
+
+    return raw_env, env

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pettingzoo import AECEnv
-from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
-
-from hmasd.envs.pettingzoo._adapter import HmasdParallelEnv
+from hmasd.envs.pettingzoo._adapter import HmasdParallelEnv, aec_constructors
 
 
 class UavCoverageParallelEnv(HmasdParallelEnv):
@@ -27,11 +24,4 @@ def parallel_env(render_mode: str | None = None, **options: Any) -> UavCoverageP
     return UavCoverageParallelEnv(render_mode=render_mode, **options)
 
 
-def raw_env(render_mode: str | None = None, **options: Any) -> AECEnv:
-    """The AEC env without PettingZoo's order-enforcing wrapper."""
-    return parallel_to_aec_wrapper(parallel_env(render_mode=render_mode, **options))
-
-
-def env(render_mode: str | None = None, **options: Any) -> AECEnv:
-    """The AEC env (agents act in turn; the native env steps once every agent has acted), order-enforced."""
-    return parallel_to_aec(parallel_env(render_mode=render_mode, **options))
+raw_env, env = aec_constructors(parallel_env)
