@@ -47,6 +47,7 @@ void bind_engine(py::module_& m, const char* class_name) {
       .def_property_readonly("num_team_skills", &Engine::num_team_skills)
       .def_property_readonly("num_indiv_skills", &Engine::num_indiv_skills)
       .def_property_readonly("ring_capacity", &Engine::capacity)
+      .def_property_readonly("slots_per_env", &Engine::slots_per_env)
       .def_property_readonly("clock", [](const Engine& g) { return g.clock() == Clock::kEpisode ? "episode" : "global"; })
       .def_property_readonly("steps_in_batch", &Engine::steps_in_batch)
       .def_property_readonly("ready", &Engine::ready)
@@ -131,6 +132,7 @@ void bind_engine(py::module_& m, const char* class_name) {
         windows["needs_decision"] = view(self, g.needs_decision_.data(), {e});
         windows["bootstrap_obs"] = view(self, g.boot_obs_.data(), {e, n, o});
         windows["bootstrap_state"] = view(self, g.boot_state_.data(), {e, s});
+        high["count"] = view(self, g.hl_count_.data(), {e});
         high["published"] = view(self, g.hl_published_.data(), {c});
         high["env"] = view(self, g.hl_env_.data(), {c});
         high["start"] = view(self, g.hl_start_.data(), {c});

@@ -166,13 +166,18 @@ class RolloutEngine:
     def high_level(self) -> dict[str, np.ndarray]:
         """The published transitions of this batch, copied, in (env, start) order.
 
+        Each env fills its own range of the ring in window order, so the order comes from reading the ranges one
+        after the other: no sort.
+
         Keys: env, start, length, team_skill, indiv_skill [M, N], logp/values [M, N+1], reward_sum [M, N],
         terminated, truncated, at_barrier, policy_version, state [M, S], obs [M, N, O].
         """
-        count = self._native.transitions_in_batch
-        published = np.flatnonzero(self._high["published"][:count])
-        order = published[np.lexsort((self._high["start"][published], self._high["env"][published]))]
-        high = {key: value[order] for key, value in self._high.items() if key != "published"}
+        count = self._high["count"]
+        slots = self._native.slots_per_env
+        used = np.arange(slots) < count[:, None]  # [E, slots]: slot j of env e holds a window of this batch
+        order = np.flatnonzero(used.ravel())
+        order = order[self._high["published"][order].astype(bool)]
+        high = {key: value[order] for key, value in self._high.items() if key not in ("published", "count")}
         # the decision-time state and observations are the batch rows the windows started at
         high["state"] = self._low["state"][high["start"], high["env"]]
         high["obs"] = self._low["obs"][high["start"], high["env"]]

@@ -130,8 +130,11 @@ def test_emission_is_identical_for_any_thread_count_and_never_torn(clock):
         engine = make_engine(num_envs=256, horizon=50, k=6, clock=clock, seed=3, threads=threads, max_steps=13)
         collect(engine, np.random.default_rng(0))
         high = check_batch(engine)
-        published = engine._high["published"][:engine._native.transitions_in_batch]
-        assert published.all()
+        # each env's range holds its windows in its first `count` slots, all published, and nothing after them
+        count, slots = engine._high["count"], engine._native.slots_per_env
+        published = engine._high["published"].reshape(-1, slots).astype(bool)
+        assert np.array_equal(published, np.arange(slots) < count[:, None])
+        assert count.sum() == engine._native.transitions_in_batch == len(high["env"])
         keys = set(zip(high["env"].tolist(), high["start"].tolist()))
         assert len(keys) == len(high["env"]), "a transition was emitted twice"
         results.append((engine.low_level(), high))
@@ -279,7 +282,8 @@ def test_a_small_ring_raises_before_it_would_overflow():
         collect(engine, rng)
     # nothing was dropped: every emitted window is published
     assert engine.counters()["ring_overflows"] == 0
-    assert engine._native.transitions_in_batch == 8 and engine._high["published"][:8].all()
+    assert engine._native.transitions_in_batch == 8 and engine._native.slots_per_env == 2
+    assert np.array_equal(engine._high["count"], [2, 2, 2, 2]) and engine._high["published"][:8].all()
 
 
 def test_disabled_collection_steps_the_env_without_recording():

@@ -1,8 +1,9 @@
-// The CPU backend: E copies of one env stepped per call over structure-of-arrays buffers, with same-step
-// auto-reset, final observations and episode statistics. Every check runs before any env is touched.
+// The CPU owner of a batch of E env copies: storage, argument checks and the thread pool around the per-env rules of
+// batch/env_batch.h. Every check runs before any env is touched.
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -11,14 +12,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "batch/env_batch.h"
 #include "core/env_spec.h"
 #include "core/philox.h"
 #include "cpu/host_array.h"
 #include "cpu/parallel_for.h"
 
 namespace hmasd {
-
-enum class Autoreset : int32_t { kSameStep = 0, kDisabled = 1 };
 
 // Sums over the episodes finished since the last drain; the Python side turns them into means.
 struct EpisodeLog {
@@ -36,7 +36,6 @@ class BatchedEnv {
   using Action = typename Env::Action;  // int32_t (one discrete action per agent) or float (kActionWidth per agent)
   static constexpr int32_t kActionWidth = Env::kActionWidth;
   static constexpr bool kContinuous = std::is_floating_point<Action>::value;
-  static constexpr int32_t kMaxAgentsPerEnv = 64;
 
   BatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads, Autoreset autoreset)
       : config_(validated(config)), dims_(Env::dims(config)), info_fields_(Env::info_fields(config)) {
@@ -65,73 +64,36 @@ class BatchedEnv {
     episode_return_ = HostArray<float>(e * n);
     episode_length_ = HostArray<int32_t>(e);
     episode_info_ = HostArray<float>(e * static_cast<size_t>(info_width_));
-    log_.return_sum.assign(n, 0.0);
-    log_.info_sum.assign(static_cast<size_t>(info_width_), 0.0);
-    restore_output();
+    tally_ = HostArray<double>(e * static_cast<size_t>(tally_width(dims_.num_agents, info_width_)));
   }
 
   // ---- protocol -------------------------------------------------------------------------------
   void reset(bool has_seed, uint64_t seed) {
+    check_not_in_batch("reset()");
     if (has_seed) seed_ = seed;
     const bool restart = has_seed || !has_reset_;
     has_reset_ = true;
-    parallel_for(num_envs_, num_threads_, [&](int32_t e) {
-      episode_[e] = restart ? 0u : episode_[e] + 1u;
-      reset_env(e);
-    });
-    rewards_.fill_zero();
-    terminated_.fill_zero();
-    truncated_.fill_zero();
+    parallel_for(num_envs_, num_threads_, ResetEnvs<Env>{view(), restart});
   }
 
   // Validates every action, then steps every env. Accepts any integer element type (discrete envs) or float
   // (continuous envs, [E, N, kActionWidth]).
   template <class T>
   void step(const T* actions) {
+    check_not_in_batch("step()");
     check_can_step();
     check_actions(actions);
-    const int32_t width = dims_.num_agents * kActionWidth;
-    parallel_for(num_envs_, num_threads_, [&](int32_t e) {
-      Action row[kMaxAgentsPerEnv * kActionWidth];
-      for (int32_t k = 0; k < width; ++k) row[k] = static_cast<Action>(actions[int64_t(e) * width + k]);
-      step_env(e, row);
-    });
-    record_finished_episodes();
+    parallel_for(num_envs_, num_threads_, StepEnvs<Env, T>{view(), actions});
   }
 
-  // Where observe() writes obs / state / action masks ([E, ...] rows, same layout as the own buffers). The rollout
-  // engine points this at the next step's rows of its batch, so observations are written once, in place.
-  void redirect_output(float* obs, float* state, bool* action_mask) {
-    out_obs_ = obs;
-    out_state_ = state;
-    out_mask_ = action_mask;
-  }
-  void restore_output() { redirect_output(obs_.data(), state_.data(), action_mask_.data()); }
-
-  // One env, no checks: the caller (step() or the rollout engine) has validated the actions.
-  void step_env(int32_t e, const Action* actions) {
-    const int32_t n = dims_.num_agents;
-    float* rewards = rewards_.data() + int64_t(e) * n;
-    const StepStatus status = Env::step(config_, states_[e], actions, rewards, rng(e));
-    terminated_[e] = status.terminated;
-    truncated_[e] = status.truncated;
-    float* running = running_return_.data() + int64_t(e) * n;
-    for (int32_t i = 0; i < n; ++i) running[i] += rewards[i];
-    running_length_[e] += 1;
-    observe(e);
-    if (!status.terminated && !status.truncated) return;
-
-    std::memcpy(final_obs_.data() + obs_offset(e), out_obs_ + obs_offset(e), obs_row_bytes());
-    std::memcpy(final_state_.data() + state_offset(e), out_state_ + state_offset(e), state_row_bytes());
-    std::memcpy(episode_return_.data() + int64_t(e) * n, running, sizeof(float) * n);
-    episode_length_[e] = running_length_[e];
-    Env::episode_info(config_, states_[e], episode_info_.data() + int64_t(e) * info_width_);
-    if (autoreset_ == Autoreset::kSameStep) {
-      episode_[e] += 1u;
-      reset_env(e);
-    } else {
-      needs_reset_[e] = true;
-    }
+  // The batch as plain views over this env's own buffers (the rollout engine points obs / state / masks elsewhere).
+  EnvBatch<Env> view() {
+    return EnvBatch<Env>{config_, num_envs_, dims_.num_agents, dims_.obs_dim, dims_.state_dim, dims_.num_actions,
+                         info_width_, autoreset_, seed_, states_.data(), episode_.data(), needs_reset_.data(),
+                         obs_.data(), state_.data(), action_mask_.data(), final_obs_.data(), final_state_.data(),
+                         rewards_.data(), terminated_.data(), truncated_.data(), running_return_.data(),
+                         running_length_.data(), episode_return_.data(), episode_length_.data(),
+                         episode_info_.data(), tally_.data()};
   }
 
   template <class T>
@@ -164,29 +126,50 @@ class BatchedEnv {
                                    "again (autoreset='disabled')");
   }
 
-  // Serial and in env order, so the sums do not depend on the thread count.
-  void record_finished_episodes() {
-    const int32_t n = dims_.num_agents;
-    for (int32_t e = 0; e < num_envs_; ++e) {
-      if (!terminated_[e] && !truncated_[e]) continue;
-      log_.episodes += 1;
-      log_.length_sum += episode_length_[e];
-      for (int32_t i = 0; i < n; ++i) log_.return_sum[i] += episode_return_[int64_t(e) * n + i];
-      for (int32_t k = 0; k < info_width_; ++k) log_.info_sum[k] += episode_info_[int64_t(e) * info_width_ + k];
-    }
-  }
-
+  // The tallies summed over envs in env order (independent of threads and backend), then cleared.
   EpisodeLog drain_log() {
-    EpisodeLog out = log_;
-    log_.episodes = 0;
-    log_.length_sum = 0.0;
-    std::fill(log_.return_sum.begin(), log_.return_sum.end(), 0.0);
-    std::fill(log_.info_sum.begin(), log_.info_sum.end(), 0.0);
+    const int32_t n = dims_.num_agents, width = tally_width(n, info_width_);
+    EpisodeLog out;
+    out.return_sum.assign(static_cast<size_t>(n), 0.0);
+    out.info_sum.assign(static_cast<size_t>(info_width_), 0.0);
+    double episodes = 0.0;
+    for (int32_t e = 0; e < num_envs_; ++e) {
+      const double* t = tally_.data() + int64_t(e) * width;
+      episodes += t[0];
+      out.length_sum += t[1];
+      for (int32_t i = 0; i < n; ++i) out.return_sum[i] += t[2 + i];
+      for (int32_t k = 0; k < info_width_; ++k) out.info_sum[k] += t[2 + n + k];
+    }
+    out.episodes = static_cast<int64_t>(episodes);
+    tally_.fill_zero();
     return out;
   }
 
+  // ---- the rollout engine that steps this env ---------------------------------------------------
+  // One engine at a time; while its batch is open, the env's own observation rows are stale (the engine's batch
+  // holds the current ones), so direct steps, resets and snapshots are refused instead of silently losing data.
+  // `sync_own_rows` copies the engine's current observation rows into the env's own, for a snapshot mid-batch.
+  void attach_engine(const void* engine, std::function<void()> sync_own_rows) {
+    if (engine_ != nullptr)
+      throw std::runtime_error("this env is already stepped by a RolloutEngine; one engine per env (delete the "
+                               "other engine first)");
+    engine_ = engine;
+    sync_own_rows_ = std::move(sync_own_rows);
+  }
+  void detach_engine(const void* engine) {
+    if (engine_ != engine) return;
+    engine_ = nullptr;
+    sync_own_rows_ = nullptr;
+    batch_open_ = false;
+  }
+  void set_batch_open(bool open) { batch_open_ = open; }
+  bool batch_open() const { return batch_open_; }
+
   // ---- snapshot (pickling) ----------------------------------------------------------------------
+  // Mid-batch the engine's current rows are copied into the env's own first, so the snapshot is of the env as it
+  // is now (the engine reads the own rows only at a batch start, and the last step rewrites them).
   std::string snapshot() const {
+    if (batch_open_ && sync_own_rows_) sync_own_rows_();
     std::string out;
     append(out, &seed_, sizeof(seed_));
     append(out, &has_reset_, sizeof(has_reset_));
@@ -195,6 +178,7 @@ class BatchedEnv {
   }
 
   void restore(const std::string& blob) {
+    check_not_in_batch("restore()");
     size_t expected = sizeof(seed_) + sizeof(has_reset_);
     for_each_array([&](const void*, size_t bytes) { expected += bytes; });
     if (blob.size() != expected)
@@ -224,9 +208,10 @@ class BatchedEnv {
   State& state_of(int32_t e) { return states_[e]; }
   const State& state_of(int32_t e) const { return states_[e]; }
   // Rewrites env copy e's observation rows from its state (after a test or tool edited the state).
-  void observe_env(int32_t e) { observe(e); }
+  void observe_env(int32_t e) { view().observe(e); }
   // The random stream of env copy e in its current episode.
-  EnvRng rng_of(int32_t e) const { return rng(e); }
+  EnvRng rng_of(int32_t e) const { return EnvRng{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32),
+                                                 static_cast<uint32_t>(e), episode_[e]}; }
 
   HostArray<float> obs_, final_obs_, state_, final_state_, rewards_, episode_return_, episode_info_;
   HostArray<bool> terminated_, truncated_, action_mask_;
@@ -237,26 +222,12 @@ class BatchedEnv {
     Env::validate(config);
     return config;
   }
-  EnvRng rng(int32_t e) const {
-    return EnvRng{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32), static_cast<uint32_t>(e),
-                  episode_[e]};
-  }
-  int64_t obs_offset(int32_t e) const { return int64_t(e) * dims_.num_agents * dims_.obs_dim; }
-  int64_t state_offset(int32_t e) const { return int64_t(e) * dims_.state_dim; }
-  size_t obs_row_bytes() const { return sizeof(float) * dims_.num_agents * dims_.obs_dim; }
-  size_t state_row_bytes() const { return sizeof(float) * dims_.state_dim; }
 
-  void observe(int32_t e) {
-    Env::observe(config_, states_[e], out_obs_ + obs_offset(e), out_state_ + state_offset(e),
-                 out_mask_ + int64_t(e) * dims_.num_agents * dims_.num_actions);
-  }
-
-  void reset_env(int32_t e) {
-    Env::reset(config_, states_[e], rng(e));
-    needs_reset_[e] = false;
-    running_length_[e] = 0;
-    for (int32_t i = 0; i < dims_.num_agents; ++i) running_return_[int64_t(e) * dims_.num_agents + i] = 0.0f;
-    observe(e);
+  void check_not_in_batch(const char* what) const {
+    if (batch_open_)
+      throw std::runtime_error(std::string(what) + " on an env whose RolloutEngine batch is in progress: the "
+                               "engine holds its current observations; step it through the engine, or finish the "
+                               "batch (or delete the engine) first");
   }
 
   template <class Fn>
@@ -296,10 +267,10 @@ class BatchedEnv {
   HostArray<bool> needs_reset_;
   HostArray<float> running_return_;
   HostArray<int32_t> running_length_;
-  EpisodeLog log_;
-  float* out_obs_ = nullptr;
-  float* out_state_ = nullptr;
-  bool* out_mask_ = nullptr;
+  HostArray<double> tally_;
+  const void* engine_ = nullptr;
+  std::function<void()> sync_own_rows_;
+  bool batch_open_ = false;
 };
 
 }  // namespace hmasd

@@ -1,5 +1,5 @@
-// The CPU rollout engine: steps a BatchedEnv, records low-level samples [T, E, N], keeps per-env skill windows,
-// emits closed windows into the high-level ring, and holds the synchronous on-policy barrier after T steps.
+// The CPU owner of the rollout engine: storage, argument checks, the barrier's counters and the thread pool around the
+// per-env rules of rollout/rollout_batch.h (record a step, skill windows, the high-level ring, bootstrap rows).
 // Every check runs before anything is recorded or any env moves.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include "cpu/host_array.h"
 #include "cpu/parallel_for.h"
 #include "rollout/hl_ring.h"
+#include "rollout/rollout_batch.h"
 #include "rollout/skill_window.h"
 
 namespace hmasd {
@@ -44,24 +45,38 @@ class RolloutEngine {
     obs_dim_ = env.dims().obs_dim;
     state_dim_ = env.dims().state_dim;
     a_ = env.dims().num_actions;
-    // Each step closes at most one window per env, so E * T slots can never overflow.
-    if (ring_capacity <= 0) ring_capacity = int64_t(e_) * horizon;
+    // Each step closes at most one window per env, so T slots per env (E * T in all) can never overflow.
+    if (ring_capacity < 0)
+      throw std::invalid_argument("ring_capacity must be >= num_envs (" + std::to_string(e_) + ") or 0 for the "
+                                  "default num_envs * horizon, got " + std::to_string(ring_capacity));
+    if (ring_capacity == 0) ring_capacity = int64_t(e_) * horizon;
     if (ring_capacity < e_)
       throw std::invalid_argument("ring_capacity must be >= num_envs (" + std::to_string(e_) + "), got " +
                                   std::to_string(ring_capacity));
     if (ring_capacity > int64_t(1) << 30) throw std::invalid_argument("ring_capacity is too large");
-    capacity_ = static_cast<int32_t>(ring_capacity);
+    // Each env owns an equal range of the ring, so the ring read range by range is in (env, start) order.
+    slots_per_env_ = static_cast<int32_t>(ring_capacity / e_);
+    capacity_ = slots_per_env_ * e_;
     allocate();
+    env_.attach_engine(this, [this] { copy_back_current_rows(); });
     resume_batch(/*bump_version=*/false);
   }
+
+  // An engine deleted mid-batch hands the env its current observation back, so the env stays usable.
+  ~RolloutEngine() {
+    copy_back_current_rows();
+    env_.detach_engine(this);
+  }
+  RolloutEngine(const RolloutEngine&) = delete;
+  RolloutEngine& operator=(const RolloutEngine&) = delete;
 
   // ---- protocol ---------------------------------------------------------------------------------
   void decide(const int32_t* env_ids, int32_t count, const int32_t* team, const int32_t* indiv, const float* logp,
               const float* value) {
     check_collecting("decide()");
-    sync_batch_start();
+    if (!env_.has_reset()) throw std::runtime_error("call reset() on the env before decide()");
     int32_t pending = 0;
-    for (int32_t e = 0; e < e_; ++e) pending += windows_.needs_decision[e];
+    for (int32_t e = 0; e < e_; ++e) pending += needs_decision_[e];
     HostArray<bool>& seen = decided_scratch_;
     seen.fill_zero();
     for (int32_t d = 0; d < count; ++d) {
@@ -69,7 +84,7 @@ class RolloutEngine {
       if (e < 0 || e >= e_)
         throw std::invalid_argument("env_ids[" + std::to_string(d) + "] = " + std::to_string(e) +
                                     " is not an env index in [0, " + std::to_string(e_) + ")");
-      if (!windows_.needs_decision[e])
+      if (!needs_decision_[e])
         throw std::invalid_argument("env " + std::to_string(e) + " does not need a decision");
       if (seen[e]) throw std::invalid_argument("env " + std::to_string(e) + " appears twice in env_ids");
       seen[e] = true;
@@ -86,53 +101,43 @@ class RolloutEngine {
     }
     if (count != pending)
       for (int32_t e = 0; e < e_; ++e)
-        if (windows_.needs_decision[e] && !seen[e])
+        if (needs_decision_[e] && !seen[e])
           throw std::invalid_argument("env " + std::to_string(e) + " needs a decision but env_ids does not list it");
-    for (int32_t d = 0; d < count; ++d) open_window(env_ids[d], team[d], indiv + d * n_, logp + d * (n_ + 1),
-                                                    value + d * (n_ + 1));
+    sync_batch_start();
+    parallel_for(count, env_.num_threads(), OpenWindows<Env>{batch(env_.view()), t_, env_ids, team, indiv, logp, value});
   }
 
   template <class T>
   void step(const T* actions, const float* logp, const float* value) {
     check_collecting("step()");
     for (int32_t e = 0; e < e_; ++e)
-      if (windows_.needs_decision[e])
+      if (needs_decision_[e])
         throw std::runtime_error("env " + std::to_string(e) + " needs a skill decision: call decide() first");
     env_.check_can_step();
     env_.check_actions(actions);
     check_all_finite(logp, e_, n_, "logp");
     check_all_finite(value, e_, n_, "values");
+    check_ring_room();
     sync_batch_start();
-    const uint32_t free_slots = static_cast<uint32_t>(capacity_) - reserved();
-    if (free_slots < static_cast<uint32_t>(e_))
-      throw RingOverflow("high-level ring could overflow: " + std::to_string(reserved()) + " of " +
-                         std::to_string(capacity_) + " slots used and up to " + std::to_string(e_) +
-                         " windows may close in this step; raise ring_capacity");
 
     const int32_t t = t_;
     const bool barrier = t + 1 == horizon_;
     // The env writes the observations this step leads to straight into the next row of the batch (no copy);
-    // after the last step they go to the env's own buffers, where the next batch starts from.
-    if (barrier)
-      env_.restore_output();
-    else
-      env_.redirect_output(ll_obs_.data() + row_offset(t + 1, obs_dim_), ll_state_.data() + (int64_t(t) + 1) * e_ * state_dim_,
-                           ll_mask_.data() + row_offset(t + 1, a_));
-    const int32_t width = n_ * kActionWidth;
-    parallel_for(e_, env_.num_threads(), [&](int32_t e) {
-      Action row[BatchedEnv<Env>::kMaxAgentsPerEnv * kActionWidth];
-      for (int32_t k = 0; k < width; ++k) row[k] = static_cast<Action>(actions[int64_t(e) * width + k]);
-      record_before(t, e, row, logp + int64_t(e) * n_, value + int64_t(e) * n_);
-      env_.step_env(e, row);
-      record_after(t, e, barrier);
-    });
-    env_.record_finished_episodes();
+    // after the last step they go to the env's own rows, where the next batch starts from.
+    EnvBatch<Env> target = env_.view();
+    if (!barrier) {
+      target.obs = ll_obs_.data() + row_offset(t + 1, obs_dim_);
+      target.state = ll_state_.data() + (int64_t(t) + 1) * e_ * state_dim_;
+      target.action_mask = ll_mask_.data() + row_offset(t + 1, a_);
+    }
+    parallel_for(e_, env_.num_threads(), StepEngine<Env, T>{batch(target), t, barrier, actions, logp, value});
     t_ += 1;
     samples_ += int64_t(e_) * n_;
-    if (ring_.overflowed[0] != 0)  // unreachable given the check above; never let it pass silently
-      throw RingOverflow("high-level ring overflowed by " + std::to_string(ring_.overflowed[0]) + " transitions");
+    if (overflowed_[0] != 0)  // unreachable given check_ring_room(); never let it pass silently
+      throw RingOverflow("high-level ring overflowed by " + std::to_string(overflowed_[0]) + " transitions");
     if (barrier) {
       ready_ = true;
+      env_.set_batch_open(false);
       for (int32_t e = 0; e < e_; ++e) forced_closed_ += barrier_closed_[e];
     }
   }
@@ -159,12 +164,14 @@ class RolloutEngine {
     if (t_ != 0 && !ready_)
       throw std::runtime_error("disable_collection() in the middle of a batch (" + std::to_string(t_) + " of " +
                                std::to_string(horizon_) + " steps): finish it or call it right after resume()");
-    env_.restore_output();
     collecting_ = false;
   }
 
   // A fresh batch under the same policy version: every env decides again.
   void enable_collection() {
+    if (t_ != 0 && !ready_)
+      throw std::runtime_error("enable_collection() in the middle of a batch (" + std::to_string(t_) + " of " +
+                               std::to_string(horizon_) + " steps) would drop it; finish the batch first");
     collecting_ = true;
     resume_batch(/*bump_version=*/false);
   }
@@ -183,11 +190,15 @@ class RolloutEngine {
   bool collecting() const { return collecting_; }
   int32_t policy_version() const { return policy_version_; }
   int64_t samples_collected() const { return samples_; }
-  int64_t transitions_emitted() const { return emitted_total_ + reserved(); }
-  int32_t transitions_in_batch() const { return static_cast<int32_t>(reserved()); }
+  int32_t slots_per_env() const { return slots_per_env_; }
+  int64_t transitions_emitted() const { return emitted_total_ + transitions_in_batch(); }
+  int32_t transitions_in_batch() const {
+    int64_t total = 0;
+    for (int32_t e = 0; e < e_; ++e) total += hl_count_[e];
+    return static_cast<int32_t>(total);
+  }
   int64_t forced_closed() const { return forced_closed_; }
-  int64_t ring_overflows() const { return ring_.overflowed[0]; }
-  uint32_t reserved() const { return counters_[0]; }
+  int64_t ring_overflows() const { return overflowed_[0]; }
 
   // Low-level buffers [T, E, ...]
   HostArray<float> ll_obs_, ll_state_, ll_logp_, ll_value_, ll_reward_, ll_final_obs_, ll_final_state_;
@@ -200,8 +211,9 @@ class RolloutEngine {
   HostArray<bool> needs_decision_;
   // Bootstrap at the barrier [E, ...]
   HostArray<float> boot_obs_, boot_state_;
-  // The ring [C, ...]
-  HostArray<uint32_t> counters_;  // reserved, overflowed
+  // The ring [C, ...], E ranges of slots_per_env slots
+  HostArray<int32_t> hl_count_;    // [E]
+  HostArray<uint32_t> overflowed_;  // [1]
   HostArray<uint8_t> hl_published_;
   HostArray<int32_t> hl_env_, hl_start_, hl_length_, hl_team_, hl_indiv_, hl_version_;
   HostArray<float> hl_logp_, hl_value_, hl_reward_;
@@ -236,7 +248,8 @@ class RolloutEngine {
     decided_scratch_ = HostArray<bool>(e);
     boot_obs_ = HostArray<float>(e * n * o);
     boot_state_ = HostArray<float>(e * s);
-    counters_ = HostArray<uint32_t>(2);
+    hl_count_ = HostArray<int32_t>(e);
+    overflowed_ = HostArray<uint32_t>(1);
     hl_published_ = HostArray<uint8_t>(c);
     hl_env_ = HostArray<int32_t>(c);
     hl_start_ = HostArray<int32_t>(c);
@@ -250,40 +263,63 @@ class RolloutEngine {
     hl_terminated_ = HostArray<bool>(c);
     hl_truncated_ = HostArray<bool>(c);
     hl_at_barrier_ = HostArray<bool>(c);
-    windows_ = SkillWindows{n_, win_start_.data(), win_length_.data(), win_team_.data(), win_indiv_.data(),
-                            win_logp_.data(), win_value_.data(), win_reward_.data(), needs_decision_.data()};
-    ring_ = HighLevelRing{capacity_, n_, counters_.data(), counters_.data() + 1, hl_published_.data(), hl_env_.data(),
-                          hl_start_.data(), hl_length_.data(), hl_team_.data(), hl_indiv_.data(), hl_logp_.data(),
-                          hl_value_.data(), hl_reward_.data(), hl_terminated_.data(), hl_truncated_.data(),
-                          hl_at_barrier_.data(), hl_version_.data()};
+  }
+
+  // The batch as plain views; `target` is where the env's observe() writes.
+  RolloutBatch<Env> batch(const EnvBatch<Env>& target) {
+    const LowLevelBatch<Action> low{horizon_, e_, n_, obs_dim_, state_dim_, a_, kActionWidth,
+                                    ll_obs_.data(), ll_state_.data(), ll_mask_.data(), ll_action_.data(),
+                                    ll_logp_.data(), ll_value_.data(), ll_reward_.data(), ll_terminated_.data(),
+                                    ll_truncated_.data(), ll_final_obs_.data(), ll_final_state_.data(),
+                                    ll_team_.data(), ll_indiv_.data(), ll_version_.data()};
+    const SkillWindows windows{n_, win_start_.data(), win_length_.data(), win_team_.data(), win_indiv_.data(),
+                               win_logp_.data(), win_value_.data(), win_reward_.data(), needs_decision_.data()};
+    const HighLevelRing ring{slots_per_env_, n_, hl_count_.data(), overflowed_.data(), hl_published_.data(),
+                             hl_env_.data(), hl_start_.data(), hl_length_.data(), hl_team_.data(), hl_indiv_.data(),
+                             hl_logp_.data(), hl_value_.data(), hl_reward_.data(), hl_terminated_.data(),
+                             hl_truncated_.data(), hl_at_barrier_.data(), hl_version_.data()};
+    return RolloutBatch<Env>{target, low, windows, ring, boot_obs_.data(), boot_state_.data(), barrier_closed_.data(),
+                             env_.obs_.data(), env_.state_.data(), env_.action_mask_.data(), clock_,
+                             skill_interval_, policy_version_};
   }
 
   // Row 0 of a batch is the env's observation at the batch start; copied once, lazily, so that an env restored
   // or reset between batches (checkpoints) is picked up.
   void sync_batch_start() {
     if (synced_) return;
-    env_.restore_output();
-    std::memcpy(ll_obs_.data(), env_.obs_.data(), env_.obs_.bytes());
-    std::memcpy(ll_state_.data(), env_.state_.data(), env_.state_.bytes());
-    std::memcpy(ll_mask_.data(), env_.action_mask_.data(), env_.action_mask_.bytes());
+    parallel_for(e_, env_.num_threads(), CopyBatchStart<Env>{batch(env_.view())});
     synced_ = true;
+    env_.set_batch_open(true);
+  }
+
+  // Mid-batch the env's current observation is row t of the batch; its own rows still hold the batch start.
+  void copy_back_current_rows() {
+    if (synced_ && !ready_ && t_ > 0) parallel_for(e_, env_.num_threads(), CopyBack<Env>{batch(env_.view()), t_});
   }
 
   int64_t row_offset(int32_t t, int32_t width) const { return int64_t(t) * e_ * n_ * width; }
 
+  // Before a step: every env may close a window in it, so each needs a free slot in its range.
+  void check_ring_room() const {
+    if (t_ < slots_per_env_) return;  // an env emits at most one window per step
+    for (int32_t e = 0; e < e_; ++e)
+      if (hl_count_[e] >= slots_per_env_)
+        throw RingOverflow("high-level ring could overflow: env " + std::to_string(e) + " has used all " +
+                           std::to_string(slots_per_env_) + " of its slots (ring_capacity " +
+                           std::to_string(capacity_) + " = " + std::to_string(e_) + " envs x " +
+                           std::to_string(slots_per_env_) + ") and may close a window in this step; raise "
+                           "ring_capacity (num_envs * horizon never overflows)");
+  }
+
   void resume_batch(bool bump_version) {
-    env_.restore_output();
-    synced_ = false;
     if (bump_version) policy_version_ += 1;
-    emitted_total_ += reserved();
+    emitted_total_ += transitions_in_batch();
+    synced_ = false;
+    env_.set_batch_open(false);
     t_ = 0;
     ready_ = false;
-    counters_.fill_zero();
-    hl_published_.fill_zero();
-    // Samples of the old batch must never read as current: stamp every row "not collected".
-    for (size_t k = 0; k < ll_version_.size(); ++k) ll_version_[k] = -1;
-    for (int32_t e = 0; e < e_; ++e) windows_.needs_decision[e] = true;
-    barrier_closed_.fill_zero();
+    overflowed_.fill_zero();
+    parallel_for(e_, env_.num_threads(), StartBatch<Env>{batch(env_.view())});
   }
 
   void check_collecting(const char* what) const {
@@ -313,62 +349,10 @@ class RolloutEngine {
     for (int32_t r = 0; r < rows; ++r) check_finite(values + int64_t(r) * count, count, name, r);
   }
 
-  void open_window(int32_t e, int32_t team, const int32_t* indiv, const float* logp, const float* value) {
-    windows_.start[e] = t_;
-    windows_.length[e] = 0;
-    windows_.team_skill[e] = team;
-    std::memcpy(windows_.indiv_skill + int64_t(e) * n_, indiv, sizeof(int32_t) * n_);
-    std::memcpy(windows_.logp + int64_t(e) * (n_ + 1), logp, sizeof(float) * (n_ + 1));
-    std::memcpy(windows_.value + int64_t(e) * (n_ + 1), value, sizeof(float) * (n_ + 1));
-    std::memset(windows_.reward_sum + int64_t(e) * n_, 0, sizeof(float) * n_);
-    windows_.needs_decision[e] = false;
-  }
-
-  void record_before(int32_t t, int32_t e, const Action* actions, const float* logp, const float* value) {
-    // obs, state and action mask of row t were written there by the env (see step()) or by sync_batch_start()
-    const int64_t te = int64_t(t) * e_ + e;
-    std::memcpy(ll_action_.data() + te * n_ * kActionWidth, actions, sizeof(Action) * n_ * kActionWidth);
-    std::memcpy(ll_logp_.data() + te * n_, logp, sizeof(float) * n_);
-    std::memcpy(ll_value_.data() + te * n_, value, sizeof(float) * n_);
-    std::memcpy(ll_indiv_.data() + te * n_, windows_.indiv_skill + int64_t(e) * n_, sizeof(int32_t) * n_);
-    ll_team_[te] = windows_.team_skill[e];
-    ll_version_[te] = policy_version_;
-  }
-
-  void record_after(int32_t t, int32_t e, bool barrier) {
-    const int64_t te = int64_t(t) * e_ + e;
-    const float* rewards = env_.rewards_.data() + int64_t(e) * n_;
-    std::memcpy(ll_reward_.data() + te * n_, rewards, sizeof(float) * n_);
-    const bool term = env_.terminated_[e], trunc = env_.truncated_[e];
-    ll_terminated_[te] = term;
-    ll_truncated_[te] = trunc;
-    if (term || trunc) {
-      std::memcpy(ll_final_obs_.data() + te * n_ * obs_dim_, env_.final_obs_.data() + int64_t(e) * n_ * obs_dim_,
-                  sizeof(float) * n_ * obs_dim_);
-      std::memcpy(ll_final_state_.data() + te * state_dim_, env_.final_state_.data() + int64_t(e) * state_dim_,
-                  sizeof(float) * state_dim_);
-    }
-    windows_.add_reward(e, rewards);
-    bool at_barrier = false;
-    if (windows_.closes(e, clock_, skill_interval_, t + 1, term || trunc, barrier, at_barrier)) {
-      // With the global clock a window may span an episode end; it counts as terminated only when the episode
-      // terminated on its last step (the official code's mask).
-      ring_.emit(windows_, e, term, (trunc || barrier) && !term, at_barrier, policy_version_);
-      windows_.needs_decision[e] = true;
-      barrier_closed_[e] = at_barrier;
-    }
-    if (barrier) {
-      std::memcpy(boot_obs_.data() + int64_t(e) * n_ * obs_dim_, env_.obs_.data() + int64_t(e) * n_ * obs_dim_,
-                  sizeof(float) * n_ * obs_dim_);
-      std::memcpy(boot_state_.data() + int64_t(e) * state_dim_, env_.state_.data() + int64_t(e) * state_dim_,
-                  sizeof(float) * state_dim_);
-    }
-  }
-
   BatchedEnv<Env>& env_;
   int32_t horizon_, skill_interval_, num_team_skills_, num_indiv_skills_;
   Clock clock_;
-  int32_t e_ = 0, n_ = 0, obs_dim_ = 0, state_dim_ = 0, a_ = 0, capacity_ = 0;
+  int32_t e_ = 0, n_ = 0, obs_dim_ = 0, state_dim_ = 0, a_ = 0, capacity_ = 0, slots_per_env_ = 0;
   int32_t t_ = 0;
   bool ready_ = false;
   bool collecting_ = true;
@@ -376,8 +360,6 @@ class RolloutEngine {
   int64_t samples_ = 0;
   int64_t emitted_total_ = 0;
   int64_t forced_closed_ = 0;
-  SkillWindows windows_{};
-  HighLevelRing ring_{};
   HostArray<bool> barrier_closed_;
   HostArray<bool> decided_scratch_;  // envs listed in the current decide() call
   bool synced_ = false;              // row 0 of this batch holds the env's observation

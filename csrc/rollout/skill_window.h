@@ -22,9 +22,23 @@ struct SkillWindows {
   float* reward_sum;     // [E, N] env rewards accumulated, in step order
   bool* needs_decision;  // [E]
 
-  HD void add_reward(int32_t e, const float* rewards) {
+  HD void open(int32_t e, int32_t t, int32_t team, const int32_t* indiv, const float* lp, const float* v) const {
+    const int32_t n = num_agents;
+    start[e] = t;
+    length[e] = 0;
+    team_skill[e] = team;
+    for (int32_t i = 0; i < n; ++i) indiv_skill[int64_t(e) * n + i] = indiv[i];
+    for (int32_t i = 0; i <= n; ++i) {
+      logp[int64_t(e) * (n + 1) + i] = lp[i];
+      value[int64_t(e) * (n + 1) + i] = v[i];
+    }
+    for (int32_t i = 0; i < n; ++i) reward_sum[int64_t(e) * n + i] = 0.0f;
+    needs_decision[e] = false;
+  }
+
+  HD void add_reward(int32_t e, const float* rewards) const {
     length[e] += 1;
-    for (int32_t i = 0; i < num_agents; ++i) reward_sum[e * num_agents + i] += rewards[i];
+    for (int32_t i = 0; i < num_agents; ++i) reward_sum[int64_t(e) * num_agents + i] += rewards[i];
   }
 
   // Whether the window closes after this step; `at_barrier` reports a close caused by the barrier alone.
