@@ -94,19 +94,20 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def("buffers",
            [](py::object self) {
              Pool& p = self.cast<Pool&>();
+             auto& b = p.buffers();
              const py::ssize_t e = p.num_envs(), n = p.dims().num_agents;
              py::dict out;
-             out["obs"] = view(self, p.obs_.data(), {e, n, p.dims().obs_dim});
-             out["state"] = view(self, p.state_.data(), {e, p.dims().state_dim});
-             out["rewards"] = view(self, p.rewards_.data(), {e, n});
-             out["terminated"] = view(self, p.terminated_.data(), {e});
-             out["truncated"] = view(self, p.truncated_.data(), {e});
-             out["action_mask"] = view(self, p.action_mask_.data(), {e, n, p.dims().num_actions});
-             out["final_obs"] = view(self, p.final_obs_.data(), {e, n, p.dims().obs_dim});
-             out["final_state"] = view(self, p.final_state_.data(), {e, p.dims().state_dim});
-             out["episode_return"] = view(self, p.episode_return_.data(), {e, n});
-             out["episode_length"] = view(self, p.episode_length_.data(), {e});
-             out["episode_info"] = view(self, p.episode_info_.data(), {e, p.info_width()});
+             out["obs"] = view(self, b.obs.data(), {e, n, p.dims().obs_dim});
+             out["state"] = view(self, b.state.data(), {e, p.dims().state_dim});
+             out["rewards"] = view(self, b.rewards.data(), {e, n});
+             out["terminated"] = view(self, b.terminated.data(), {e});
+             out["truncated"] = view(self, b.truncated.data(), {e});
+             out["action_mask"] = view(self, b.action_mask.data(), {e, n, p.dims().num_actions});
+             out["final_obs"] = view(self, b.final_obs.data(), {e, n, p.dims().obs_dim});
+             out["final_state"] = view(self, b.final_state.data(), {e, p.dims().state_dim});
+             out["episode_return"] = view(self, b.episode_return.data(), {e, n});
+             out["episode_length"] = view(self, b.episode_length.data(), {e});
+             out["episode_info"] = view(self, b.episode_info.data(), {e, p.info_width()});
              return out;
            },
            "NumPy views of the native buffers (no copy); they stay valid as long as the env lives.")
@@ -121,7 +122,7 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
              return out;
            },
            "Sums over the episodes finished since the last call, then clears them.")
-      .def("snapshot", [](const Pool& p) { return py::bytes(p.snapshot()); },
+      .def("snapshot", [](Pool& p) { return py::bytes(p.snapshot()); },
            "Every byte of the env's state, for pickling.")
       .def("restore", [](Pool& p, const py::bytes& blob) { p.restore(std::string(blob)); }, py::arg("blob"));
 }

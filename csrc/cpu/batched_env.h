@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "batch/env_batch.h"
+#include "batch/env_storage.h"
 #include "core/env_spec.h"
 #include "core/philox.h"
 #include "cpu/host_array.h"
@@ -47,24 +48,7 @@ class BatchedEnv {
     autoreset_ = autoreset;
     seed_ = seed;
     info_width_ = hmasd::info_width(info_fields_, dims_.num_agents);
-    const size_t e = static_cast<size_t>(num_envs), n = static_cast<size_t>(dims_.num_agents);
-    states_ = HostArray<State>(e);
-    episode_ = HostArray<uint32_t>(e);
-    needs_reset_ = HostArray<bool>(e);
-    obs_ = HostArray<float>(e * n * dims_.obs_dim);
-    final_obs_ = HostArray<float>(e * n * dims_.obs_dim);
-    state_ = HostArray<float>(e * dims_.state_dim);
-    final_state_ = HostArray<float>(e * dims_.state_dim);
-    rewards_ = HostArray<float>(e * n);
-    terminated_ = HostArray<bool>(e);
-    truncated_ = HostArray<bool>(e);
-    action_mask_ = HostArray<bool>(e * n * dims_.num_actions);
-    running_return_ = HostArray<float>(e * n);
-    running_length_ = HostArray<int32_t>(e);
-    episode_return_ = HostArray<float>(e * n);
-    episode_length_ = HostArray<int32_t>(e);
-    episode_info_ = HostArray<float>(e * static_cast<size_t>(info_width_));
-    tally_ = HostArray<double>(e * static_cast<size_t>(tally_width(dims_.num_agents, info_width_)));
+    buffers_ = EnvStorage<Env, HostArray>(dims_, num_envs, info_width_);
   }
 
   // ---- protocol -------------------------------------------------------------------------------
@@ -87,14 +71,9 @@ class BatchedEnv {
   }
 
   // The batch as plain views over this env's own buffers (the rollout engine points obs / state / masks elsewhere).
-  EnvBatch<Env> view() {
-    return EnvBatch<Env>{config_, num_envs_, dims_.num_agents, dims_.obs_dim, dims_.state_dim, dims_.num_actions,
-                         info_width_, autoreset_, seed_, states_.data(), episode_.data(), needs_reset_.data(),
-                         obs_.data(), state_.data(), action_mask_.data(), final_obs_.data(), final_state_.data(),
-                         rewards_.data(), terminated_.data(), truncated_.data(), running_return_.data(),
-                         running_length_.data(), episode_return_.data(), episode_length_.data(),
-                         episode_info_.data(), tally_.data()};
-  }
+  EnvBatch<Env> view() { return buffers_.view(config_, dims_, num_envs_, info_width_, autoreset_, seed_); }
+  // The env's own arrays (the bindings show them as NumPy views).
+  EnvStorage<Env, HostArray>& buffers() { return buffers_; }
 
   template <class T>
   void check_actions(const T* actions) const {
@@ -120,7 +99,7 @@ class BatchedEnv {
     if (!has_reset_) throw std::runtime_error("call reset() before step()");
     if (autoreset_ == Autoreset::kDisabled)
       for (int32_t e = 0; e < num_envs_; ++e)
-        if (needs_reset_[e])
+        if (buffers_.needs_reset[e])
           throw std::runtime_error("env " + std::to_string(e) +
                                    " has finished its episode; call reset() before stepping it "
                                    "again (autoreset='disabled')");
@@ -134,14 +113,14 @@ class BatchedEnv {
     out.info_sum.assign(static_cast<size_t>(info_width_), 0.0);
     double episodes = 0.0;
     for (int32_t e = 0; e < num_envs_; ++e) {
-      const double* t = tally_.data() + int64_t(e) * width;
+      const double* t = buffers_.tally.data() + int64_t(e) * width;
       episodes += t[0];
       out.length_sum += t[1];
       for (int32_t i = 0; i < n; ++i) out.return_sum[i] += t[2 + i];
       for (int32_t k = 0; k < info_width_; ++k) out.info_sum[k] += t[2 + n + k];
     }
     out.episodes = static_cast<int64_t>(episodes);
-    tally_.fill_zero();
+    buffers_.tally.fill_zero();
     return out;
   }
 
@@ -168,19 +147,19 @@ class BatchedEnv {
   // ---- snapshot (pickling) ----------------------------------------------------------------------
   // Mid-batch the engine's current rows are copied into the env's own first, so the snapshot is of the env as it
   // is now (the engine reads the own rows only at a batch start, and the last step rewrites them).
-  std::string snapshot() const {
+  std::string snapshot() {
     if (batch_open_ && sync_own_rows_) sync_own_rows_();
     std::string out;
     append(out, &seed_, sizeof(seed_));
     append(out, &has_reset_, sizeof(has_reset_));
-    for_each_array([&](const void* data, size_t bytes) { append(out, data, bytes); });
+    buffers_.for_each_state_array([&](const void* data, size_t bytes) { append(out, data, bytes); });
     return out;
   }
 
   void restore(const std::string& blob) {
     check_not_in_batch("restore()");
     size_t expected = sizeof(seed_) + sizeof(has_reset_);
-    for_each_array([&](const void*, size_t bytes) { expected += bytes; });
+    buffers_.for_each_state_array([&](const void*, size_t bytes) { expected += bytes; });
     if (blob.size() != expected)
       throw std::invalid_argument("snapshot has " + std::to_string(blob.size()) + " bytes, expected " +
                                   std::to_string(expected) + " for this env, num_envs and options");
@@ -189,7 +168,7 @@ class BatchedEnv {
     p += sizeof(seed_);
     std::memcpy(&has_reset_, p, sizeof(has_reset_));
     p += sizeof(has_reset_);
-    for_each_array([&](const void* data, size_t bytes) {
+    buffers_.for_each_state_array([&](const void* data, size_t bytes) {
       std::memcpy(const_cast<void*>(data), p, bytes);
       p += bytes;
     });
@@ -205,17 +184,13 @@ class BatchedEnv {
   Autoreset autoreset() const { return autoreset_; }
   uint64_t seed() const { return seed_; }
   bool has_reset() const { return has_reset_; }
-  State& state_of(int32_t e) { return states_[e]; }
-  const State& state_of(int32_t e) const { return states_[e]; }
+  State& state_of(int32_t e) { return buffers_.states[e]; }
+  const State& state_of(int32_t e) const { return buffers_.states[e]; }
   // Rewrites env copy e's observation rows from its state (after a test or tool edited the state).
   void observe_env(int32_t e) { view().observe(e); }
   // The random stream of env copy e in its current episode.
   EnvRng rng_of(int32_t e) const { return EnvRng{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32),
-                                                 static_cast<uint32_t>(e), episode_[e]}; }
-
-  HostArray<float> obs_, final_obs_, state_, final_state_, rewards_, episode_return_, episode_info_;
-  HostArray<bool> terminated_, truncated_, action_mask_;
-  HostArray<int32_t> episode_length_;
+                                                 static_cast<uint32_t>(e), buffers_.episode[e]}; }
 
  private:
   static Config validated(const Config& config) {
@@ -230,25 +205,6 @@ class BatchedEnv {
                                "batch (or delete the engine) first");
   }
 
-  template <class Fn>
-  void for_each_array(const Fn& fn) const {
-    fn(states_.data(), states_.bytes());
-    fn(episode_.data(), episode_.bytes());
-    fn(needs_reset_.data(), needs_reset_.bytes());
-    fn(obs_.data(), obs_.bytes());
-    fn(final_obs_.data(), final_obs_.bytes());
-    fn(state_.data(), state_.bytes());
-    fn(final_state_.data(), final_state_.bytes());
-    fn(rewards_.data(), rewards_.bytes());
-    fn(terminated_.data(), terminated_.bytes());
-    fn(truncated_.data(), truncated_.bytes());
-    fn(action_mask_.data(), action_mask_.bytes());
-    fn(running_return_.data(), running_return_.bytes());
-    fn(running_length_.data(), running_length_.bytes());
-    fn(episode_return_.data(), episode_return_.bytes());
-    fn(episode_length_.data(), episode_length_.bytes());
-    fn(episode_info_.data(), episode_info_.bytes());
-  }
   static void append(std::string& out, const void* data, size_t bytes) {
     out.append(static_cast<const char*>(data), bytes);
   }
@@ -262,12 +218,7 @@ class BatchedEnv {
   Autoreset autoreset_ = Autoreset::kSameStep;
   uint64_t seed_ = 0;
   bool has_reset_ = false;
-  HostArray<State> states_;
-  HostArray<uint32_t> episode_;
-  HostArray<bool> needs_reset_;
-  HostArray<float> running_return_;
-  HostArray<int32_t> running_length_;
-  HostArray<double> tally_;
+  EnvStorage<Env, HostArray> buffers_;
   const void* engine_ = nullptr;
   std::function<void()> sync_own_rows_;
   bool batch_open_ = false;

@@ -14,6 +14,7 @@
 #include "cpu/parallel_for.h"
 #include "rollout/hl_ring.h"
 #include "rollout/rollout_batch.h"
+#include "rollout/rollout_storage.h"
 #include "rollout/skill_window.h"
 
 namespace hmasd {
@@ -57,7 +58,8 @@ class RolloutEngine {
     // Each env owns an equal range of the ring, so the ring read range by range is in (env, start) order.
     slots_per_env_ = static_cast<int32_t>(ring_capacity / e_);
     capacity_ = slots_per_env_ * e_;
-    allocate();
+    buffers_ = RolloutStorage<Env, HostArray>(horizon_, e_, env.dims(), capacity_);
+    decided_scratch_ = HostArray<bool>(static_cast<size_t>(e_));
     env_.attach_engine(this, [this] { copy_back_current_rows(); });
     resume_batch(/*bump_version=*/false);
   }
@@ -76,7 +78,7 @@ class RolloutEngine {
     check_collecting("decide()");
     if (!env_.has_reset()) throw std::runtime_error("call reset() on the env before decide()");
     int32_t pending = 0;
-    for (int32_t e = 0; e < e_; ++e) pending += needs_decision_[e];
+    for (int32_t e = 0; e < e_; ++e) pending += buffers_.needs_decision[e];
     HostArray<bool>& seen = decided_scratch_;
     seen.fill_zero();
     for (int32_t d = 0; d < count; ++d) {
@@ -84,7 +86,7 @@ class RolloutEngine {
       if (e < 0 || e >= e_)
         throw std::invalid_argument("env_ids[" + std::to_string(d) + "] = " + std::to_string(e) +
                                     " is not an env index in [0, " + std::to_string(e_) + ")");
-      if (!needs_decision_[e])
+      if (!buffers_.needs_decision[e])
         throw std::invalid_argument("env " + std::to_string(e) + " does not need a decision");
       if (seen[e]) throw std::invalid_argument("env " + std::to_string(e) + " appears twice in env_ids");
       seen[e] = true;
@@ -101,7 +103,7 @@ class RolloutEngine {
     }
     if (count != pending)
       for (int32_t e = 0; e < e_; ++e)
-        if (needs_decision_[e] && !seen[e])
+        if (buffers_.needs_decision[e] && !seen[e])
           throw std::invalid_argument("env " + std::to_string(e) + " needs a decision but env_ids does not list it");
     sync_batch_start();
     parallel_for(count, env_.num_threads(), OpenWindows<Env>{batch(env_.view()), t_, env_ids, team, indiv, logp, value});
@@ -111,7 +113,7 @@ class RolloutEngine {
   void step(const T* actions, const float* logp, const float* value) {
     check_collecting("step()");
     for (int32_t e = 0; e < e_; ++e)
-      if (needs_decision_[e])
+      if (buffers_.needs_decision[e])
         throw std::runtime_error("env " + std::to_string(e) + " needs a skill decision: call decide() first");
     env_.check_can_step();
     env_.check_actions(actions);
@@ -126,19 +128,19 @@ class RolloutEngine {
     // after the last step they go to the env's own rows, where the next batch starts from.
     EnvBatch<Env> target = env_.view();
     if (!barrier) {
-      target.obs = ll_obs_.data() + row_offset(t + 1, obs_dim_);
-      target.state = ll_state_.data() + (int64_t(t) + 1) * e_ * state_dim_;
-      target.action_mask = ll_mask_.data() + row_offset(t + 1, a_);
+      target.obs = buffers_.ll_obs.data() + row_offset(t + 1, obs_dim_);
+      target.state = buffers_.ll_state.data() + (int64_t(t) + 1) * e_ * state_dim_;
+      target.action_mask = buffers_.ll_mask.data() + row_offset(t + 1, a_);
     }
     parallel_for(e_, env_.num_threads(), StepEngine<Env, T>{batch(target), t, barrier, actions, logp, value});
     t_ += 1;
     samples_ += int64_t(e_) * n_;
-    if (overflowed_[0] != 0)  // unreachable given check_ring_room(); never let it pass silently
-      throw RingOverflow("high-level ring overflowed by " + std::to_string(overflowed_[0]) + " transitions");
+    if (buffers_.overflowed[0] != 0)  // unreachable given check_ring_room(); never let it pass silently
+      throw RingOverflow("high-level ring overflowed by " + std::to_string(buffers_.overflowed[0]) + " transitions");
     if (barrier) {
       ready_ = true;
       env_.set_batch_open(false);
-      for (int32_t e = 0; e < e_; ++e) forced_closed_ += barrier_closed_[e];
+      for (int32_t e = 0; e < e_; ++e) forced_closed_ += buffers_.barrier_closed[e];
     }
   }
 
@@ -194,93 +196,20 @@ class RolloutEngine {
   int64_t transitions_emitted() const { return emitted_total_ + transitions_in_batch(); }
   int32_t transitions_in_batch() const {
     int64_t total = 0;
-    for (int32_t e = 0; e < e_; ++e) total += hl_count_[e];
+    for (int32_t e = 0; e < e_; ++e) total += buffers_.hl_count[e];
     return static_cast<int32_t>(total);
   }
   int64_t forced_closed() const { return forced_closed_; }
-  int64_t ring_overflows() const { return overflowed_[0]; }
+  int64_t ring_overflows() const { return buffers_.overflowed[0]; }
 
-  // Low-level buffers [T, E, ...]
-  HostArray<float> ll_obs_, ll_state_, ll_logp_, ll_value_, ll_reward_, ll_final_obs_, ll_final_state_;
-  HostArray<Action> ll_action_;  // [T, E, N, kActionWidth]
-  HostArray<int32_t> ll_team_, ll_indiv_, ll_version_;
-  HostArray<bool> ll_mask_, ll_terminated_, ll_truncated_;
-  // Per-env window state [E, ...]
-  HostArray<int32_t> win_start_, win_length_, win_team_, win_indiv_;
-  HostArray<float> win_logp_, win_value_, win_reward_;
-  HostArray<bool> needs_decision_;
-  // Bootstrap at the barrier [E, ...]
-  HostArray<float> boot_obs_, boot_state_;
-  // The ring [C, ...], E ranges of slots_per_env slots
-  HostArray<int32_t> hl_count_;    // [E]
-  HostArray<uint32_t> overflowed_;  // [1]
-  HostArray<uint8_t> hl_published_;
-  HostArray<int32_t> hl_env_, hl_start_, hl_length_, hl_team_, hl_indiv_, hl_version_;
-  HostArray<float> hl_logp_, hl_value_, hl_reward_;
-  HostArray<bool> hl_terminated_, hl_truncated_, hl_at_barrier_;
+  // The engine's arrays (the bindings show them as NumPy views).
+  RolloutStorage<Env, HostArray>& buffers() { return buffers_; }
 
  private:
-  void allocate() {
-    const size_t t = horizon_, e = e_, n = n_, o = obs_dim_, s = state_dim_, c = capacity_;
-    ll_obs_ = HostArray<float>(t * e * n * o);
-    ll_state_ = HostArray<float>(t * e * s);
-    ll_final_obs_ = HostArray<float>(t * e * n * o);
-    ll_final_state_ = HostArray<float>(t * e * s);
-    ll_logp_ = HostArray<float>(t * e * n);
-    ll_value_ = HostArray<float>(t * e * n);
-    ll_reward_ = HostArray<float>(t * e * n);
-    ll_action_ = HostArray<Action>(t * e * n * kActionWidth);
-    ll_indiv_ = HostArray<int32_t>(t * e * n);
-    ll_team_ = HostArray<int32_t>(t * e);
-    ll_version_ = HostArray<int32_t>(t * e);
-    ll_mask_ = HostArray<bool>(t * e * n * a_);
-    ll_terminated_ = HostArray<bool>(t * e);
-    ll_truncated_ = HostArray<bool>(t * e);
-    win_start_ = HostArray<int32_t>(e);
-    win_length_ = HostArray<int32_t>(e);
-    win_team_ = HostArray<int32_t>(e);
-    win_indiv_ = HostArray<int32_t>(e * n);
-    win_logp_ = HostArray<float>(e * (n + 1));
-    win_value_ = HostArray<float>(e * (n + 1));
-    win_reward_ = HostArray<float>(e * n);
-    needs_decision_ = HostArray<bool>(e);
-    barrier_closed_ = HostArray<bool>(e);
-    decided_scratch_ = HostArray<bool>(e);
-    boot_obs_ = HostArray<float>(e * n * o);
-    boot_state_ = HostArray<float>(e * s);
-    hl_count_ = HostArray<int32_t>(e);
-    overflowed_ = HostArray<uint32_t>(1);
-    hl_published_ = HostArray<uint8_t>(c);
-    hl_env_ = HostArray<int32_t>(c);
-    hl_start_ = HostArray<int32_t>(c);
-    hl_length_ = HostArray<int32_t>(c);
-    hl_team_ = HostArray<int32_t>(c);
-    hl_indiv_ = HostArray<int32_t>(c * n);
-    hl_version_ = HostArray<int32_t>(c);
-    hl_logp_ = HostArray<float>(c * (n + 1));
-    hl_value_ = HostArray<float>(c * (n + 1));
-    hl_reward_ = HostArray<float>(c * n);
-    hl_terminated_ = HostArray<bool>(c);
-    hl_truncated_ = HostArray<bool>(c);
-    hl_at_barrier_ = HostArray<bool>(c);
-  }
-
   // The batch as plain views; `target` is where the env's observe() writes.
   RolloutBatch<Env> batch(const EnvBatch<Env>& target) {
-    const LowLevelBatch<Action> low{horizon_, e_, n_, obs_dim_, state_dim_, a_, kActionWidth,
-                                    ll_obs_.data(), ll_state_.data(), ll_mask_.data(), ll_action_.data(),
-                                    ll_logp_.data(), ll_value_.data(), ll_reward_.data(), ll_terminated_.data(),
-                                    ll_truncated_.data(), ll_final_obs_.data(), ll_final_state_.data(),
-                                    ll_team_.data(), ll_indiv_.data(), ll_version_.data()};
-    const SkillWindows windows{n_, win_start_.data(), win_length_.data(), win_team_.data(), win_indiv_.data(),
-                               win_logp_.data(), win_value_.data(), win_reward_.data(), needs_decision_.data()};
-    const HighLevelRing ring{slots_per_env_, n_, hl_count_.data(), overflowed_.data(), hl_published_.data(),
-                             hl_env_.data(), hl_start_.data(), hl_length_.data(), hl_team_.data(), hl_indiv_.data(),
-                             hl_logp_.data(), hl_value_.data(), hl_reward_.data(), hl_terminated_.data(),
-                             hl_truncated_.data(), hl_at_barrier_.data(), hl_version_.data()};
-    return RolloutBatch<Env>{target, low, windows, ring, boot_obs_.data(), boot_state_.data(), barrier_closed_.data(),
-                             env_.obs_.data(), env_.state_.data(), env_.action_mask_.data(), clock_,
-                             skill_interval_, policy_version_};
+    return buffers_.batch(target, horizon_, slots_per_env_, env_.buffers().obs.data(), env_.buffers().state.data(),
+                          env_.buffers().action_mask.data(), clock_, skill_interval_, policy_version_);
   }
 
   // Row 0 of a batch is the env's observation at the batch start; copied once, lazily, so that an env restored
@@ -303,7 +232,7 @@ class RolloutEngine {
   void check_ring_room() const {
     if (t_ < slots_per_env_) return;  // an env emits at most one window per step
     for (int32_t e = 0; e < e_; ++e)
-      if (hl_count_[e] >= slots_per_env_)
+      if (buffers_.hl_count[e] >= slots_per_env_)
         throw RingOverflow("high-level ring could overflow: env " + std::to_string(e) + " has used all " +
                            std::to_string(slots_per_env_) + " of its slots (ring_capacity " +
                            std::to_string(capacity_) + " = " + std::to_string(e_) + " envs x " +
@@ -318,7 +247,7 @@ class RolloutEngine {
     env_.set_batch_open(false);
     t_ = 0;
     ready_ = false;
-    overflowed_.fill_zero();
+    buffers_.overflowed.fill_zero();
     parallel_for(e_, env_.num_threads(), StartBatch<Env>{batch(env_.view())});
   }
 
@@ -360,7 +289,7 @@ class RolloutEngine {
   int64_t samples_ = 0;
   int64_t emitted_total_ = 0;
   int64_t forced_closed_ = 0;
-  HostArray<bool> barrier_closed_;
+  RolloutStorage<Env, HostArray> buffers_;
   HostArray<bool> decided_scratch_;  // envs listed in the current decide() call
   bool synced_ = false;              // row 0 of this batch holds the env's observation
 };

@@ -1,0 +1,82 @@
+// The arrays behind an EnvBatch, allocated once by an owner: `Array` is HostArray (CPU) or DeviceArray (CUDA), so
+// the two backends share one list of buffers and one way of viewing them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "batch/env_batch.h"
+#include "core/env_spec.h"
+
+namespace hmasd {
+
+template <class Env, template <class> class Array>
+struct EnvStorage {
+  using State = typename Env::State;
+
+  Array<State> states;
+  Array<uint32_t> episode;
+  Array<bool> needs_reset;
+  Array<float> obs, final_obs, state, final_state, rewards;
+  Array<bool> terminated, truncated, action_mask;
+  Array<float> running_return;
+  Array<int32_t> running_length;
+  Array<float> episode_return;
+  Array<int32_t> episode_length;
+  Array<float> episode_info;
+  Array<double> tally;
+
+  EnvStorage() = default;
+  EnvStorage(const EnvDims& d, int32_t num_envs, int32_t info_width) {
+    const size_t e = static_cast<size_t>(num_envs), n = static_cast<size_t>(d.num_agents);
+    states = Array<State>(e);
+    episode = Array<uint32_t>(e);
+    needs_reset = Array<bool>(e);
+    obs = Array<float>(e * n * d.obs_dim);
+    final_obs = Array<float>(e * n * d.obs_dim);
+    state = Array<float>(e * d.state_dim);
+    final_state = Array<float>(e * d.state_dim);
+    rewards = Array<float>(e * n);
+    terminated = Array<bool>(e);
+    truncated = Array<bool>(e);
+    action_mask = Array<bool>(e * n * d.num_actions);
+    running_return = Array<float>(e * n);
+    running_length = Array<int32_t>(e);
+    episode_return = Array<float>(e * n);
+    episode_length = Array<int32_t>(e);
+    episode_info = Array<float>(e * static_cast<size_t>(info_width));
+    tally = Array<double>(e * static_cast<size_t>(tally_width(d.num_agents, info_width)));
+  }
+
+  EnvBatch<Env> view(const typename Env::Config& config, const EnvDims& d, int32_t num_envs, int32_t info_width,
+                     Autoreset autoreset, uint64_t seed) {
+    return EnvBatch<Env>{config, num_envs, d.num_agents, d.obs_dim, d.state_dim, d.num_actions, info_width,
+                         autoreset, seed, states.data(), episode.data(), needs_reset.data(), obs.data(),
+                         state.data(), action_mask.data(), final_obs.data(), final_state.data(), rewards.data(),
+                         terminated.data(), truncated.data(), running_return.data(), running_length.data(),
+                         episode_return.data(), episode_length.data(), episode_info.data(), tally.data()};
+  }
+
+  // Every array that makes up the env's state, in snapshot order (the tallies are statistics, not state).
+  template <class Fn>
+  void for_each_state_array(const Fn& fn) {
+    fn(states.data(), states.bytes());
+    fn(episode.data(), episode.bytes());
+    fn(needs_reset.data(), needs_reset.bytes());
+    fn(obs.data(), obs.bytes());
+    fn(final_obs.data(), final_obs.bytes());
+    fn(state.data(), state.bytes());
+    fn(final_state.data(), final_state.bytes());
+    fn(rewards.data(), rewards.bytes());
+    fn(terminated.data(), terminated.bytes());
+    fn(truncated.data(), truncated.bytes());
+    fn(action_mask.data(), action_mask.bytes());
+    fn(running_return.data(), running_return.bytes());
+    fn(running_length.data(), running_length.bytes());
+    fn(episode_return.data(), episode_return.bytes());
+    fn(episode_length.data(), episode_length.bytes());
+    fn(episode_info.data(), episode_info.bytes());
+  }
+};
+
+}  // namespace hmasd
