@@ -2,23 +2,56 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pybind11/numpy.h>
+
 #include "bindings.h"
 #include "core/philox.h"
+#include "dlpack.h"
 
 namespace py = pybind11;
 
-#if defined(HMASD_WITH_CUDA)
-extern "C" int hmasd_cuda_device_count();
+#if !defined(HMASD_WITH_CUDA)
+namespace hmasd_bindings {
+int cuda_device_count() { return 0; }
+void synchronize_device(int32_t) {}
+}  // namespace hmasd_bindings
 #endif
 
 namespace hmasd_bindings {
-int cuda_device_count() {
-#if defined(HMASD_WITH_CUDA)
-  return hmasd_cuda_device_count();
-#else
-  return 0;
-#endif
+namespace {
+
+// DLPack views of host memory: the same export and import paths as the CUDA buffers, checked on every build.
+void bind_dlpack(py::module_& m) {
+  bind_dlpack_buffer(m, [](int32_t device) { synchronize_device(device); });
+  m.def(
+      "dlpack_view",
+      [](const py::array& array) {
+        if (!(array.flags() & py::array::c_style)) throw py::value_error("dlpack_view needs a C-contiguous array");
+        const py::dtype dt = array.dtype();
+        const char kind = dt.kind();
+        const uint8_t code = kind == 'f' ? kDLFloat : kind == 'i' ? kDLInt : kind == 'u' ? kDLUInt : kDLBool;
+        if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+          throw py::type_error("dlpack_view supports bool, int, uint and float arrays");
+        std::vector<int64_t> shape(array.shape(), array.shape() + array.ndim());
+        return DLPackBuffer{array, const_cast<void*>(array.data()),
+                            DLDataType{code, static_cast<uint8_t>(dt.itemsize() * 8), 1}, shape, {kDLCPU, 0}};
+      },
+      py::arg("array"), "A host array exported through hmasd's DLPack path (no copy).");
+  m.def(
+      "dlpack_describe",
+      [](const py::object& obj) {
+        ImportedTensor t(obj, "tensor", py::none());
+        py::dict out;
+        out["data_ptr"] = reinterpret_cast<uintptr_t>(t.data());
+        out["shape"] = py::tuple(py::cast(t.shape()));
+        out["dtype"] = t.dtype_text();
+        out["device"] = py::make_tuple(t.device().device_type, t.device().device_id);
+        return out;
+      },
+      py::arg("tensor"), "How hmasd reads another library's tensor through DLPack (pointer, shape, dtype, device).");
 }
+
+}  // namespace
 }  // namespace hmasd_bindings
 
 #ifndef HMASD_VERSION
@@ -74,4 +107,8 @@ PYBIND11_MODULE(_native, m) {
 
   hmasd_bindings::bind_envs(m);
   hmasd_bindings::bind_rollout(m);
+  hmasd_bindings::bind_dlpack(m);
+#if defined(HMASD_WITH_CUDA)
+  hmasd_bindings::bind_cuda(m);
+#endif
 }

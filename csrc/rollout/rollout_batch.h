@@ -163,6 +163,20 @@ struct OpenWindows {
   }
 };
 
+// The no-sync form of a decision: rows for all E envs, of which the envs that need a decision keep theirs.
+template <class Env>
+struct OpenNeededWindows {
+  RolloutBatch<Env> batch;
+  int32_t t;
+  const int32_t *team, *indiv;
+  const float *logp, *value;
+  HD void operator()(int32_t e) const {
+    if (!batch.windows.needs_decision[e]) return;
+    const int32_t n = batch.env.num_agents;
+    batch.open_window(e, t, team[e], indiv + int64_t(e) * n, logp + int64_t(e) * (n + 1), value + int64_t(e) * (n + 1));
+  }
+};
+
 template <class Env, class T>
 struct StepEngine {
   RolloutBatch<Env> batch;
