@@ -101,7 +101,11 @@ class ImportedTensor {
     if (!py::hasattr(obj, "__dlpack__"))
       throw py::type_error(std::string(name) + " must be a tensor on the env's device (an object with __dlpack__, "
                            "e.g. a torch tensor), got " + std::string(py::str(obj.attr("__class__").attr("__name__"))));
-    capsule_ = stream.is_none() ? obj.attr("__dlpack__")() : obj.attr("__dlpack__")(py::arg("stream") = stream);
+    // The stream is a CUDA notion: a host producer (torch refuses one for CPU tensors) is asked without it.
+    bool on_cuda = false;
+    if (py::hasattr(obj, "__dlpack_device__")) on_cuda = obj.attr("__dlpack_device__")().cast<py::tuple>()[0].cast<int32_t>() == kDLCUDA;
+    capsule_ = stream.is_none() || !on_cuda ? obj.attr("__dlpack__")()
+                                            : obj.attr("__dlpack__")(py::arg("stream") = stream);
     if (!PyCapsule_IsValid(capsule_.ptr(), "dltensor"))
       throw py::type_error(std::string(name) + ".__dlpack__() did not return a DLPack capsule");
     managed_ = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule_.ptr(), "dltensor"));

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hmasd.envs.vec_env import VecEnv
@@ -28,6 +30,12 @@ class RolloutEngine:
         ring_capacity: high-level ring slots; the default E * T can never overflow. A smaller ring raises
             :class:`OverflowError` before a step that could overflow it.
     """
+
+    def __new__(cls, env: Any = None, *args: Any, **kwargs: Any) -> RolloutEngine:
+        # An engine lives where its env lives: a CUDA env gets the device engine.
+        if cls is RolloutEngine and getattr(env, "device", "cpu") != "cpu":
+            cls = DeviceRolloutEngine
+        return super().__new__(cls)
 
     def __init__(self, env: VecEnv, horizon: int, skill_interval: int, num_team_skills: int, num_indiv_skills: int,
                  clock: str = "episode", ring_capacity: int | None = None) -> None:
@@ -187,3 +195,121 @@ class RolloutEngine:
         g = self._native
         return (f"RolloutEngine({self.env.name!r}, num_envs={g.num_envs}, horizon={g.horizon}, "
                 f"skill_interval={g.skill_interval}, clock={g.clock!r}, policy_version={g.policy_version})")
+
+
+class DeviceRolloutEngine(RolloutEngine):
+    """The rollout engine of a CUDA env (:class:`~hmasd.envs.device.DeviceVecEnv`), on its device.
+
+    The same protocol and buffers as :class:`RolloutEngine`, as torch tensors in device memory. For a loop with no
+    host sync per step, use :meth:`decide_all` (the coordinator's output for every env; the engine keeps the rows of
+    the envs that need a decision, selected on the device) and ``check=False`` (a rejected call is skipped on the
+    device and raised by :meth:`check_errors`, which discards the batch). The ring always has T slots per env.
+    """
+
+    def __init__(self, env: VecEnv, horizon: int, skill_interval: int, num_team_skills: int, num_indiv_skills: int,
+                 clock: str = "episode", ring_capacity: int | None = None) -> None:
+        from hmasd.envs.device import DeviceVecEnv, as_tensors
+
+        if not isinstance(env, DeviceVecEnv):
+            raise TypeError(f"env must be a hmasd DeviceVecEnv, got {type(env).__name__}")
+        for name, value in (("horizon", horizon), ("skill_interval", skill_interval),
+                            ("num_team_skills", num_team_skills), ("num_indiv_skills", num_indiv_skills)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        self.env = env
+        self._device = env._native.device
+        self._native = env._native.make_engine(horizon, skill_interval, num_team_skills, num_indiv_skills, clock,
+                                               ring_capacity or 0)
+        self._clock, self._skill_interval = clock, skill_interval
+        self._buffers = self._native.buffers(self._device)
+        tensors = as_tensors(self._buffers)
+        self._low = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("low/")}
+        self._high = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("high/")}
+        self.windows = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("windows/")}
+        self.needs_decision = self.windows["needs_decision"]
+
+    @property
+    def _stream(self) -> int:
+        return self.env._stream
+
+    def decision_env_ids(self) -> Any:
+        """Indices (int32 device tensor) of the envs that need a decision now, ascending (one host sync)."""
+        import torch
+
+        return torch.nonzero(self.needs_decision).flatten().to(torch.int32)
+
+    def decide(self, env_ids: Any, team_skill: Any, indiv_skill: Any, logp: Any, values: Any,
+               check: bool = True) -> None:
+        self._native.decide(self._device, self.env.num_agents, env_ids, team_skill, indiv_skill, logp, values,
+                            self._stream, check)
+
+    def decide_all(self, team_skill: Any, indiv_skill: Any, logp: Any, values: Any, check: bool = True) -> None:
+        """Decisions for all E envs (int32 [E], int32 [E, N], float32 [E, N+1] twice); rows of envs that need no
+        decision are ignored."""
+        self._native.decide_all(self._device, self.env.num_envs, self.env.num_agents, team_skill, indiv_skill, logp,
+                                values, self._stream, check)
+
+    def step(self, actions: Any, logp: Any = None, values: Any = None, check: bool = True) -> None:
+        if logp is None or values is None:
+            raise ValueError("step() needs logp and values")
+        self._native.step(self.env._native, actions, logp, values, self._stream, check)
+
+    def check_errors(self) -> None:
+        self._native.check_errors(self._stream)
+
+    def resume(self) -> None:
+        self._native.resume(self._stream)
+
+    def disable_collection(self) -> None:
+        raise NotImplementedError("collection cannot be disabled on a CUDA engine; evaluate on a CPU env")
+
+    def enable_collection(self) -> None:
+        raise NotImplementedError("collection cannot be disabled on a CUDA engine; evaluate on a CPU env")
+
+    def counters(self) -> dict[str, int]:
+        g, s = self._native, self._stream
+        return {
+            "policy_version": g.policy_version,
+            "low_level_samples": g.samples_collected,
+            "high_level_transitions": g.transitions_emitted(s),
+            "high_level_in_batch": g.transitions_in_batch(s),
+            "force_closed_windows": g.forced_closed(s),
+            "ring_overflows": 0,
+        }
+
+    def restore_counters(self, counters: dict[str, int]) -> None:
+        self._native.restore_counters(counters["policy_version"], counters["low_level_samples"],
+                                      counters["high_level_transitions"], counters["force_closed_windows"],
+                                      self._stream)
+
+    def next_observations(self) -> tuple[Any, Any]:
+        import torch
+
+        low = self.low_level()
+        t = self.steps_in_batch
+        next_obs, next_state = torch.empty_like(low["obs"]), torch.empty_like(low["state"])
+        next_obs[:-1], next_state[:-1] = low["obs"][1:], low["state"][1:]
+        if t:
+            next_obs[-1], next_state[-1] = self.obs, self.state
+        ended = low["terminated"] | low["truncated"]
+        next_obs[ended] = low["final_obs"][ended]
+        next_state[ended] = low["final_state"][ended]
+        return next_obs, next_state
+
+    def high_level(self) -> dict[str, Any]:
+        """The published transitions of this batch in (env, start) order: each env's range of the ring, one after
+        the other, gathered on the device (one host sync, for the count)."""
+        import torch
+
+        count, slots = self._high["count"], self._native.slots_per_env
+        used = torch.arange(slots, device=count.device) < count[:, None]
+        order = torch.nonzero(used.flatten() & self._high["published"].bool()).flatten()
+        high = {key: value[order] for key, value in self._high.items() if key not in ("published", "count")}
+        start, env = high["start"].long(), high["env"].long()
+        high["state"] = self._low["state"][start, env]
+        high["obs"] = self._low["obs"][start, env]
+        return high
+
+    def __repr__(self) -> str:
+        return (f"DeviceRolloutEngine({self.env.name!r}, num_envs={self.env.num_envs}, device={self.env.device!r}, "
+                f"horizon={self._native.horizon}, skill_interval={self._skill_interval}, clock={self._clock!r})")

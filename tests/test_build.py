@@ -21,17 +21,35 @@ def test_build_info_describes_the_build():
     assert info["cuda_devices"] >= 0
 
 
-def test_cuda_backend_request_raises_a_clear_error_without_a_gpu():
+def test_a_cuda_env_request_raises_a_clear_error_where_it_cannot_run():
     info = _native.build_info()
     if info["cuda"] and info["cuda_devices"] > 0:
-        with pytest.raises(NotImplementedError, match="not implemented yet"):
-            hmasd.envs.make("stag_hunt", backend="cuda")
+        with pytest.raises(ValueError, match=f"only {info['cuda_devices']} CUDA device"):
+            hmasd.envs.make("stag_hunt", device=f"cuda:{info['cuda_devices']}")
     elif info["cuda"]:
-        with pytest.raises(RuntimeError, match="no CUDA device is visible"):
-            hmasd.envs.make("stag_hunt", backend="cuda")
+        for device in ("cuda", "cuda:0", "cuda:3"):
+            with pytest.raises(RuntimeError, match="no CUDA device is visible"):
+                hmasd.envs.make("stag_hunt", device=device)
+        # below the Python check too: the native factory refuses a device that does not exist
+        with pytest.raises(ValueError, match="CUDA device 0 does not exist: 0 device"):
+            _native.make_device_env(hmasd.envs.registry.build_config("stag_hunt", {}), 4, 0, 0, "same_step")
     else:
         with pytest.raises(RuntimeError, match="built without nvcc"):
-            hmasd.envs.make("stag_hunt", backend="cuda")
+            hmasd.envs.make("stag_hunt", device="cuda")
+
+
+def test_the_cuda_backend_is_compiled_where_nvcc_exists():
+    import shutil
+
+    import os
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on this machine: the CPU-only build is the complete build here")
+    if os.environ.get("HMASD_CUDA") == "OFF":
+        pytest.skip("HMASD_CUDA=OFF: the CUDA backend was switched off for this build")
+    info = _native.build_info()
+    assert info["cuda"], "nvcc is on PATH but the module was built without the CUDA backend"
+    assert hasattr(_native, "make_device_env") and hasattr(_native, "DeviceEngine")
 
 
 def test_env_code_imports_and_runs_without_torch(tmp_path):

@@ -112,7 +112,7 @@ def make(
     seed: int = 0,
     num_threads: int = 1,
     autoreset: str = "same_step",
-    backend: str = "cpu",
+    device: Any = "cpu",
     **options: Any,
 ) -> VecEnv:
     """Builds ``num_envs`` copies of env ``name`` stepped together in native code.
@@ -125,30 +125,46 @@ def make(
         num_threads: CPU threads stepping the batch (0 means one per core).
         autoreset: ``"same_step"`` (finished envs restart inside ``step``; the last observation is in
             ``final_obs``) or ``"disabled"`` (call ``reset()`` after an episode ends).
-        backend: ``"cpu"``; ``"cuda"`` raises until the CUDA env backend exists.
+        device: ``"cpu"`` (a :class:`VecEnv` of NumPy views) or ``"cuda"`` / ``"cuda:N"`` (a
+            :class:`~hmasd.envs.device.DeviceVecEnv` of torch tensors in device memory; needs a CUDA build and a
+            visible device, else a clear error). The same seed gives the same trajectories on either.
         **options: env options (docs/envs.md); unknown names raise TypeError.
     """
     from hmasd import _native
+    from hmasd.envs.device import parse_device
 
     spec = entry(name)
-    if backend == "cuda":
-        info = _native.build_info()
-        if not info["cuda"]:
-            raise RuntimeError("backend='cuda' needs a build with CUDA (this one was built without nvcc)")
-        if info["cuda_devices"] == 0:
-            raise RuntimeError("backend='cuda': this build has CUDA, but no CUDA device is visible")
-        raise NotImplementedError("backend='cuda': the batched CUDA env backend is not implemented yet")
-    if backend != "cpu":
-        raise ValueError(f"backend must be 'cpu' or 'cuda', got {backend!r}")
+    kind, index = parse_device(device)
+    if kind == "cuda":
+        from hmasd.envs.device import check_cuda_available
+
+        check_cuda_available(index)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
         raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
         raise ValueError(f"num_threads must be an int >= 0 (0 = one per core), got {num_threads!r}")
     threads = num_threads or os.cpu_count() or 1
     config = build_config(name, options)
+    if kind == "cuda":
+        return _make_device(name, config, num_envs, _check_seed(seed), index, autoreset, options)
     native_class = getattr(_native, spec.native_class_name(config))
     try:
         native = native_class(config, num_envs, _check_seed(seed), threads, autoreset)
     except ValueError as error:  # the native validation names the option; say which env it came from
         raise ValueError(f"make({name!r}): {error}") from None
     return VecEnv(name, native, dict(options))
+
+
+def _make_device(name: str, config: Any, num_envs: int, seed: int, index: int, autoreset: str,
+                 options: dict[str, Any]) -> VecEnv:
+    from hmasd import _native
+    from hmasd.envs.device import DeviceVecEnv
+
+    try:
+        native = _native.make_device_env(config, num_envs, seed, index, autoreset)
+    except ValueError as error:
+        raise ValueError(f"make({name!r}, device='cuda:{index}'): {error}") from None
+    spec = make(name, num_envs=1, seed=seed, autoreset=autoreset, **options)
+    env = DeviceVecEnv(name, native, dict(options), spec)
+    env._autoreset = autoreset
+    return env

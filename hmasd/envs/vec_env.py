@@ -103,6 +103,11 @@ class VecEnv:
         return self._native.num_threads
 
     @property
+    def device(self) -> str:
+        """Where the buffers live: ``"cpu"`` (``"cuda:N"`` for a :class:`~hmasd.envs.device.DeviceVecEnv`)."""
+        return "cpu"
+
+    @property
     def seed(self) -> int:
         return self._native.seed
 
@@ -123,14 +128,14 @@ class VecEnv:
         """Per-agent observation space, built from the bounds the native env declares."""
         from gymnasium import spaces
 
-        low, high = self._native.obs_bounds()
+        low, high = self._bounds("obs_bounds")
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
     @property
     def state_space(self) -> Any:
         from gymnasium import spaces
 
-        low, high = self._native.state_bounds()
+        low, high = self._bounds("state_bounds")
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
     @property
@@ -142,6 +147,9 @@ class VecEnv:
         if self.continuous:
             return spaces.Box(low=-1.0, high=1.0, shape=(self.action_dim,), dtype=np.float32)
         return spaces.Discrete(self.num_actions)
+
+    def _bounds(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        return getattr(self._native, which)()
 
     # ---- protocol ------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -169,7 +177,7 @@ class VecEnv:
         Returns ``{"episodes": n, "return": float[N], "length": float, <info field>: float or float[N]}``, or
         ``{"episodes": 0}`` when no episode finished.
         """
-        log = self._native.drain_episode_log()
+        log = self._drain_log()
         count = int(log["episodes"])
         if count == 0:
             return {"episodes": 0}
@@ -183,6 +191,9 @@ class VecEnv:
             values = log["info_sum"][offset:offset + (n if per_agent else 1)] / count
             stats[field] = values if per_agent else float(values[0])
         return stats
+
+    def _drain_log(self) -> dict[str, Any]:
+        return self._native.drain_episode_log()
 
     def render(self, env_index: int = 0) -> np.ndarray:
         """An RGB image (uint8[H, W, 3]) of env copy ``env_index``."""
