@@ -3,8 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
-#include <memory>
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -15,6 +14,7 @@
 #include "cpu/batched_env.h"
 #include "core/options.h"
 #include "envs/env_list.h"
+#include "envs/uav_details.h"
 
 namespace py = pybind11;
 using hmasd::Autoreset;
@@ -235,88 +235,63 @@ void bind_config(py::module_& m, const char* class_name) {
   });
 }
 
-// The per-copy details of uav_coverage (docs/envs.md): the radio evaluated last, re-evaluated on a copy of the
-// state with the same random stream, plus the SINR of every link.
-template <class Env>
-py::dict uav_details(const BatchedEnv<Env>& pool, int32_t e) {
-  if (e < 0 || e >= pool.num_envs())
-    throw py::index_error("env_index " + std::to_string(e) + " is out of range [0, " + std::to_string(pool.num_envs()) + ")");
-  if (!pool.has_reset()) throw std::runtime_error("call reset() before details()");
-  const auto& c = pool.config();
-  const py::ssize_t nu = c.num_uavs, n = c.num_users, ng = Env::num_gbs(c);
-  auto copy = std::make_unique<typename Env::State>(pool.state_of(e));
-  py::array_t<double> sinr_db({nu, n});
-  {
-    py::gil_scoped_release release;
-    Env::evaluate_radio(c, *copy, pool.rng_of(e), sinr_db.mutable_data());
-  }
-  const auto& s = *copy;
-  py::array_t<float> uav_pos({nu, py::ssize_t(3)}), user_pos({n, py::ssize_t(2)});
-  py::array_t<double> gbs_pos({ng, py::ssize_t(3)});
-  py::array_t<int32_t> serving(n), hops(nu), next_hop(nu), role(nu), served_count(nu);
-  py::array_t<bool> uav_links({nu, nu}), gbs_links({nu, ng});
-  for (py::ssize_t u = 0; u < nu; ++u) {
-    for (int k = 0; k < 3; ++k) uav_pos.mutable_at(u, k) = s.uav[u][k];
-    hops.mutable_at(u) = s.hops[u];
-    next_hop.mutable_at(u) = s.next_hop[u];
-    role.mutable_at(u) = s.role[u];
-    served_count.mutable_at(u) = s.served_count[u];
-    for (py::ssize_t v = 0; v < nu; ++v) uav_links.mutable_at(u, v) = (s.uav_links[u] >> v) & 1u;
-    for (py::ssize_t g = 0; g < ng; ++g) gbs_links.mutable_at(u, g) = (s.gbs_links[u] >> g) & 1u;
-  }
-  for (py::ssize_t g = 0; g < ng; ++g) Env::gbs_position(c, static_cast<int32_t>(g), gbs_pos.mutable_data(g, 0));
-  for (py::ssize_t j = 0; j < n; ++j) {
-    user_pos.mutable_at(j, 0) = s.user[j][0];
-    user_pos.mutable_at(j, 1) = s.user[j][1];
-    serving.mutable_at(j) = s.serving[j];
-  }
-  py::dict metrics;
-  for (int32_t k = 0; k < hmasd::kNumUavMetrics; ++k) metrics[Env::kMetricNames[k]] = s.metric[k];
-  metrics["served_users"] = served_count;
-  metrics["role"] = role;
-  py::dict out;
-  out["uav_pos"] = uav_pos;
-  out["user_pos"] = user_pos;
-  out["gbs_pos"] = gbs_pos;
-  out["sinr_db"] = sinr_db;
-  out["serving"] = serving;
-  out["served_count"] = served_count;
-  out["hops"] = hops;
-  out["next_hop"] = next_hop;
-  out["role"] = role;
-  out["uav_links"] = uav_links;
-  out["gbs_links"] = gbs_links;
-  out["metrics"] = metrics;
-  out["t"] = s.t;
+// ---- uav_coverage's inspection hooks (csrc/envs/uav_details.h), converted to NumPy ----------------------------
+
+template <class T>
+py::array_t<T> copy_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
+  py::array_t<T> out(shape);
+  std::copy(values.begin(), values.end(), out.mutable_data());
   return out;
 }
 
-// Places the UAVs (and optionally the users) of one env copy and re-evaluates its radio at the current step, for
-// hand-built scenarios and tests. Everything is checked before the state changes.
+py::array_t<bool> copy_bool_array(const std::vector<uint8_t>& values, std::vector<py::ssize_t> shape) {
+  py::array_t<bool> out(shape);
+  for (size_t k = 0; k < values.size(); ++k) out.mutable_data()[k] = values[k] != 0;
+  return out;
+}
+
 template <class Env>
-void uav_set_positions(BatchedEnv<Env>& pool, int32_t e, const py::object& uav_pos, const py::object& user_pos) {
-  if (e < 0 || e >= pool.num_envs())
-    throw py::index_error("env_index " + std::to_string(e) + " is out of range [0, " + std::to_string(pool.num_envs()) + ")");
-  if (!pool.has_reset()) throw std::runtime_error("call reset() before set_positions()");
+py::dict uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
+  hmasd::UavDetails d;
+  {
+    py::gil_scoped_release release;
+    d = hmasd::uav_details(pool, env_index);
+  }
+  const py::ssize_t nu = d.num_uavs, n = d.num_users, ng = d.num_gbs;
+  const auto served_count = copy_array(d.served_count, {nu});
+  const auto role = copy_array(d.role, {nu});
+  py::dict metrics;
+  for (int32_t k = 0; k < hmasd::kNumUavMetrics; ++k) metrics[Env::kMetricNames[k]] = d.metrics[k];
+  metrics["served_users"] = served_count;
+  metrics["role"] = role;
+  py::dict out;
+  out["uav_pos"] = copy_array(d.uav_pos, {nu, 3});
+  out["user_pos"] = copy_array(d.user_pos, {n, 2});
+  out["gbs_pos"] = copy_array(d.gbs_pos, {ng, 3});
+  out["sinr_db"] = copy_array(d.sinr_db, {nu, n});
+  out["serving"] = copy_array(d.serving, {n});
+  out["served_count"] = served_count;
+  out["hops"] = copy_array(d.hops, {nu});
+  out["next_hop"] = copy_array(d.next_hop, {nu});
+  out["role"] = role;
+  out["uav_links"] = copy_bool_array(d.uav_links, {nu, nu});
+  out["gbs_links"] = copy_bool_array(d.gbs_links, {nu, ng});
+  out["metrics"] = metrics;
+  out["t"] = d.t;
+  return out;
+}
+
+template <class Env>
+void uav_set_positions(BatchedEnv<Env>& pool, int32_t env_index, const py::object& uav_pos,
+                       const py::object& user_pos) {
   const auto& c = pool.config();
-  auto finite_array = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
-    const py::array arr = checked_array(obj, name, 'F', shape);
-    const py::array_t<double> values = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
-    for (py::ssize_t k = 0; k < values.size(); ++k)
-      if (!std::isfinite(values.data()[k])) throw py::value_error(std::string(name) + " holds a non-finite value");
-    return values;
+  auto as_double = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
+    return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(checked_array(obj, name, 'F', shape));
   };
-  const auto uav = finite_array(uav_pos, "uav_pos", {c.num_uavs, 3});
+  const auto uav = as_double(uav_pos, "uav_pos", {c.num_uavs, 3});
   py::array_t<double> users;
-  if (!user_pos.is_none()) users = finite_array(user_pos, "user_pos", {c.num_users, 2});
-  auto& s = pool.state_of(e);
-  for (int32_t u = 0; u < c.num_uavs; ++u)
-    for (int32_t k = 0; k < 3; ++k) s.uav[u][k] = static_cast<float>(uav.at(u, k));
-  if (!user_pos.is_none())
-    for (int32_t j = 0; j < c.num_users; ++j)
-      for (int32_t k = 0; k < 2; ++k) s.user[j][k] = static_cast<float>(users.at(j, k));
-  Env::evaluate_radio(c, s, pool.rng_of(e), nullptr);
-  pool.observe_env(e);
+  if (!user_pos.is_none()) users = as_double(user_pos, "user_pos", {c.num_users, 2});
+  hmasd::uav_set_positions(pool, env_index, uav.data(), user_pos.is_none() ? nullptr : users.data());
 }
 
 }  // namespace
