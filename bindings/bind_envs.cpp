@@ -3,18 +3,18 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
-#include <memory>
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "arrays.h"
 #include "bindings.h"
 #include "cpu/batched_env.h"
-#include "envs/alice_and_bob.h"
-#include "envs/stag_hunt.h"
-#include "envs/uav_coverage.h"
+#include "core/options.h"
+#include "envs/env_list.h"
+#include "envs/uav_details.h"
 
 namespace py = pybind11;
 using hmasd::Autoreset;
@@ -127,164 +127,192 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def("restore", [](Pool& p, const py::bytes& blob) { p.restore(std::string(blob)); }, py::arg("blob"));
 }
 
-// A string option stored as the index of its name in `names`.
+// ---- options: one generic binding of a Config from its env's option table (core/options.h) ----------------------
+
 template <class Config>
-void bind_choice(py::class_<Config>& cls, const char* option, int32_t Config::*field, std::vector<std::string> names) {
-  cls.def_property(
-      option, [field, names](const Config& c) { return names.at(static_cast<size_t>(c.*field)); },
-      [field, names, option](Config& c, const std::string& value) {
-        for (size_t k = 0; k < names.size(); ++k)
-          if (names[k] == value) {
-            c.*field = static_cast<int32_t>(k);
-            return;
-          }
-        std::string known;
-        for (const auto& name : names) known += (known.empty() ? "'" : ", '") + name + "'";
-        throw py::value_error(std::string(option) + " must be one of " + known + ", got '" + value + "'");
-      });
+py::object option_to_python(const hmasd::OptionSpec<Config>& spec, double value) {
+  switch (spec.kind) {
+    case hmasd::OptionKind::kInt: return py::int_(static_cast<int64_t>(value));
+    case hmasd::OptionKind::kFloat:
+    case hmasd::OptionKind::kDouble: return py::float_(value);
+    case hmasd::OptionKind::kBool: return py::bool_(value != 0.0);
+    case hmasd::OptionKind::kChoice: return py::str(spec.choices[static_cast<int32_t>(value)]);
+  }
+  return py::none();
 }
 
-// The per-copy details of uav_coverage (docs/envs.md): the radio evaluated last, re-evaluated on a copy of the
-// state with the same random stream, plus the SINR of every link.
+// The value Python gave, as the double the table stores. Wrong types raise TypeError and unknown choice names or
+// ints beyond int32 raise ValueError, each naming the env and the option; the table's bounds are Env::validate's.
+template <class Config>
+double option_from_python(const hmasd::OptionSpec<Config>& spec, const py::handle& value, const char* env_name) {
+  const std::string option = std::string(env_name) + ": " + spec.name;
+  const auto got = [&] { return ", got " + std::string(py::repr(value)); };
+  PyObject* obj = value.ptr();
+  // bool is an int subclass in Python: refuse it for numbers, and numbers for bools, so that a typo fails loudly.
+  const bool is_bool = PyBool_Check(obj) || py::isinstance(value, py::module_::import("numpy").attr("bool_"));
+  switch (spec.kind) {
+    case hmasd::OptionKind::kBool:
+      if (!is_bool) throw py::type_error(option + " must be a bool" + got());
+      return value.cast<bool>() ? 1.0 : 0.0;
+    case hmasd::OptionKind::kInt: {
+      if (is_bool || !PyIndex_Check(obj)) throw py::type_error(option + " must be an int" + got());
+      const py::int_ index = py::reinterpret_steal<py::int_>(PyNumber_Index(obj));
+      if (!index) throw py::error_already_set();
+      int overflow = 0;
+      const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+      if (overflow || v < INT32_MIN || v > INT32_MAX) throw py::value_error(option + " must fit in int32" + got());
+      return static_cast<double>(v);
+    }
+    case hmasd::OptionKind::kFloat:
+    case hmasd::OptionKind::kDouble:
+      if (is_bool || py::isinstance<py::str>(value) || !(PyFloat_Check(obj) || PyIndex_Check(obj) || py::hasattr(value, "__float__")))
+        throw py::type_error(option + " must be a number" + got());
+      return py::float_(py::reinterpret_borrow<py::object>(value)).cast<double>();
+    case hmasd::OptionKind::kChoice: {
+      if (!py::isinstance<py::str>(value)) throw py::type_error(option + " must be a str" + got());
+      const std::string name = value.cast<std::string>();
+      for (int32_t k = 0; k < spec.num_choices; ++k)
+        if (name == spec.choices[k]) return static_cast<double>(k);
+      throw py::value_error(option + " must be one of " + hmasd::choice_list(spec.choices, spec.num_choices) +
+                            ", got '" + name + "'");
+    }
+  }
+  return 0.0;
+}
+
+// The option table of Env as Python data: one dict per option, in table order; min/max are None where unbounded.
 template <class Env>
-py::dict uav_details(const BatchedEnv<Env>& pool, int32_t e) {
-  if (e < 0 || e >= pool.num_envs())
-    throw py::index_error("env_index " + std::to_string(e) + " is out of range [0, " + std::to_string(pool.num_envs()) + ")");
-  if (!pool.has_reset()) throw std::runtime_error("call reset() before details()");
-  const auto& c = pool.config();
-  const py::ssize_t nu = c.num_uavs, n = c.num_users, ng = Env::num_gbs(c);
-  auto copy = std::make_unique<typename Env::State>(pool.state_of(e));
-  py::array_t<double> sinr_db({nu, n});
-  {
-    py::gil_scoped_release release;
-    Env::evaluate_radio(c, *copy, pool.rng_of(e), sinr_db.mutable_data());
+py::list options_to_python() {
+  py::list out;
+  for (const auto& spec : Env::options()) {
+    const bool number = spec.kind != hmasd::OptionKind::kBool && spec.kind != hmasd::OptionKind::kChoice;
+    const auto bound = [&](bool bounded, double v) -> py::object {
+      if (!number || !bounded) return py::none();
+      return spec.kind == hmasd::OptionKind::kInt ? py::object(py::int_(static_cast<int64_t>(v))) : py::float_(v);
+    };
+    py::dict d;
+    d["name"] = spec.name;
+    d["type"] = hmasd::option_kind_name(spec.kind);
+    d["default"] = option_to_python(spec, spec.default_value);
+    d["min"] = bound(spec.bounded_below(), spec.min);
+    d["max"] = bound(spec.bounded_above(), spec.max);
+    d["min_exclusive"] = spec.min_exclusive;
+    if (spec.kind == hmasd::OptionKind::kChoice) {
+      py::list names;
+      for (int32_t k = 0; k < spec.num_choices; ++k) names.append(spec.choices[k]);
+      d["choices"] = py::tuple(names);
+    } else {
+      d["choices"] = py::none();
+    }
+    d["doc"] = spec.doc;
+    out.append(d);
   }
-  const auto& s = *copy;
-  py::array_t<float> uav_pos({nu, py::ssize_t(3)}), user_pos({n, py::ssize_t(2)});
-  py::array_t<double> gbs_pos({ng, py::ssize_t(3)});
-  py::array_t<int32_t> serving(n), hops(nu), next_hop(nu), role(nu), served_count(nu);
-  py::array_t<bool> uav_links({nu, nu}), gbs_links({nu, ng});
-  for (py::ssize_t u = 0; u < nu; ++u) {
-    for (int k = 0; k < 3; ++k) uav_pos.mutable_at(u, k) = s.uav[u][k];
-    hops.mutable_at(u) = s.hops[u];
-    next_hop.mutable_at(u) = s.next_hop[u];
-    role.mutable_at(u) = s.role[u];
-    served_count.mutable_at(u) = s.served_count[u];
-    for (py::ssize_t v = 0; v < nu; ++v) uav_links.mutable_at(u, v) = (s.uav_links[u] >> v) & 1u;
-    for (py::ssize_t g = 0; g < ng; ++g) gbs_links.mutable_at(u, g) = (s.gbs_links[u] >> g) & 1u;
-  }
-  for (py::ssize_t g = 0; g < ng; ++g) Env::gbs_position(c, static_cast<int32_t>(g), gbs_pos.mutable_data(g, 0));
-  for (py::ssize_t j = 0; j < n; ++j) {
-    user_pos.mutable_at(j, 0) = s.user[j][0];
-    user_pos.mutable_at(j, 1) = s.user[j][1];
-    serving.mutable_at(j) = s.serving[j];
-  }
-  py::dict metrics;
-  for (int32_t k = 0; k < hmasd::kNumUavMetrics; ++k) metrics[Env::kMetricNames[k]] = s.metric[k];
-  metrics["served_users"] = served_count;
-  metrics["role"] = role;
-  py::dict out;
-  out["uav_pos"] = uav_pos;
-  out["user_pos"] = user_pos;
-  out["gbs_pos"] = gbs_pos;
-  out["sinr_db"] = sinr_db;
-  out["serving"] = serving;
-  out["served_count"] = served_count;
-  out["hops"] = hops;
-  out["next_hop"] = next_hop;
-  out["role"] = role;
-  out["uav_links"] = uav_links;
-  out["gbs_links"] = gbs_links;
-  out["metrics"] = metrics;
-  out["t"] = s.t;
   return out;
 }
 
-// Places the UAVs (and optionally the users) of one env copy and re-evaluates its radio at the current step, for
-// hand-built scenarios and tests. Everything is checked before the state changes.
+// Binds Env's Config as `class_name`: one property per table option (a choice reads and writes its name), and the
+// table itself as the static property `options`.
 template <class Env>
-void uav_set_positions(BatchedEnv<Env>& pool, int32_t e, const py::object& uav_pos, const py::object& user_pos) {
-  if (e < 0 || e >= pool.num_envs())
-    throw py::index_error("env_index " + std::to_string(e) + " is out of range [0, " + std::to_string(pool.num_envs()) + ")");
-  if (!pool.has_reset()) throw std::runtime_error("call reset() before set_positions()");
+void bind_config(py::module_& m, const char* class_name) {
+  using Config = typename Env::Config;
+  const std::string doc = std::string("Options of ") + Env::kName + " (docs/envs.md).";
+  py::class_<Config> cls(m, class_name, doc.c_str());
+  cls.def(py::init<>());
+  for (const auto& option : Env::options()) {
+    const hmasd::OptionSpec<Config>* spec = &option;  // the table is a function-local static: it outlives the module
+    cls.def_property(
+        spec->name, [spec](const Config& c) { return option_to_python(*spec, spec->get(c)); },
+        [spec](Config& c, const py::object& value) { spec->set(c, option_from_python(*spec, value, Env::kName)); },
+        spec->doc);
+  }
+  cls.def_property_readonly_static("options", [](const py::object&) { return options_to_python<Env>(); },
+                                   "The option table: name, type, default, min, max, min_exclusive, choices, doc.");
+  cls.def("__repr__", [class_name](const Config& c) {
+    std::string out = std::string(class_name) + "(";
+    for (const auto& spec : Env::options())
+      out += std::string(&spec == &Env::options().front() ? "" : ", ") + spec.name + "=" +
+             std::string(py::repr(option_to_python(spec, spec.get(c))));
+    return out + ")";
+  });
+}
+
+// ---- uav_coverage's inspection hooks (csrc/envs/uav_details.h), converted to NumPy ----------------------------
+
+template <class T>
+py::array_t<T> copy_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
+  py::array_t<T> out(shape);
+  std::copy(values.begin(), values.end(), out.mutable_data());
+  return out;
+}
+
+py::array_t<bool> copy_bool_array(const std::vector<uint8_t>& values, std::vector<py::ssize_t> shape) {
+  py::array_t<bool> out(shape);
+  for (size_t k = 0; k < values.size(); ++k) out.mutable_data()[k] = values[k] != 0;
+  return out;
+}
+
+template <class Env>
+py::dict uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
+  hmasd::UavDetails d;
+  {
+    py::gil_scoped_release release;
+    d = hmasd::uav_details(pool, env_index);
+  }
+  const py::ssize_t nu = d.num_uavs, n = d.num_users, ng = d.num_gbs;
+  const auto served_count = copy_array(d.served_count, {nu});
+  const auto role = copy_array(d.role, {nu});
+  py::dict metrics;
+  for (int32_t k = 0; k < hmasd::kNumUavMetrics; ++k) metrics[Env::kMetricNames[k]] = d.metrics[k];
+  metrics["served_users"] = served_count;
+  metrics["role"] = role;
+  py::dict out;
+  out["uav_pos"] = copy_array(d.uav_pos, {nu, 3});
+  out["user_pos"] = copy_array(d.user_pos, {n, 2});
+  out["gbs_pos"] = copy_array(d.gbs_pos, {ng, 3});
+  out["sinr_db"] = copy_array(d.sinr_db, {nu, n});
+  out["serving"] = copy_array(d.serving, {n});
+  out["served_count"] = served_count;
+  out["hops"] = copy_array(d.hops, {nu});
+  out["next_hop"] = copy_array(d.next_hop, {nu});
+  out["role"] = role;
+  out["uav_links"] = copy_bool_array(d.uav_links, {nu, nu});
+  out["gbs_links"] = copy_bool_array(d.gbs_links, {nu, ng});
+  out["metrics"] = metrics;
+  out["t"] = d.t;
+  return out;
+}
+
+template <class Env>
+void uav_set_positions(BatchedEnv<Env>& pool, int32_t env_index, const py::object& uav_pos,
+                       const py::object& user_pos) {
   const auto& c = pool.config();
-  auto finite_array = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
-    const py::array arr = checked_array(obj, name, 'F', shape);
-    const py::array_t<double> values = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
-    for (py::ssize_t k = 0; k < values.size(); ++k)
-      if (!std::isfinite(values.data()[k])) throw py::value_error(std::string(name) + " holds a non-finite value");
-    return values;
+  auto as_double = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
+    return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(checked_array(obj, name, 'F', shape));
   };
-  const auto uav = finite_array(uav_pos, "uav_pos", {c.num_uavs, 3});
+  const auto uav = as_double(uav_pos, "uav_pos", {c.num_uavs, 3});
   py::array_t<double> users;
-  if (!user_pos.is_none()) users = finite_array(user_pos, "user_pos", {c.num_users, 2});
-  auto& s = pool.state_of(e);
-  for (int32_t u = 0; u < c.num_uavs; ++u)
-    for (int32_t k = 0; k < 3; ++k) s.uav[u][k] = static_cast<float>(uav.at(u, k));
-  if (!user_pos.is_none())
-    for (int32_t j = 0; j < c.num_users; ++j)
-      for (int32_t k = 0; k < 2; ++k) s.user[j][k] = static_cast<float>(users.at(j, k));
-  Env::evaluate_radio(c, s, pool.rng_of(e), nullptr);
-  pool.observe_env(e);
+  if (!user_pos.is_none()) users = as_double(user_pos, "user_pos", {c.num_users, 2});
+  hmasd::uav_set_positions(pool, env_index, uav.data(), user_pos.is_none() ? nullptr : users.data());
 }
 
 }  // namespace
 
 void bind_envs(py::module_& m) {
-  using hmasd::AliceAndBobConfig;
-  py::class_<AliceAndBobConfig>(m, "AliceAndBobConfig", "Options of alice_and_bob (docs/envs.md).")
-      .def(py::init<>())
-      .def_readwrite("height", &AliceAndBobConfig::height)
-      .def_readwrite("width", &AliceAndBobConfig::width)
-      .def_readwrite("max_steps", &AliceAndBobConfig::max_steps);
-
-  using hmasd::StagHuntConfig;
-  py::class_<StagHuntConfig> stag(m, "StagHuntConfig", "Options of stag_hunt (docs/envs.md).");
-  stag.def(py::init<>())
-      .def_readwrite("grid_size", &StagHuntConfig::grid_size)
-      .def_readwrite("num_agents", &StagHuntConfig::num_agents)
-      .def_readwrite("num_hares", &StagHuntConfig::num_hares)
-      .def_readwrite("max_steps", &StagHuntConfig::max_steps)
-      .def_readwrite("stag_move_prob", &StagHuntConfig::stag_move_prob)
-      .def_readwrite("stag_min_hunters", &StagHuntConfig::stag_min_hunters)
-      .def_readwrite("stag_reward", &StagHuntConfig::stag_reward)
-      .def_readwrite("hare_reward", &StagHuntConfig::hare_reward)
-      .def_readwrite("lone_stag_penalty", &StagHuntConfig::lone_stag_penalty)
-      .def_readwrite("agent_id_in_obs", &StagHuntConfig::agent_id_in_obs);
-  bind_choice(stag, "reward_mode", &StagHuntConfig::reward_mode, {"individual", "team"});
-  bind_choice(stag, "tie_break", &StagHuntConfig::tie_break, {"random", "index"});
-
-  using hmasd::UavCoverageConfig;
-  py::class_<UavCoverageConfig> uav(m, "UavCoverageConfig", "Options of uav_coverage (docs/envs.md).");
-  uav.def(py::init<>())
-      .def_readwrite("num_uavs", &UavCoverageConfig::num_uavs)
-      .def_readwrite("num_users", &UavCoverageConfig::num_users)
-      .def_readwrite("area_size", &UavCoverageConfig::area_size)
-      .def_readwrite("min_height", &UavCoverageConfig::min_height)
-      .def_readwrite("max_height", &UavCoverageConfig::max_height)
-      .def_readwrite("max_speed", &UavCoverageConfig::max_speed)
-      .def_readwrite("dt", &UavCoverageConfig::dt)
-      .def_readwrite("max_steps", &UavCoverageConfig::max_steps)
-      .def_readwrite("reward_split", &UavCoverageConfig::reward_split)
-      .def_readwrite("shadowing", &UavCoverageConfig::shadowing)
-      .def_readwrite("carrier_ghz", &UavCoverageConfig::carrier_ghz)
-      .def_readwrite("bandwidth_mhz", &UavCoverageConfig::bandwidth_mhz)
-      .def_readwrite("uav_tx_power_dbm", &UavCoverageConfig::uav_tx_power_dbm)
-      .def_readwrite("noise_dbm", &UavCoverageConfig::noise_dbm)
-      .def_readwrite("min_sinr_db", &UavCoverageConfig::min_sinr_db)
-      .def_readwrite("max_connections", &UavCoverageConfig::max_connections)
-      .def_readwrite("n_ground_bs", &UavCoverageConfig::n_ground_bs)
-      .def_readwrite("gbs_height", &UavCoverageConfig::gbs_height)
-      .def_readwrite("gbs_tx_power_dbm", &UavCoverageConfig::gbs_tx_power_dbm)
-      .def_readwrite("backhaul_min_snr_db", &UavCoverageConfig::backhaul_min_snr_db)
-      .def_readwrite("max_hops", &UavCoverageConfig::max_hops);
-  bind_choice(uav, "scenario", &UavCoverageConfig::scenario, {"base_station", "cooperative_network"});
-  bind_choice(uav, "user_distribution", &UavCoverageConfig::user_distribution, {"uniform", "cluster", "hotspot"});
-  bind_choice(uav, "action_type", &UavCoverageConfig::action_type, {"continuous", "discrete"});
-  bind_choice(uav, "bandwidth_sharing", &UavCoverageConfig::bandwidth_sharing, {"full", "equal"});
-  bind_choice(uav, "channel_model", &UavCoverageConfig::channel_model,
-              {"free_space", "urban", "suburban", "3gpp-36777", "al-hourani"});
-  bind_choice(uav, "al_hourani_env", &UavCoverageConfig::al_hourani_env, {"urban", "suburban"});
+  bind_config<hmasd::AliceAndBob>(m, "AliceAndBobConfig");
+  bind_config<hmasd::StagHunt>(m, "StagHuntConfig");
+  bind_config<hmasd::UavCoverage>(m, "UavCoverageConfig");
+  m.def(
+      "env_options",
+      [](const std::string& name) {
+        py::object table = py::none();
+        hmasd::NativeEnvs::for_each([&](auto* env) {
+          using Env = std::remove_pointer_t<decltype(env)>;
+          if (name == Env::kName) table = options_to_python<Env>();
+        });
+        if (table.is_none()) throw py::value_error("no native env named '" + name + "'");
+        return table;
+      },
+      py::arg("name"), "The option table of a native env: a list of dicts (name, type, default, min, max, choices, doc).");
 
   bind_env<hmasd::AliceAndBob>(m, "AliceAndBobEnv");
   bind_env<hmasd::StagHunt>(m, "StagHuntEnv");

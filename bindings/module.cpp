@@ -7,6 +7,7 @@
 #include "bindings.h"
 #include "core/philox.h"
 #include "dlpack.h"
+#include "envs/env_list.h"
 
 namespace py = pybind11;
 
@@ -80,7 +81,7 @@ PYBIND11_MODULE(_native, m) {
 #if defined(__VERSION__)
         info["compiler"] = __VERSION__;
 #endif
-        info["envs"] = py::make_tuple("alice_and_bob", "stag_hunt", "uav_coverage");
+        info["envs"] = py::tuple(py::cast(hmasd::NativeEnvs::names()));
         return info;
       },
       "What this build of the native module contains: version, CUDA and OpenMP support, visible CUDA devices, "

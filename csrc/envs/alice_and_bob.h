@@ -9,6 +9,7 @@
 
 #include "core/env_spec.h"
 #include "core/hd.h"
+#include "core/options.h"
 #include "core/philox.h"
 
 namespace hmasd {
@@ -37,13 +38,25 @@ struct AliceAndBob {
   static constexpr int32_t kObsDim = 11;
   static constexpr uint32_t kPurposeReset = 1;
   enum Code : int32_t { kEmpty = 0, kWall = 1, kAgent0 = 2, kButton0 = 4, kDiamond0 = 6 };
+  static constexpr int32_t kMinSide = 4, kMaxSide = 256;  // a 2 x 2 interior at least; the grid is the state
+
+  // Every option, once (docs/envs.md). The defaults repeat AliceAndBobConfig's initialisers; test_env_options.py
+  // holds the two equal.
+  static const std::vector<OptionSpec<Config>>& options() {
+    static const std::vector<OptionSpec<Config>> table = {
+        int_option<Config, &Config::height>("height", 10, kMinSide, kMaxSide, "grid rows, walls included"),
+        int_option<Config, &Config::width>("width", 10, kMinSide, kMaxSide, "grid columns, walls included"),
+        int_option<Config, &Config::max_steps>("max_steps", 100, 1, INT32_MAX, "episode length limit"),
+    };
+    return table;
+  }
 
   static void validate(const Config& c) {
-    if (c.height < 4 || c.width < 4 || c.height > 256 || c.width > 256)
+    // One message for both sides, kept from before the option table (tests and users match it).
+    if (c.height < kMinSide || c.width < kMinSide || c.height > kMaxSide || c.width > kMaxSide)
       throw std::invalid_argument("alice_and_bob: height and width must be in [4, 256], got height=" +
                                   std::to_string(c.height) + ", width=" + std::to_string(c.width));
-    if (c.max_steps < 1)
-      throw std::invalid_argument("alice_and_bob: max_steps must be >= 1, got " + std::to_string(c.max_steps));
+    check_option_ranges(kName, options(), c);
   }
 
   static EnvDims dims(const Config& c) { return {kNumAgents, kObsDim, c.height * c.width, kNumActions}; }

@@ -10,6 +10,7 @@
 #include "core/bits.h"
 #include "core/env_spec.h"
 #include "core/hd.h"
+#include "core/options.h"
 #include "core/philox.h"
 
 namespace hmasd {
@@ -24,9 +25,9 @@ struct StagHuntConfig {
   float stag_reward = 10.0f;
   float hare_reward = 1.0f;
   float lone_stag_penalty = 0.0f;
-  int32_t reward_mode = 0;  // 0 individual, 1 team
+  int32_t reward_mode = 0;  // a code of StagHunt::kRewardModes
   bool agent_id_in_obs = false;
-  int32_t tie_break = 0;  // 0 random (env RNG), 1 index (planted bias for the symmetry audit)
+  int32_t tie_break = 0;  // a code of StagHunt::kTieBreaks
 };
 
 struct StagHunt {
@@ -47,25 +48,44 @@ struct StagHunt {
   using Config = StagHuntConfig;
   static constexpr const char* kName = "stag_hunt";
 
+  static constexpr const char* kRewardModes[] = {"individual", "team"};
+  // "index" is a planted bias (the lowest agent index wins hare ties) for the symmetry audit to find.
+  static constexpr const char* kTieBreaks[] = {"random", "index"};
+
+  // Every option, once (docs/envs.md). The defaults repeat StagHuntConfig's initialisers; test_env_options.py holds
+  // the two equal.
+  static const std::vector<OptionSpec<Config>>& options() {
+    static const std::vector<OptionSpec<Config>> table = {
+        int_option<Config, &Config::grid_size>("grid_size", 8, 2, 64, "side of the square grid"),
+        int_option<Config, &Config::num_agents>("num_agents", 4, 1, kMaxAgents, "hunters"),
+        int_option<Config, &Config::num_hares>("num_hares", 4, 0, kMaxHares, "hares on the grid at all times"),
+        int_option<Config, &Config::max_steps>("max_steps", 35, 1, INT32_MAX, "episode length limit"),
+        float_option<Config, &Config::stag_move_prob>("stag_move_prob", 0.5f, 0.0, 1.0, false,
+                                                      "chance the stag moves each step"),
+        int_option<Config, &Config::stag_min_hunters>("stag_min_hunters", 2, 1, INT32_MAX,
+                                                      "agents needed on the stag's cell to catch it"),
+        float_option<Config, &Config::stag_reward>("stag_reward", 10.0f, kNoMin, kNoMax, false,
+                                                   "reward of a caught stag"),
+        float_option<Config, &Config::hare_reward>("hare_reward", 1.0f, kNoMin, kNoMax, false,
+                                                   "reward of a caught hare"),
+        float_option<Config, &Config::lone_stag_penalty>("lone_stag_penalty", 0.0f, kNoMin, kNoMax, false,
+                                                         "paid (negated) by each agent on the stag's cell when too few hunt it"),
+        choice_option<Config, &Config::reward_mode>("reward_mode", kRewardModes, 0,
+                                                    "team: every agent gets the sum of the individual rewards"),
+        bool_option<Config, &Config::agent_id_in_obs>("agent_id_in_obs", false,
+                                                      "append the one-hot agent index to each observation"),
+        choice_option<Config, &Config::tie_break>("tie_break", kTieBreaks, 0,
+                                                  "which of the agents on a hare's cell catches it"),
+    };
+    return table;
+  }
+
   static void validate(const Config& c) {
-    auto fail = [](const std::string& what) { throw std::invalid_argument("stag_hunt: " + what); };
-    if (c.grid_size < 2 || c.grid_size > 64) fail("grid_size must be in [2, 64], got " + std::to_string(c.grid_size));
-    if (c.num_agents < 1 || c.num_agents > kMaxAgents)
-      fail("num_agents must be in [1, " + std::to_string(kMaxAgents) + "], got " + std::to_string(c.num_agents));
-    if (c.num_hares < 0 || c.num_hares > kMaxHares)
-      fail("num_hares must be in [0, " + std::to_string(kMaxHares) + "], got " + std::to_string(c.num_hares));
+    check_option_ranges(kName, options(), c);
     if (c.grid_size * c.grid_size < c.num_agents + 1 + c.num_hares)
-      fail("grid_size^2 = " + std::to_string(c.grid_size * c.grid_size) +
-           " cells cannot hold num_agents + 1 stag + num_hares = " +
-           std::to_string(c.num_agents + 1 + c.num_hares) + " distinct positions");
-    if (c.max_steps < 1) fail("max_steps must be >= 1, got " + std::to_string(c.max_steps));
-    if (!(c.stag_move_prob >= 0.0f && c.stag_move_prob <= 1.0f))
-      fail("stag_move_prob must be in [0, 1], got " + std::to_string(c.stag_move_prob));
-    if (c.stag_min_hunters < 1) fail("stag_min_hunters must be >= 1, got " + std::to_string(c.stag_min_hunters));
-    if (!std::isfinite(c.stag_reward) || !std::isfinite(c.hare_reward) || !std::isfinite(c.lone_stag_penalty))
-      fail("stag_reward, hare_reward and lone_stag_penalty must be finite");
-    if (c.reward_mode != 0 && c.reward_mode != 1) fail("reward_mode must be 'individual' or 'team'");
-    if (c.tie_break != 0 && c.tie_break != 1) fail("tie_break must be 'random' or 'index'");
+      throw std::invalid_argument("stag_hunt: grid_size^2 = " + std::to_string(c.grid_size * c.grid_size) +
+                                  " cells cannot hold num_agents + 1 stag + num_hares = " +
+                                  std::to_string(c.num_agents + 1 + c.num_hares) + " distinct positions");
   }
 
   HD static int32_t obs_dim(const Config& c) {

@@ -12,12 +12,13 @@
 #include "core/env_spec.h"
 #include "core/fast_math.h"
 #include "core/hd.h"
+#include "core/options.h"
 #include "core/philox.h"
 
 namespace hmasd {
 
 struct UavCoverageConfig {
-  int32_t scenario = 1;  // 0 base_station, 1 cooperative_network
+  int32_t scenario = 1;  // the choice options hold a code of their name list in UavCoverageT::options()
   int32_t num_uavs = 5;
   int32_t num_users = 50;
   double area_size = 1000.0;
@@ -26,13 +27,13 @@ struct UavCoverageConfig {
   double max_speed = 30.0;
   double dt = 1.0;
   int32_t max_steps = 500;
-  int32_t user_distribution = 0;  // 0 uniform, 1 cluster, 2 hotspot
-  int32_t action_type = 0;        // 0 continuous, 1 discrete
-  int32_t bandwidth_sharing = 0;  // 0 full, 1 equal
+  int32_t user_distribution = 0;
+  int32_t action_type = 0;
+  int32_t bandwidth_sharing = 0;
   bool reward_split = false;
-  int32_t channel_model = 3;  // 0 free_space, 1 urban, 2 suburban, 3 3gpp-36777, 4 al-hourani
+  int32_t channel_model = 3;
   bool shadowing = false;
-  int32_t al_hourani_env = 0;  // 0 urban, 1 suburban
+  int32_t al_hourani_env = 0;
   double carrier_ghz = 2.4;
   double bandwidth_mhz = 20.0;
   double uav_tx_power_dbm = 20.0;
@@ -100,52 +101,71 @@ struct UavCoverageT {
   };
 
   // ---- spec ---------------------------------------------------------------------------------------
+  static constexpr const char* kScenarios[] = {"base_station", "cooperative_network"};
+  static constexpr const char* kUserDistributions[] = {"uniform", "cluster", "hotspot"};
+  static constexpr const char* kActionTypes[] = {"continuous", "discrete"};
+  static constexpr const char* kBandwidthSharings[] = {"full", "equal"};
+  static constexpr const char* kChannelModels[] = {"free_space", "urban", "suburban", "3gpp-36777", "al-hourani"};
+  static constexpr const char* kAlHouraniEnvs[] = {"urban", "suburban"};
+
+  // Every option, once (docs/envs.md). The defaults repeat UavCoverageConfig's initialisers; test_env_options.py
+  // holds the two equal. Sizes and rates must be > 0; every other number only finite.
+  static const std::vector<OptionSpec<Config>>& options() {
+    static const std::vector<OptionSpec<Config>> table = {
+        choice_option<Config, &Config::scenario>("scenario", kScenarios, 1,
+                                                 "cooperative_network adds ground base stations and relayed backhaul"),
+        int_option<Config, &Config::num_uavs>("num_uavs", 5, 1, kMaxUavs, "UAVs (agents)"),
+        int_option<Config, &Config::num_users>("num_users", 50, 1, kMaxUsers, "ground users"),
+        double_option<Config, &Config::area_size>("area_size", 1000.0, 0.0, kNoMax, true, "side of the square area, m"),
+        double_option<Config, &Config::min_height>("min_height", 50.0, 0.0, kNoMax, false,
+                                                   "lowest UAV altitude, m (below max_height)"),
+        double_option<Config, &Config::max_height>("max_height", 150.0, kNoMin, kNoMax, false,
+                                                   "highest UAV altitude, m"),
+        double_option<Config, &Config::max_speed>("max_speed", 30.0, 0.0, kNoMax, false, "UAV speed limit, m/s"),
+        double_option<Config, &Config::dt>("dt", 1.0, 0.0, kNoMax, true, "seconds per step"),
+        int_option<Config, &Config::max_steps>("max_steps", 500, 1, INT32_MAX, "episode length limit"),
+        choice_option<Config, &Config::user_distribution>("user_distribution", kUserDistributions, 0,
+                                                          "how users are placed at reset"),
+        choice_option<Config, &Config::action_type>("action_type", kActionTypes, 0,
+                                                    "continuous 3-D velocity or one of 7 discrete moves"),
+        choice_option<Config, &Config::bandwidth_sharing>("bandwidth_sharing", kBandwidthSharings, 0,
+                                                          "equal splits a UAV's bandwidth among its users"),
+        bool_option<Config, &Config::reward_split>("reward_split", false,
+                                                   "each UAV gets the team reward divided by num_uavs"),
+        choice_option<Config, &Config::channel_model>("channel_model", kChannelModels, 3, "air-to-ground path loss"),
+        bool_option<Config, &Config::shadowing>("shadowing", false, "log-normal shadowing (3gpp-36777 only)"),
+        choice_option<Config, &Config::al_hourani_env>("al_hourani_env", kAlHouraniEnvs, 0,
+                                                       "environment parameters of the al-hourani model"),
+        double_option<Config, &Config::carrier_ghz>("carrier_ghz", 2.4, 0.0, kNoMax, true, "carrier frequency, GHz"),
+        double_option<Config, &Config::bandwidth_mhz>("bandwidth_mhz", 20.0, 0.0, kNoMax, true,
+                                                      "channel bandwidth, MHz"),
+        double_option<Config, &Config::uav_tx_power_dbm>("uav_tx_power_dbm", 20.0, kNoMin, kNoMax, false,
+                                                         "UAV transmit power, dBm"),
+        double_option<Config, &Config::noise_dbm>("noise_dbm", -104.0, kNoMin, kNoMax, false, "noise power, dBm"),
+        double_option<Config, &Config::min_sinr_db>("min_sinr_db", 0.0, kNoMin, kNoMax, false,
+                                                    "SINR a user needs to be served, dB"),
+        int_option<Config, &Config::max_connections>("max_connections", 10, 1, 1 << 30, "users one UAV can serve"),
+        int_option<Config, &Config::n_ground_bs>("n_ground_bs", 1, 1, kMaxGbs,
+                                                 "ground base stations (cooperative_network)"),
+        double_option<Config, &Config::gbs_height>("gbs_height", 30.0, kNoMin, kNoMax, false,
+                                                   "ground base station antenna height, m"),
+        double_option<Config, &Config::gbs_tx_power_dbm>("gbs_tx_power_dbm", 20.0, kNoMin, kNoMax, false,
+                                                         "ground base station transmit power, dBm"),
+        double_option<Config, &Config::backhaul_min_snr_db>("backhaul_min_snr_db", 30.0, kNoMin, kNoMax, false,
+                                                            "SNR of a usable backhaul link, dB"),
+        int_option<Config, &Config::max_hops>("max_hops", 3, 1, kMaxUavs, "longest relay route, in hops"),
+    };
+    return table;
+  }
+
   static void validate(const Config& c) {
     auto fail = [](const std::string& what) { throw std::invalid_argument("uav_coverage: " + what); };
-    auto in_range = [&](const char* name, int32_t v, int32_t lo, int32_t hi) {
-      if (v < lo || v > hi)
-        fail(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
-             std::to_string(v));
-    };
-    auto finite = [&](const char* name, double v) {
-      if (!std::isfinite(v)) fail(std::string(name) + " must be finite, got " + std::to_string(v));
-    };
-    auto positive = [&](const char* name, double v) {
-      finite(name, v);
-      if (!(v > 0.0)) fail(std::string(name) + " must be > 0, got " + std::to_string(v));
-    };
-    in_range("scenario", c.scenario, 0, 1);
-    in_range("num_uavs", c.num_uavs, 1, kMaxUavs);
-    in_range("num_users", c.num_users, 1, kMaxUsers);
-    positive("area_size", c.area_size);
-    finite("min_height", c.min_height);
-    finite("max_height", c.max_height);
-    if (c.min_height < 0.0) fail("min_height must be >= 0, got " + std::to_string(c.min_height));
+    check_option_ranges(kName, options(), c);
     if (!(c.min_height < c.max_height))
       fail("height_range must satisfy min_height < max_height, got (" + std::to_string(c.min_height) + ", " +
            std::to_string(c.max_height) + ")");
-    finite("max_speed", c.max_speed);
-    if (c.max_speed < 0.0) fail("max_speed must be >= 0, got " + std::to_string(c.max_speed));
-    positive("dt", c.dt);
-    if (c.max_steps < 1) fail("max_steps must be >= 1, got " + std::to_string(c.max_steps));
-    in_range("user_distribution", c.user_distribution, 0, 2);
-    in_range("action_type", c.action_type, 0, 1);
     if ((c.action_type == 0) != kContinuous) fail("action_type does not match the native env class");
-    in_range("bandwidth_sharing", c.bandwidth_sharing, 0, 1);
-    in_range("channel_model", c.channel_model, 0, 4);
     if (c.shadowing && c.channel_model != 3) fail("shadowing is defined for channel_model='3gpp-36777' only");
-    in_range("al_hourani_env", c.al_hourani_env, 0, 1);
-    positive("carrier_ghz", c.carrier_ghz);
-    positive("bandwidth_mhz", c.bandwidth_mhz);
-    finite("uav_tx_power_dbm", c.uav_tx_power_dbm);
-    finite("noise_dbm", c.noise_dbm);
-    finite("min_sinr_db", c.min_sinr_db);
-    in_range("max_connections", c.max_connections, 1, 1 << 30);
-    in_range("n_ground_bs", c.n_ground_bs, 1, kMaxGbs);
-    finite("gbs_height", c.gbs_height);
-    finite("gbs_tx_power_dbm", c.gbs_tx_power_dbm);
-    finite("backhaul_min_snr_db", c.backhaul_min_snr_db);
-    in_range("max_hops", c.max_hops, 1, kMaxUavs);
   }
 
   HD static bool cooperative(const Config& c) { return c.scenario == 1; }

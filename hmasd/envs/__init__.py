@@ -1,6 +1,15 @@
 """Batched multi-agent environments in native code; importable and usable without torch."""
 
-from hmasd.envs.registry import default_options, make, option_names, register, registered_envs
+from hmasd.envs.registry import OptionInfo, default_options, make, option_names, option_table, register, registered_envs
 from hmasd.envs.vec_env import VecEnv
 
-__all__ = ["VecEnv", "default_options", "make", "option_names", "register", "registered_envs"]
+__all__ = [
+    "OptionInfo",
+    "VecEnv",
+    "default_options",
+    "make",
+    "option_names",
+    "option_table",
+    "register",
+    "registered_envs",
+]

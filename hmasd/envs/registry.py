@@ -60,20 +60,78 @@ def entry(name: str) -> EnvEntry:
     return _REGISTRY[name]
 
 
-def option_names(name: str) -> list[str]:
-    """The options ``make(name, **options)`` accepts (the fields of the native config)."""
+@dataclass(frozen=True)
+class OptionInfo:
+    """One option of a native env, as its C++ option table declares it (csrc/core/options.h).
+
+    ``type`` is ``"int"``, ``"float"`` (float32 in the env), ``"double"``, ``"bool"`` or ``"choice"`` (a str from
+    ``choices``). ``min``/``max`` are None where unbounded; ``min`` is exclusive when ``min_exclusive``. The env's
+    own validation applies the bounds (and the checks across options) when the env is built.
+    """
+
+    name: str
+    type: str
+    default: Any
+    min: float | None
+    max: float | None
+    min_exclusive: bool
+    choices: tuple[str, ...] | None
+    doc: str
+
+    def allowed(self) -> str:
+        """The allowed values in words, for error messages."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.min is not None and self.max is not None:
+            return f"in [{self.min}, {self.max}]"
+        if self.min is not None:
+            return f"{'>' if self.min_exclusive else '>='} {self.min}"
+        if self.max is not None:
+            return f"<= {self.max}"
+        return "finite" if self.type in ("float", "double") else "any " + self.type
+
+
+def option_table(name: str) -> dict[str, OptionInfo]:
+    """Every option of env ``name`` in the native table's order, read from the native module (never re-typed)."""
     from hmasd import _native
 
-    config_type = getattr(_native, entry(name).native_config)
-    return sorted(k for k, v in vars(config_type).items() if isinstance(v, property))
+    return {row["name"]: OptionInfo(**row) for row in _native.env_options(entry(name).name)}
+
+
+def option_names(name: str) -> list[str]:
+    """The options ``make(name, **options)`` accepts (the fields of the native config)."""
+    return sorted(option_table(name))
 
 
 def default_options(name: str) -> dict[str, Any]:
     """Every option of ``name`` with its default value."""
-    from hmasd import _native
+    table = option_table(name)
+    return {key: table[key].default for key in sorted(table)}
 
-    config = getattr(_native, entry(name).native_config)()
-    return {key: getattr(config, key) for key in option_names(name)}
+
+def _checked_value(env: str, option: OptionInfo, value: Any) -> Any:
+    """``value`` as the native config takes it, or a TypeError/ValueError naming the env, the option and what is
+    allowed. Bounds are left to the native validation, which reports them in the same terms."""
+    where = f"option {option.name!r} of env {env!r}"
+    if option.type == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where} must be an int ({option.allowed()}), got {value!r}")
+        return value
+    if option.type in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where} must be a number ({option.allowed()}), got {value!r}")
+        return float(value)
+    if option.type == "bool":
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be a bool, got {value!r}")
+        return value
+    assert option.choices is not None
+    if not isinstance(value, str):
+        raise TypeError(f"{where} must be a str ({option.allowed()}), got {value!r}")
+    if value not in option.choices:
+        # The same words as the native setter: "<env>: <option> must be one of ..."
+        raise ValueError(f"{env}: {option.name} must be {option.allowed()}, got {value!r}")
+    return value
 
 
 def build_config(name: str, options: dict[str, Any]) -> Any:
@@ -81,22 +139,11 @@ def build_config(name: str, options: dict[str, Any]) -> Any:
     from hmasd import _native
 
     config = getattr(_native, entry(name).native_config)()
-    valid = option_names(name)
+    table = option_table(name)
     for key, value in options.items():
-        if key not in valid:
-            raise TypeError(f"unknown option {key!r} for env {name!r}; valid options: {', '.join(valid)}")
-        expected = type(getattr(config, key))
-        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise TypeError(f"option {key!r} of env {name!r} must be an int, got {value!r}")
-        if expected is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise TypeError(f"option {key!r} of env {name!r} must be a number, got {value!r}")
-        if expected is float:
-            value = float(value)
-        if expected is bool and not isinstance(value, bool):
-            raise TypeError(f"option {key!r} of env {name!r} must be a bool, got {value!r}")
-        if expected is str and not isinstance(value, str):
-            raise TypeError(f"option {key!r} of env {name!r} must be a str, got {value!r}")
-        setattr(config, key, value)
+        if key not in table:
+            raise TypeError(f"unknown option {key!r} for env {name!r}; valid options: {', '.join(sorted(table))}")
+        setattr(config, key, _checked_value(name, table[key], value))
     return config
 
 
@@ -128,7 +175,8 @@ def make(
         device: ``"cpu"`` (a :class:`VecEnv` of NumPy views) or ``"cuda"`` / ``"cuda:N"`` (a
             :class:`~hmasd.envs.device.DeviceVecEnv` of torch tensors in device memory; needs a CUDA build and a
             visible device, else a clear error). The same seed gives the same trajectories on either.
-        **options: env options (docs/envs.md); unknown names raise TypeError.
+        **options: env options (docs/envs.md, :func:`option_table`); unknown names and wrong types raise TypeError,
+            unknown choices and values out of bounds ValueError.
     """
     from hmasd import _native
     from hmasd.envs.device import parse_device

@@ -25,6 +25,10 @@ DEFAULTS: dict[str, Any] = {
     "tie_break": "random",
 }
 
+# The names of each choice option, in the order of the native option table (tests/test_env_options.py holds this
+# module's DEFAULTS and CHOICES equal to that table).
+CHOICES: dict[str, tuple[str, ...]] = {"reward_mode": ("individual", "team"), "tie_break": ("random", "index")}
+
 PURPOSE_RESET, PURPOSE_STAG_MOVE, PURPOSE_HARE_TIE, PURPOSE_RESPAWN = 1, 2, 3, 4
 
 # Action -> (row delta, col delta): 0 up, 1 down, 2 left, 3 right, 4 stay. The stag's neighbours use the same order.
@@ -60,8 +64,8 @@ class StagHuntRef:
         check_at_least(name, "num_hares", self.num_hares, 0)
         check_at_least(name, "max_steps", self.max_steps, 1)
         check_at_least(name, "stag_min_hunters", self.stag_min_hunters, 1)
-        check_choice(name, "reward_mode", self.reward_mode, ("individual", "team"))
-        check_choice(name, "tie_break", self.tie_break, ("random", "index"))
+        for option, choices in CHOICES.items():
+            check_choice(name, option, opts[option], choices)
         if not 0.0 <= self.stag_move_prob <= 1.0:
             raise ValueError(f"stag_hunt: option 'stag_move_prob' must be in [0, 1], got {self.stag_move_prob}")
         # Worst case every agent on its own cell: the prey still need a free cell each.

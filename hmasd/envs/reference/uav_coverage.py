@@ -83,13 +83,15 @@ DEFAULTS: dict[str, Any] = {
     "max_hops": 3,
 }
 
+# The names of each choice option, in the order of the native option table (tests/test_env_options.py holds this
+# module's DEFAULTS and CHOICES equal to that table).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "scenario": ("cooperative_network", "base_station"),
-    "channel_model": ("3gpp-36777", "free_space", "urban", "suburban", "al-hourani"),
-    "al_hourani_env": ("urban", "suburban"),
+    "scenario": ("base_station", "cooperative_network"),
     "user_distribution": ("uniform", "cluster", "hotspot"),
     "action_type": ("continuous", "discrete"),
     "bandwidth_sharing": ("full", "equal"),
+    "channel_model": ("free_space", "urban", "suburban", "3gpp-36777", "al-hourani"),
+    "al_hourani_env": ("urban", "suburban"),
 }
 
 COUNT_RANGES: dict[str, tuple[int, int]] = {"num_uavs": (1, 16), "num_users": (1, 512), "n_ground_bs": (1, 9)}
