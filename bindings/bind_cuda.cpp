@@ -127,7 +127,7 @@ void bind_cuda(py::module_& m) {
       .def(
           "drain_episode_log",
           [](DeviceEnv& e, uintptr_t stream) {
-            const hmasd::EpisodeTotals log = e.drain_log(stream);
+            const hmasd::EpisodeLog log = e.drain_log(stream);
             py::dict out;
             out["episodes"] = log.episodes;
             out["length_sum"] = log.length_sum;

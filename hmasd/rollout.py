@@ -9,6 +9,12 @@ import numpy as np
 from hmasd.envs.vec_env import VecEnv
 
 
+def _check_ints(**values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+
+
 class RolloutEngine:
     """Collects one on-policy batch of T steps from every env of a :class:`VecEnv`, natively.
 
@@ -41,10 +47,8 @@ class RolloutEngine:
                  clock: str = "episode", ring_capacity: int | None = None) -> None:
         if not isinstance(env, VecEnv):
             raise TypeError(f"env must be a hmasd.envs.VecEnv, got {type(env).__name__}")
-        for name, value in (("horizon", horizon), ("skill_interval", skill_interval),
-                            ("num_team_skills", num_team_skills), ("num_indiv_skills", num_indiv_skills)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {value!r}")
+        _check_ints(horizon=horizon, skill_interval=skill_interval, num_team_skills=num_team_skills,
+                    num_indiv_skills=num_indiv_skills)
         self.env = env
         engine_type = type(env._native).Rollout  # each native env class names its engine (bind_rollout.cpp)
         self._native = engine_type(env._native, horizon, skill_interval, num_team_skills, num_indiv_skills, clock,
@@ -212,10 +216,8 @@ class DeviceRolloutEngine(RolloutEngine):
 
         if not isinstance(env, DeviceVecEnv):
             raise TypeError(f"env must be a hmasd DeviceVecEnv, got {type(env).__name__}")
-        for name, value in (("horizon", horizon), ("skill_interval", skill_interval),
-                            ("num_team_skills", num_team_skills), ("num_indiv_skills", num_indiv_skills)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {value!r}")
+        _check_ints(horizon=horizon, skill_interval=skill_interval, num_team_skills=num_team_skills,
+                    num_indiv_skills=num_indiv_skills)
         self.env = env
         self._device = env._native.device
         self._native = env._native.make_engine(horizon, skill_interval, num_team_skills, num_indiv_skills, clock,

@@ -119,6 +119,13 @@ struct EnvBatch {
 
 // ---- per-env work, as functors a CPU thread pool or a CUDA kernel runs for each env index ------------------------
 
+// Env e's row of `actions` ([E, N * kActionWidth] of any type that converts to Env::Action) as the env takes it.
+template <class Env, class T>
+HD void load_action_row(const T* actions, int32_t e, int32_t num_agents, typename Env::Action* row) {
+  const int32_t width = num_agents * Env::kActionWidth;
+  for (int32_t k = 0; k < width; ++k) row[k] = static_cast<typename Env::Action>(actions[int64_t(e) * width + k]);
+}
+
 template <class Env>
 struct ResetEnvs {
   EnvBatch<Env> batch;
@@ -132,10 +139,8 @@ struct StepEnvs {
   EnvBatch<Env> batch;
   const T* actions;
   HD void operator()(int32_t e) const {
-    using Action = typename Env::Action;
-    const int32_t width = batch.num_agents * Env::kActionWidth;
-    Action row[kMaxAgentsPerEnv * Env::kActionWidth];
-    for (int32_t k = 0; k < width; ++k) row[k] = static_cast<Action>(actions[int64_t(e) * width + k]);
+    typename Env::Action row[kMaxAgentsPerEnv * Env::kActionWidth];
+    load_action_row<Env>(actions, e, batch.num_agents, row);
     batch.step_env(e, row);
   }
 };

@@ -12,22 +12,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "batch/engine_lease.h"
 #include "batch/env_batch.h"
 #include "batch/env_storage.h"
+#include "batch/episode_log.h"
 #include "core/env_spec.h"
 #include "core/philox.h"
 #include "cpu/host_array.h"
 #include "cpu/parallel_for.h"
 
 namespace hmasd {
-
-// Sums over the episodes finished since the last drain; the Python side turns them into means.
-struct EpisodeLog {
-  int64_t episodes = 0;
-  double length_sum = 0.0;
-  std::vector<double> return_sum;  // [N]
-  std::vector<double> info_sum;    // [info width]
-};
 
 template <class Env>
 class BatchedEnv {
@@ -107,48 +101,27 @@ class BatchedEnv {
 
   // The tallies summed over envs in env order (independent of threads and backend), then cleared.
   EpisodeLog drain_log() {
-    const int32_t n = dims_.num_agents, width = tally_width(n, info_width_);
-    EpisodeLog out;
-    out.return_sum.assign(static_cast<size_t>(n), 0.0);
-    out.info_sum.assign(static_cast<size_t>(info_width_), 0.0);
-    double episodes = 0.0;
-    for (int32_t e = 0; e < num_envs_; ++e) {
-      const double* t = buffers_.tally.data() + int64_t(e) * width;
-      episodes += t[0];
-      out.length_sum += t[1];
-      for (int32_t i = 0; i < n; ++i) out.return_sum[i] += t[2 + i];
-      for (int32_t k = 0; k < info_width_; ++k) out.info_sum[k] += t[2 + n + k];
-    }
-    out.episodes = static_cast<int64_t>(episodes);
+    EpisodeLog out = sum_tallies(buffers_.tally.data(), num_envs_, dims_.num_agents, info_width_);
     buffers_.tally.fill_zero();
     return out;
   }
 
-  // ---- the rollout engine that steps this env ---------------------------------------------------
-  // One engine at a time; while its batch is open, the env's own observation rows are stale (the engine's batch
-  // holds the current ones), so direct steps, resets and snapshots are refused instead of silently losing data.
+  // ---- the rollout engine that steps this env (batch/engine_lease.h) ---------------------------------
   // `sync_own_rows` copies the engine's current observation rows into the env's own, for a snapshot mid-batch.
   void attach_engine(const void* engine, std::function<void()> sync_own_rows) {
-    if (engine_ != nullptr)
-      throw std::runtime_error("this env is already stepped by a RolloutEngine; one engine per env (delete the "
-                               "other engine first)");
-    engine_ = engine;
+    lease_.attach(engine);
     sync_own_rows_ = std::move(sync_own_rows);
   }
   void detach_engine(const void* engine) {
-    if (engine_ != engine) return;
-    engine_ = nullptr;
-    sync_own_rows_ = nullptr;
-    batch_open_ = false;
+    if (lease_.detach(engine)) sync_own_rows_ = nullptr;
   }
-  void set_batch_open(bool open) { batch_open_ = open; }
-  bool batch_open() const { return batch_open_; }
+  void set_batch_open(bool open) { lease_.set_batch_open(open); }
 
   // ---- snapshot (pickling) ----------------------------------------------------------------------
   // Mid-batch the engine's current rows are copied into the env's own first, so the snapshot is of the env as it
   // is now (the engine reads the own rows only at a batch start, and the last step rewrites them).
   std::string snapshot() {
-    if (batch_open_ && sync_own_rows_) sync_own_rows_();
+    if (lease_.batch_open() && sync_own_rows_) sync_own_rows_();
     std::string out;
     append(out, &seed_, sizeof(seed_));
     append(out, &has_reset_, sizeof(has_reset_));
@@ -198,12 +171,7 @@ class BatchedEnv {
     return config;
   }
 
-  void check_not_in_batch(const char* what) const {
-    if (batch_open_)
-      throw std::runtime_error(std::string(what) + " on an env whose RolloutEngine batch is in progress: the "
-                               "engine holds its current observations; step it through the engine, or finish the "
-                               "batch (or delete the engine) first");
-  }
+  void check_not_in_batch(const char* what) const { lease_.check_not_in_batch(what); }
 
   static void append(std::string& out, const void* data, size_t bytes) {
     out.append(static_cast<const char*>(data), bytes);
@@ -219,9 +187,8 @@ class BatchedEnv {
   uint64_t seed_ = 0;
   bool has_reset_ = false;
   EnvStorage<Env, HostArray> buffers_;
-  const void* engine_ = nullptr;
+  EngineLease lease_;
   std::function<void()> sync_own_rows_;
-  bool batch_open_ = false;
 };
 
 }  // namespace hmasd

@@ -12,6 +12,7 @@
 #include "cpu/batched_env.h"
 #include "cpu/host_array.h"
 #include "cpu/parallel_for.h"
+#include "rollout/engine_args.h"
 #include "rollout/hl_ring.h"
 #include "rollout/rollout_batch.h"
 #include "rollout/rollout_storage.h"
@@ -34,13 +35,7 @@ class RolloutEngine {
                 int32_t num_indiv_skills, Clock clock, int64_t ring_capacity)
       : env_(env), horizon_(horizon), skill_interval_(skill_interval), num_team_skills_(num_team_skills),
         num_indiv_skills_(num_indiv_skills), clock_(clock) {
-    if (env.autoreset() != Autoreset::kSameStep)
-      throw std::invalid_argument("the rollout engine needs an env with autoreset='same_step'");
-    if (horizon < 1) throw std::invalid_argument("horizon must be >= 1, got " + std::to_string(horizon));
-    if (skill_interval < 1)
-      throw std::invalid_argument("skill_interval must be >= 1, got " + std::to_string(skill_interval));
-    if (num_team_skills < 1 || num_indiv_skills < 1)
-      throw std::invalid_argument("num_team_skills and num_indiv_skills must be >= 1");
+    check_engine_args(env.autoreset(), horizon, skill_interval, num_team_skills, num_indiv_skills);
     e_ = env.num_envs();
     n_ = env.dims().num_agents;
     obs_dim_ = env.dims().obs_dim;

@@ -9,8 +9,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "batch/engine_lease.h"
 #include "batch/env_batch.h"
 #include "batch/env_storage.h"
+#include "batch/episode_log.h"
 #include "cuda/backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_array.h"
@@ -19,6 +21,7 @@
 #include "envs/alice_and_bob.h"
 #include "envs/stag_hunt.h"
 #include "envs/uav_coverage.h"
+#include "rollout/engine_args.h"
 #include "rollout/rollout_batch.h"
 #include "rollout/rollout_storage.h"
 
@@ -171,27 +174,14 @@ class DeviceBatchedEnv final : public DeviceEnv {
   std::unique_ptr<DeviceEngine> make_engine(int32_t horizon, int32_t skill_interval, int32_t num_team_skills,
                                             int32_t num_indiv_skills, int32_t clock, int64_t ring_capacity) override;
 
-  EpisodeTotals drain_log(uintptr_t stream) override {
+  EpisodeLog drain_log(uintptr_t stream) override {
     DeviceScope scope(device_);
-    const int32_t n = dims_.num_agents, width = tally_width(n, info_width_);
     std::vector<double> tally(buffers_.tally.size());
     check_cuda(cudaMemcpyAsync(tally.data(), buffers_.tally.data(), buffers_.tally.bytes(), cudaMemcpyDeviceToHost,
                                as_stream(stream)), "cudaMemcpyAsync(tally)");
     buffers_.tally.fill_zero(as_stream(stream));
     check_cuda(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize");
-    EpisodeTotals out;
-    out.return_sum.assign(n, 0.0);
-    out.info_sum.assign(info_width_, 0.0);
-    double episodes = 0.0;
-    for (int32_t e = 0; e < num_envs_; ++e) {  // env order, as the CPU owner: the same totals bit for bit
-      const double* t = tally.data() + int64_t(e) * width;
-      episodes += t[0];
-      out.length_sum += t[1];
-      for (int32_t i = 0; i < n; ++i) out.return_sum[i] += t[2 + i];
-      for (int32_t k = 0; k < info_width_; ++k) out.info_sum[k] += t[2 + n + k];
-    }
-    out.episodes = static_cast<int64_t>(episodes);
-    return out;
+    return sum_tallies(tally.data(), num_envs_, dims_.num_agents, info_width_);  // as the CPU owner: same totals
   }
 
   // ---- for the engine ------------------------------------------------------------------------------------
@@ -199,18 +189,9 @@ class DeviceBatchedEnv final : public DeviceEnv {
   EnvStorage<Env, DeviceArray>& storage() { return buffers_; }
   unsigned long long* error_word() { return errors_.data(); }
   ErrorWord& errors() { return errors_; }
-  void attach_engine(const void* engine) {
-    if (engine_ != nullptr)
-      throw std::runtime_error("this env is already stepped by a RolloutEngine; one engine per env (delete the "
-                               "other engine first)");
-    engine_ = engine;
-  }
-  void detach_engine(const void* engine) {
-    if (engine_ != engine) return;
-    engine_ = nullptr;
-    batch_open_ = false;
-  }
-  void set_batch_open(bool open) { batch_open_ = open; }
+  void attach_engine(const void* engine) { lease_.attach(engine); }
+  void detach_engine(const void* engine) { lease_.detach(engine); }
+  void set_batch_open(bool open) { lease_.set_batch_open(open); }
 
   template <class T>
   void check_inputs(const T* actions, cudaStream_t stream) {
@@ -274,12 +255,7 @@ class DeviceBatchedEnv final : public DeviceEnv {
   }
 
  private:
-  void check_not_in_batch(const char* what) const {
-    if (batch_open_)
-      throw std::runtime_error(std::string(what) + " on an env whose RolloutEngine batch is in progress: the "
-                               "engine holds its current observations; step it through the engine, or finish the "
-                               "batch (or delete the engine) first");
-  }
+  void check_not_in_batch(const char* what) const { lease_.check_not_in_batch(what); }
 
   Config config_;
   int32_t device_;
@@ -291,8 +267,7 @@ class DeviceBatchedEnv final : public DeviceEnv {
   bool has_reset_ = false;
   EnvStorage<Env, DeviceArray> buffers_;
   ErrorWord errors_;
-  const void* engine_ = nullptr;
-  bool batch_open_ = false;
+  EngineLease lease_;
 };
 
 
@@ -362,13 +337,7 @@ class DeviceRolloutEngine final : public DeviceEngine {
                       int32_t num_indiv_skills, Clock clock, int64_t ring_capacity)
       : env_(env), horizon_(horizon), skill_interval_(skill_interval), num_team_skills_(num_team_skills),
         num_indiv_skills_(num_indiv_skills), clock_(clock) {
-    if (env.autoreset() != Autoreset::kSameStep)
-      throw std::invalid_argument("the rollout engine needs an env with autoreset='same_step'");
-    if (horizon < 1) throw std::invalid_argument("horizon must be >= 1, got " + std::to_string(horizon));
-    if (skill_interval < 1)
-      throw std::invalid_argument("skill_interval must be >= 1, got " + std::to_string(skill_interval));
-    if (num_team_skills < 1 || num_indiv_skills < 1)
-      throw std::invalid_argument("num_team_skills and num_indiv_skills must be >= 1");
+    check_engine_args(env.autoreset(), horizon, skill_interval, num_team_skills, num_indiv_skills);
     e_ = env.num_envs();
     n_ = env.dims().num_agents;
     // On the device the ring is never checked before a step (that would be a host sync): it always has the T slots

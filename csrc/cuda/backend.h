@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch/episode_log.h"
 #include "core/env_spec.h"
 
 namespace hmasd {
@@ -22,11 +23,6 @@ struct DeviceTensor {
 };
 using NamedTensors = std::vector<std::pair<std::string, DeviceTensor>>;
 
-struct EpisodeTotals {
-  int64_t episodes = 0;
-  double length_sum = 0.0;
-  std::vector<double> return_sum, info_sum;
-};
 
 class DeviceEnv {
  public:
@@ -45,7 +41,7 @@ class DeviceEnv {
   virtual void step(const void* actions, DType dtype, uintptr_t stream, bool check_now) = 0;
   virtual void check_errors(uintptr_t stream) = 0;
   virtual NamedTensors buffers() = 0;
-  virtual EpisodeTotals drain_log(uintptr_t stream) = 0;
+  virtual EpisodeLog drain_log(uintptr_t stream) = 0;
   // The rollout engine of this env, on the same device (clock: 0 episode, 1 global; ring_capacity 0: E * T).
   virtual std::unique_ptr<class DeviceEngine> make_engine(int32_t horizon, int32_t skill_interval,
                                                           int32_t num_team_skills, int32_t num_indiv_skills,

@@ -185,10 +185,9 @@ struct StepEngine {
   const T* actions;
   const float *logp, *value;
   HD void operator()(int32_t e) const {
-    using Action = typename Env::Action;
-    const int32_t n = batch.env.num_agents, width = n * Env::kActionWidth;
-    Action row[kMaxAgentsPerEnv * Env::kActionWidth];
-    for (int32_t k = 0; k < width; ++k) row[k] = static_cast<Action>(actions[int64_t(e) * width + k]);
+    const int32_t n = batch.env.num_agents;
+    typename Env::Action row[kMaxAgentsPerEnv * Env::kActionWidth];
+    load_action_row<Env>(actions, e, n, row);
     batch.step_env(t, e, row, logp + int64_t(e) * n, value + int64_t(e) * n, barrier);
   }
 };

@@ -78,15 +78,7 @@ class DeviceVecEnv(VecEnv):
         for key in ("obs", "state", "rewards", "terminated", "truncated", "action_mask", "final_obs", "final_state",
                     "episode_return", "episode_length"):
             setattr(self, key, tensors[key])
-        self.episode_info = {}
-        self._info_slots = []
-        offset, n = 0, self.num_agents
-        for field, per_agent in self._native.info_fields:
-            width = n if per_agent else 1
-            block = tensors["episode_info"][:, offset:offset + width]
-            self.episode_info[field] = block if per_agent else block[:, 0]
-            self._info_slots.append((field, per_agent, offset))
-            offset += width
+        self._bind_episode_info(tensors["episode_info"])
         self._info = {"state": self.state, "action_mask": self.action_mask, "final_obs": self.final_obs,
                       "final_state": self.final_state, "episode_return": self.episode_return,
                       "episode_length": self.episode_length, **self.episode_info}

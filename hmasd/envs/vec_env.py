@@ -47,15 +47,7 @@ class VecEnv:
         self.final_state: np.ndarray = buffers["final_state"]
         self.episode_return: np.ndarray = buffers["episode_return"]
         self.episode_length: np.ndarray = buffers["episode_length"]
-        self.episode_info: dict[str, np.ndarray] = {}
-        self._info_slots: list[tuple[str, bool, int]] = []
-        offset, n = 0, self.num_agents
-        for field, per_agent in self._native.info_fields:
-            width = n if per_agent else 1
-            block = buffers["episode_info"][:, offset:offset + width]
-            self.episode_info[field] = block if per_agent else block[:, 0]
-            self._info_slots.append((field, per_agent, offset))
-            offset += width
+        self._bind_episode_info(buffers["episode_info"])
         self._info: dict[str, Any] = {
             "state": self.state,
             "action_mask": self.action_mask,
@@ -66,6 +58,18 @@ class VecEnv:
             **self.episode_info,
         }
         self._step_result: StepResult = (self.obs, self.rewards, self.terminated, self.truncated, self._info)
+
+    def _bind_episode_info(self, block: Any) -> None:
+        """Per-field views of the episode info buffer [E, width] (NumPy or torch)."""
+        self.episode_info: dict[str, Any] = {}
+        self._info_slots: list[tuple[str, bool, int]] = []
+        offset, n = 0, self.num_agents
+        for field, per_agent in self._native.info_fields:
+            width = n if per_agent else 1
+            view = block[:, offset:offset + width]
+            self.episode_info[field] = view if per_agent else view[:, 0]
+            self._info_slots.append((field, per_agent, offset))
+            offset += width
 
     # ---- sizes and options ---------------------------------------------------------------------
     @property
