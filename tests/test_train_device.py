@@ -158,6 +158,26 @@ def test_the_device_episode_metrics_are_the_cpu_envs():
     assert loop.episode_metrics_from_log(dev, ended) == cpu.episode_metrics and cpu.episode_metrics
 
 
+def test_a_device_run_evaluates_checkpoints_and_resumes_without_env_state(tmp_path, caplog):
+    from hmasd.train import checkpoint
+
+    config = small("alice_and_bob_gru")
+    trainer = device_trainer(config)
+    loop.iterate(trainer)
+    result = loop.evaluate(trainer, 2)  # on a CPU env of the same options
+    assert result["episodes"] == 2 and math.isfinite(result["mean_return"])
+    path = checkpoint.save(trainer, tmp_path / "device.pt")
+    data = checkpoint.load(path)
+    assert data["env_snapshot"] is None, "a CUDA env has no snapshot"
+    resumed = device_trainer(config)
+    with caplog.at_level("WARNING", logger="hmasd.train"):
+        checkpoint.restore(resumed, data, path)
+    assert "holds no env state" in caplog.text
+    assert resumed.iteration == 1 and bool(resumed.starts.all()), "fresh envs restart the GRU states"
+    metrics = loop.iterate(resumed)
+    assert metrics[loop.SYNC_METRIC] == expected_syncs(config, resumed.env)
+
+
 def test_the_cpu_path_is_untouched_by_the_device_code():
     trainer = loop.build(small("stag_hunt"))
     assert not trainer.on_device
