@@ -293,9 +293,10 @@ class DeviceRolloutEngine(RolloutEngine):
         next_obs[:-1], next_state[:-1] = low["obs"][1:], low["state"][1:]
         if t:
             next_obs[-1], next_state[-1] = self.obs, self.state
+        # torch.where, not boolean indexing: a boolean index would wait for the device to count the rows
         ended = low["terminated"] | low["truncated"]
-        next_obs[ended] = low["final_obs"][ended]
-        next_state[ended] = low["final_state"][ended]
+        next_obs = torch.where(ended[:, :, None, None], low["final_obs"], next_obs)
+        next_state = torch.where(ended[:, :, None], low["final_state"], next_state)
         return next_obs, next_state
 
     def high_level(self) -> dict[str, Any]:

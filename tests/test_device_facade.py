@@ -9,92 +9,11 @@ import numpy as np
 import pytest
 
 import hmasd.envs
-from hmasd import _native
-from hmasd.envs.device import DeviceVecEnv
 from hmasd.rollout import DeviceRolloutEngine, RolloutEngine
 
 torch = pytest.importorskip("torch")
 
-
-def exported(buffers: dict) -> dict:
-    return {key: _native.dlpack_view(value) for key, value in buffers.items()}
-
-
-class HostDeviceEnv:
-    """The calls of _native.DeviceEnv, answered by a CPU env."""
-
-    device = 0
-
-    def __init__(self, cpu) -> None:
-        self.cpu = cpu
-        for key in ("num_envs", "num_agents", "obs_dim", "state_dim", "num_actions", "action_dim", "seed",
-                    "has_reset", "info_fields"):
-            setattr(HostDeviceEnv, key, property(lambda self, key=key: getattr(self.cpu._native, key)))
-
-    def buffers(self):
-        return exported(self.cpu._native.buffers())
-
-    def reset(self, seed, stream):
-        self.cpu._native.reset(seed)
-
-    def step(self, actions, stream, check):
-        self.cpu._native.step(np.ascontiguousarray(actions.numpy()))
-
-    def check_errors(self, stream):
-        pass
-
-    def drain_episode_log(self, stream):
-        return self.cpu._native.drain_episode_log()
-
-    def make_engine(self, horizon, k, n_team, n_indiv, clock, capacity):
-        return HostDeviceEngine(RolloutEngine(self.cpu, horizon, k, n_team, n_indiv, clock=clock))
-
-
-class HostDeviceEngine:
-    """The calls of _native.DeviceEngine, answered by a CPU engine."""
-
-    def __init__(self, engine: RolloutEngine) -> None:
-        self.engine, self.g = engine, engine._native
-        for key in ("horizon", "steps_in_batch", "ready", "policy_version", "slots_per_env", "samples_collected"):
-            setattr(HostDeviceEngine, key, property(lambda self, key=key: getattr(self.g, key)))
-
-    def buffers(self, device):
-        out = {}
-        for group, values in self.g.buffers().items():
-            out.update({f"{group}/{key}": value for key, value in values.items()})
-        return exported(out)
-
-    def decide(self, device, n, ids, team, indiv, logp, values, stream, check):
-        self.engine.decide(*(x.numpy() for x in (ids, team, indiv, logp, values)))
-
-    def decide_all(self, device, num_envs, n, team, indiv, logp, values, stream, check):
-        ids = np.flatnonzero(self.engine.needs_decision).astype(np.int32)
-        self.engine.decide(ids, *(x.numpy()[ids] for x in (team, indiv, logp, values)))
-
-    def step(self, env, actions, logp, values, stream, check):
-        self.engine.step(*(np.ascontiguousarray(x.numpy()) for x in (actions, logp, values)))
-
-    def resume(self, stream):
-        self.engine.resume()
-
-    def check_errors(self, stream):
-        pass
-
-    def transitions_emitted(self, stream):
-        return self.g.transitions_emitted
-
-    def transitions_in_batch(self, stream):
-        return self.g.transitions_in_batch
-
-    def forced_closed(self, stream):
-        return self.g.forced_closed
-
-
-def facade(name: str, num_envs: int, **options) -> DeviceVecEnv:
-    cpu = hmasd.envs.make(name, num_envs=num_envs, seed=3, **options)
-    env = DeviceVecEnv(name, HostDeviceEnv(cpu), dict(options), hmasd.envs.make(name, **options))
-    env._autoreset = "same_step"
-    return env
+from device_standin import facade  # noqa: E402  (the stand-ins export tensors: torch first)
 
 
 @pytest.mark.parametrize("clock", ["episode", "global"])

@@ -3,6 +3,7 @@ written atomically, and loaded with errors that name what does not match."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 import hmasd
 from hmasd.train.config import TrainConfig
 
+log = logging.getLogger("hmasd.train")
 FORMAT = "hmasd-checkpoint-v1"
 SPEC_FIELDS = ("name", "num_agents", "obs_dim", "state_dim", "num_actions")
 
@@ -39,7 +41,8 @@ def state_dict(trainer) -> dict[str, Any]:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps,
                      "engine": trainer.engine.counters()},
-        "env_snapshot": trainer.env._native.snapshot(),
+        # a CUDA env cannot snapshot its state: a resumed device run starts its envs afresh (see restore)
+        "env_snapshot": trainer.env._native.snapshot() if hasattr(trainer.env._native, "snapshot") else None,
         "hidden": {"actor": trainer.actor_hidden.cpu(), "critic": trainer.critic_hidden.cpu(),
                    "starts": trainer.starts.cpu()},
         "best_eval": getattr(trainer, "best_eval", None),
@@ -110,10 +113,16 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     trainer.generator.set_state(data["rng"]["generator"])
     if data["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(data["rng"]["cuda"])
-    trainer.env._native.restore(data["env_snapshot"])
+    if data["env_snapshot"] is not None:
+        trainer.env._native.restore(data["env_snapshot"])
+    else:
+        log.warning("%s holds no env state (it was saved from a CUDA env): the envs start from a fresh reset",
+                    path)
     trainer.actor_hidden = data["hidden"]["actor"].to(trainer.device)
     trainer.critic_hidden = data["hidden"]["critic"].to(trainer.device)
     trainer.starts = data["hidden"]["starts"].to(trainer.device)
+    if data["env_snapshot"] is None:  # fresh episodes: the GRU states restart with them
+        trainer.starts = torch.ones_like(trainer.starts)
     trainer.engine.restore_counters(data["counters"]["engine"])
     trainer.iteration = data["counters"]["iteration"]
     trainer.env_steps = data["counters"]["env_steps"]

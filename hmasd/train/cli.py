@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         config = checkpoint.config_of(data, **{k: v for k, v in {
             "total_steps": args.total_steps, "device": args.device, "eval_interval": args.eval_interval,
             "eval_episodes": args.eval_episodes}.items() if v is not None})
+    from hmasd.train.loop import resolve_device
+
+    try:  # before the run folder exists: --device cuda on a machine without CUDA names the problem and stops
+        resolve_device(config.device)
+    except ValueError as error:
+        raise SystemExit(f"hmasd-train: {error}") from None
     name = args.name or f"{config.env}_{config.algo}" + ("_eval" if args.eval_only else "")
     run_dir = make_run_dir(args.run_dir, name)
     setup_logging(run_dir, args.log_level)

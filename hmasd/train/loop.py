@@ -3,6 +3,7 @@ discriminators, resume. Also the flat MAPPO baseline and the paper's ablations (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -15,10 +16,13 @@ import torch
 import hmasd.envs
 from hmasd.algo.agent import DiscBatch, EnvDims, HighBatch, HMASDAgent, LowBatch
 from hmasd.algo.ppo import compute_gae
-from hmasd.rollout import RolloutEngine
+from hmasd.rollout import DeviceRolloutEngine, RolloutEngine
 from hmasd.train.config import TrainConfig
 
 log = logging.getLogger("hmasd.train")
+
+# Host syncs the device path makes per batch, by call (see :class:`HostSyncs`); docs/training.md explains each.
+SYNC_METRIC = "Sync/host_syncs_per_batch"
 
 
 def effective_config(config: TrainConfig) -> TrainConfig:
@@ -50,6 +54,27 @@ class BatchRecord:
     episode_metrics: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
 
 
+class HostSyncs:
+    """Counts the calls of one batch that make the host wait for the device (device path only).
+
+    Only the calls the loop makes itself are counted (each names itself with :meth:`add`); torch's own kernels
+    are launched asynchronously and the updates' minibatch index copies are not counted.
+    """
+
+    def __init__(self) -> None:
+        self.by_call: dict[str, int] = {}
+
+    def add(self, call: str, count: int = 1) -> None:
+        self.by_call[call] = self.by_call.get(call, 0) + count
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_call.values())
+
+    def reset(self) -> None:
+        self.by_call = {}
+
+
 @dataclass
 class Trainer:
     """Everything a run holds: config, env, engine, agent and counters."""
@@ -73,6 +98,14 @@ class Trainer:
     hidden_log: dict[str, torch.Tensor] = field(default_factory=dict)
     # the env's scalar episode metrics of the episodes that ended in the current batch, by (step, env)
     episode_metrics: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+    # device path: the scalar episode-info fields after every step [T, E, F], read on the host once per batch
+    episode_info_log: torch.Tensor | None = None
+    syncs: HostSyncs = field(default_factory=HostSyncs)
+
+    @property
+    def on_device(self) -> bool:
+        """True when env and engine live on a CUDA device (or a stand-in for one): the no-sync collect path."""
+        return isinstance(self.engine, DeviceRolloutEngine)
 
 
 def scalar_info_fields(env: Any) -> list[str]:
@@ -85,15 +118,41 @@ def performance_tag(field_name: str) -> str:
     return "Performance/Episode_" + "_".join(word.capitalize() for word in field_name.split("_"))
 
 
-def build(config: TrainConfig) -> Trainer:
-    """Creates the env, the engine and a freshly initialised agent for ``config``."""
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``config.device``; a CUDA device that torch cannot use is a clear ValueError."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r} ({error})") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build_tag = "a CPU-only torch build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise ValueError(f"device={name!r}: torch {torch.__version__} ({build_tag}) sees no CUDA device on "
+                             f"this machine; train with --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
+
+
+def build(config: TrainConfig, env: Any = None) -> Trainer:
+    """Creates the env, the engine and a freshly initialised agent for ``config``.
+
+    On a CUDA ``config.device`` the env is made on that device, so the engine and the learner share it and the
+    collect loop never copies observations, actions or rewards through the host. ``env`` replaces the env made
+    here (a stand-in for tests; it is reset here).
+    """
     config = effective_config(config)
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
-    device = torch.device(config.device)
-    env = hmasd.envs.make(config.env, num_envs=config.num_envs, seed=config.seed, num_threads=config.num_threads,
-                          **config.env_options)
+    device = resolve_device(config.device)
+    if env is None:
+        # a CUDA run keeps env, engine and learner on one device; the CPU env is made exactly as before
+        placement = {"device": str(device)} if device.type == "cuda" else {}
+        env = hmasd.envs.make(config.env, num_envs=config.num_envs, seed=config.seed,
+                              num_threads=config.num_threads, **placement, **config.env_options)
     env.reset()
     engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
                            config.num_indiv_skills, clock=config.clock)
@@ -130,8 +189,65 @@ def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, determinist
     return skills.cpu().numpy(), logp.cpu().numpy(), values.cpu().numpy()
 
 
+def as_tensor(x: Any, device: torch.device) -> torch.Tensor:
+    """An engine buffer on the learner's device: NumPy (CPU engine) through torch.from_numpy, tensors as they are
+    (a device engine's buffers already live there)."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    return x.to(device)
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """A buffer for the run tracker, on the host (one device-to-host copy for a tensor)."""
+    return x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def host_floats(trainer: Trainer, values: dict[str, Any], call: str) -> dict[str, float]:
+    """Scalar tensors as floats with one device-to-host copy for all of them (one sync instead of one each)."""
+    if not values:
+        return {}
+    if trainer.on_device:
+        trainer.syncs.add(call)
+    # float64 holds every float32 exactly: the floats are those float(tensor) gives, one by one
+    stacked = torch.stack([torch.as_tensor(v).detach().to(torch.float64).reshape(()) for v in values.values()])
+    return dict(zip(values, stacked.cpu().tolist()))
+
+
+class distribution_checks_off:
+    """Switches off torch.distributions' argument checks: each check is a ``bool(tensor)``, a host sync per
+    distribution on a CUDA device (the samples and log-probs do not change)."""
+
+    def __enter__(self) -> None:
+        self.previous = torch.distributions.Distribution._validate_args
+        torch.distributions.Distribution.set_default_validate_args(False)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.distributions.Distribution.set_default_validate_args(self.previous)
+
+
+def decide_on_device(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, deterministic: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """High-level decisions as tensors on the learner's device (no host copy): skills [D, N+1] int64, log-probs
+    and values [D, N+1] float32. ``no_high`` draws its skills from the device's global RNG (the CPU path's
+    generator lives on the host)."""
+    c, dev = trainer.config, trainer.device
+    d, n = state.shape[0], obs.shape[1]
+    if c.algo == "mappo":
+        zeros = torch.zeros(d, n + 1, device=dev)
+        return torch.zeros(d, n + 1, dtype=torch.long, device=dev), zeros, zeros
+    if c.algo == "no_high":
+        team = torch.randint(c.num_team_skills, (d, 1), device=dev)
+        indiv = torch.randint(c.num_indiv_skills, (d, n), device=dev)
+        zeros = torch.zeros(d, n + 1, device=dev)
+        return torch.cat([team, indiv], 1), zeros, zeros
+    return trainer.agent.coordinator.act(state.to(dev), obs.to(dev), deterministic)
+
+
 def collect(trainer: Trainer) -> None:
     """Fills one batch of T steps per env through the engine (the coordinator runs only for envs that need it)."""
+    if trainer.on_device:
+        collect_on_device(trainer)
+        return
     env, engine, device, c = trainer.env, trainer.engine, trainer.device, trainer.config
     team_now = torch.from_numpy(engine.windows["team_skill"])
     indiv_now = torch.from_numpy(engine.windows["indiv_skill"])
@@ -170,14 +286,73 @@ def collect(trainer: Trainer) -> None:
     trainer.env_steps += c.horizon * c.num_envs
 
 
+def collect_on_device(trainer: Trainer) -> None:
+    """:func:`collect` for an env and engine on the device: the host only launches work, never waits for it.
+
+    Per step the coordinator runs for every env (which envs need a decision is known on the device only, and
+    asking would be a sync); ``decide_all`` keeps the rows of those that do. Steps are unchecked: a rejected
+    call is skipped on the device and raised by the one ``check_errors`` at the end of the batch. The env's
+    scalar episode metrics are copied into a [T, E, F] device buffer per step and read once per batch.
+    """
+    env, engine, device, c = trainer.env, trainer.engine, trainer.device, trainer.config
+    trainer.syncs.reset()
+    team_now, indiv_now = engine.windows["team_skill"], engine.windows["indiv_skill"]  # rewritten by decide_all
+    recurrent = c.recurrent
+    log = {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
+           "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
+           "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
+           "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)} if recurrent else {}
+    metric_fields = scalar_info_fields(env)
+    info_log = torch.zeros(c.horizon, env.num_envs, len(metric_fields), device=device) if metric_fields else None
+    trainer.episode_metrics = {}
+    for t in range(c.horizon):
+        obs, state, mask = engine.obs, engine.state, engine.action_mask
+        skills, high_logp, high_values = decide_on_device(trainer, state, obs)
+        engine.decide_all(skills[:, 0].to(torch.int32), skills[:, 1:].to(torch.int32),
+                          high_logp.to(torch.float32).contiguous(), high_values.to(torch.float32).contiguous(),
+                          check=False)
+        if recurrent:
+            log["actor"][t], log["critic"][t], log["starts"][t] = trainer.actor_hidden, trainer.critic_hidden, trainer.starts
+        actions, logp, values, h_actor, h_critic = trainer.agent.act_low(
+            obs, indiv_now, mask, state, team_now,
+            actor_hidden=trainer.actor_hidden if recurrent else None,
+            critic_hidden=trainer.critic_hidden if recurrent else None,
+            starts=trainer.starts if recurrent else None)
+        actions = actions.to(torch.float32 if actions.is_floating_point() else torch.int32)
+        engine.step(actions, logp.contiguous(), values.contiguous(), check=False)
+        if info_log is not None:  # the finished episodes' info is only in the env's buffers until the next step
+            info_log[t] = torch.stack([env.episode_info[key] for key in metric_fields], -1)
+        if recurrent:
+            trainer.starts = env.terminated | env.truncated
+            trainer.actor_hidden, trainer.critic_hidden = h_actor, h_critic
+            log["critic_after"][t] = h_critic
+    engine.check_errors()  # the deferred device-side rejections of this batch's unchecked calls
+    trainer.syncs.add("check_errors")
+    trainer.hidden_log = log
+    trainer.episode_info_log = info_log
+    trainer.env_steps += c.horizon * c.num_envs
+
+
+def episode_metrics_from_log(trainer: Trainer, ended: np.ndarray) -> dict[tuple[int, int], dict[str, float]]:
+    """The device path's per-episode metrics: (step t, env e) -> {field: value} for every episode that ended,
+    from the [T, E, F] buffer filled by :func:`collect_on_device` (one host copy)."""
+    if trainer.episode_info_log is None:
+        return {}
+    trainer.syncs.add("episode_info_log")
+    values = trainer.episode_info_log.cpu().numpy()
+    fields = scalar_info_fields(trainer.env)
+    return {(int(t), int(e)): {key: float(values[t, e, f]) for f, key in enumerate(fields)}
+            for t, e in zip(*np.nonzero(ended))}
+
+
 # ---- targets ------------------------------------------------------------------------------------
 def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
                     ) -> tuple[LowBatch, DiscBatch, dict[str, float]]:
     """Intrinsic rewards with the pre-update discriminators, then GAE over [T, E, N]. ``high`` is the batch's
     ``engine.high_level()`` when the caller already has it (it sorts and gathers, so it is computed once)."""
     c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
-    low = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in engine.low_level().items()}
-    next_obs, next_state = (torch.from_numpy(a).to(dev) for a in engine.next_observations())
+    low = {k: as_tensor(v, dev) for k, v in engine.low_level().items()}
+    next_obs, next_state = (as_tensor(a, dev) for a in engine.next_observations())
     t_len, e, n = low["rewards"].shape
     team, indiv = low["team_skill"], low["indiv_skill"]
     r_team, r_indiv = agent.intrinsic_rewards(next_state, next_obs, team, indiv)
@@ -197,9 +372,12 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
         next_values = norm.denormalize(flat_next.reshape(t_len, e, n))
         next_values[:-1] = torch.where(ended[:-1, :, None], next_values[:-1], values[1:])
         # at the barrier the next batch opens with a fresh decision Z' at s_T (as in the official code)
-        boot_state = torch.from_numpy(engine.windows["bootstrap_state"]).to(dev)
-        boot_obs = torch.from_numpy(engine.windows["bootstrap_obs"]).to(dev)
-        fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
+        boot_state = as_tensor(engine.windows["bootstrap_state"], dev)
+        boot_obs = as_tensor(engine.windows["bootstrap_obs"], dev)
+        if trainer.on_device:
+            fresh = decide_on_device(trainer, boot_state, boot_obs)[0][:, 0]
+        else:
+            fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
         last = agent.critic_values(boot_state.unsqueeze(0), fresh.unsqueeze(0), n,
                                    trainer.critic_hidden if recurrent else None,
                                    trainer.starts.unsqueeze(0) if recurrent else None)[0]
@@ -221,26 +399,49 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     disc = DiscBatch(next_state=next_state.reshape(t_len * e, -1), team_skill=team.reshape(-1),
                      next_obs=next_obs.reshape(t_len * e * n, -1),
                      row_team=team.unsqueeze(-1).expand(t_len, e, n).reshape(-1), indiv_skill=indiv.reshape(-1))
-    stats = {"Rewards/Env": float(low["rewards"].mean()), "Rewards/Intrinsic/Team": float(r_team.mean()),
-             "Rewards/Intrinsic/Individual": float(r_indiv.mean()), "Rewards/LowLevel": float(rewards.mean())}
-    high = engine.high_level() if high is None else high
-    trainer.last_batch = BatchRecord(
-        env_reward=low["rewards"].mean(-1).cpu().numpy(), team_component=(c.lambda_team * r_team).cpu().numpy(),
-        indiv_component=(c.lambda_indi * r_indiv).mean(-1).cpu().numpy(), ended=ended.cpu().numpy(),
-        high_env=high["env"], high_start=high["start"], team_skill=high["team_skill"], indiv_skill=high["indiv_skill"],
-        episode_metrics=trainer.episode_metrics)  # collect() starts a new dict per batch
+    stats = host_floats(trainer, {"Rewards/Env": low["rewards"].mean(), "Rewards/Intrinsic/Team": r_team.mean(),
+                                  "Rewards/Intrinsic/Individual": r_indiv.mean(), "Rewards/LowLevel": rewards.mean()},
+                        "low_level_stats")
+    if high is None:
+        high = engine.high_level()
+        if trainer.on_device:
+            trainer.syncs.add("high_level")
+    trainer.last_batch = batch_record(trainer, low, r_team, r_indiv, ended, high)
     return batch, disc, stats
 
 
-def high_level_bootstrap(engine: RolloutEngine, high: dict[str, np.ndarray],
-                         low: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def batch_record(trainer: Trainer, low: dict[str, torch.Tensor], r_team: torch.Tensor, r_indiv: torch.Tensor,
+                 ended: torch.Tensor, high: dict[str, Any]) -> BatchRecord:
+    """The tracker's view of the batch, on the host: one copy per field, once per batch."""
+    c = trainer.config
+    host = {"env_reward": low["rewards"].mean(-1), "team_component": c.lambda_team * r_team,
+            "indiv_component": (c.lambda_indi * r_indiv).mean(-1), "ended": ended, "high_env": high["env"],
+            "high_start": high["start"], "team_skill": high["team_skill"], "indiv_skill": high["indiv_skill"]}
+    if trainer.on_device:
+        trainer.syncs.add("batch_record", len(host))
+    host = {key: as_numpy(value) for key, value in host.items()}
+    if trainer.on_device:  # collect() could not read the metrics per step without a sync; they are in the log
+        trainer.episode_metrics = episode_metrics_from_log(trainer, host["ended"])
+    return BatchRecord(**host, episode_metrics=trainer.episode_metrics)  # collect() starts a new dict per batch
+
+
+def high_level_bootstrap(engine: RolloutEngine, high: dict[str, Any], low: dict[str, Any],
+                         device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The state and observations each window led to: the final ones where its episode ended on its last step,
     else (the window was cut by the barrier, or closed by the clock) the env's at the barrier. Only truncated
-    windows use them; windows closed by the clock mid-batch take the next window's values instead."""
-    end_rows, envs = high["start"] + high["length"] - 1, high["env"]
-    ended = (low["terminated"][end_rows, envs] | low["truncated"][end_rows, envs])
-    state = np.where(ended[:, None], low["final_state"][end_rows, envs], engine.windows["bootstrap_state"][envs])
-    obs = np.where(ended[:, None, None], low["final_obs"][end_rows, envs], engine.windows["bootstrap_obs"][envs])
+    windows use them; windows closed by the clock mid-batch take the next window's values instead.
+
+    Takes NumPy (CPU engine) or tensors (device engine); returns tensors on ``device`` (default: where the
+    buffers are), gathered there without a host copy."""
+    def get(x: Any) -> torch.Tensor:
+        return as_tensor(x, device) if device is not None else (torch.from_numpy(x) if isinstance(x, np.ndarray) else x)
+
+    end_rows, envs = (get(high["start"]) + get(high["length"]) - 1).long(), get(high["env"]).long()
+    ended = get(low["terminated"])[end_rows, envs] | get(low["truncated"])[end_rows, envs]
+    state = torch.where(ended[:, None], get(low["final_state"])[end_rows, envs],
+                        get(engine.windows["bootstrap_state"])[envs])
+    obs = torch.where(ended[:, None, None], get(low["final_obs"])[end_rows, envs],
+                      get(engine.windows["bootstrap_obs"])[envs])
     return state, obs
 
 
@@ -248,28 +449,34 @@ def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
                      ) -> tuple[HighBatch, dict[str, float]]:
     """Per-token GAE over each env's windows (discount per decision), bootstrapped at truncation."""
     c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
-    high = engine.high_level() if high is None else high
+    if high is None:
+        high = engine.high_level()
+        if trainer.on_device:
+            trainer.syncs.add("high_level")
     low = engine.low_level()
-    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+    tensor = lambda a: as_tensor(a, dev)  # noqa: E731
     norm = agent.high_value_norm
     values = norm.denormalize(tensor(high["values"]))  # [M, N+1]
-    rewards = tensor(high["reward_sum"].mean(-1)).unsqueeze(-1).expand_as(values)
+    rewards = tensor(high["reward_sum"]).mean(-1).unsqueeze(-1).expand_as(values)
     terminated, truncated = tensor(high["terminated"]), tensor(high["truncated"])
-    boot_state, boot_obs = high_level_bootstrap(engine, high, low)
+    boot_state, boot_obs = high_level_bootstrap(engine, high, low, dev)
     with torch.no_grad():
-        next_values = norm.denormalize(agent.coordinator.value(tensor(boot_state), tensor(boot_obs)))
+        next_values = norm.denormalize(agent.coordinator.value(boot_state, boot_obs))
     # windows closed by the skill clock continue into the env's next window (the next row: rows are sorted)
     continues = ~(terminated | truncated)
     next_values[:-1] = torch.where(continues[:-1, None], values[1:], next_values[:-1])
     advantages, returns = compute_gae(rewards, values, next_values, terminated.unsqueeze(-1).expand_as(values),
                                       (~continues).unsqueeze(-1).expand_as(values), c.gamma, c.gae_lambda)
-    skills = np.concatenate([high["team_skill"][:, None], high["indiv_skill"]], axis=1)
-    batch = HighBatch(state=tensor(high["state"]), obs=tensor(high["obs"]), skills=tensor(skills).long(),
+    skills = torch.cat([tensor(high["team_skill"])[:, None], tensor(high["indiv_skill"])], 1)
+    batch = HighBatch(state=tensor(high["state"]), obs=tensor(high["obs"]), skills=skills.long(),
                       old_logp=tensor(high["logp"]), old_values=tensor(high["values"]), advantages=advantages,
                       returns=returns, rewards=rewards[:, 0])
-    stats = {"Rewards/HighLevel/K_Step_Accumulated_Mean": float(rewards[:, 0].mean()),
-             "Buffer/high_level_samples": float(len(skills)),
-             "Buffer/mean_window_length": float(high["length"].mean())}
+    stats = host_floats(trainer, {"Rewards/HighLevel/K_Step_Accumulated_Mean": rewards[:, 0].mean(),
+                                  "Buffer/mean_window_length": tensor(high["length"]).to(torch.float64).mean()},
+                        "high_level_stats")
+    stats = {"Rewards/HighLevel/K_Step_Accumulated_Mean": stats["Rewards/HighLevel/K_Step_Accumulated_Mean"],
+             "Buffer/high_level_samples": float(len(skills)),  # the row count is on the host after high_level()
+             "Buffer/mean_window_length": stats["Buffer/mean_window_length"]}
     return batch, stats
 
 
@@ -361,29 +568,50 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
 
 # ---- the loop -----------------------------------------------------------------------------------
 def iterate(trainer: Trainer) -> dict[str, float]:
-    """One synchronous iteration: collect, targets, update high -> low -> discriminators, resume."""
+    """One synchronous iteration: collect, targets, update high -> low -> discriminators, resume.
+
+    On the device the metrics add ``Sync/host_syncs_per_batch``: the host syncs this iteration made (see
+    :class:`HostSyncs`; ``trainer.syncs.by_call`` has them by call)."""
     c, agent, engine = trainer.config, trainer.agent, trainer.engine
+    on_device = trainer.on_device
     start = time.perf_counter()
-    collect(trainer)
-    collected = time.perf_counter()
-    version = engine.policy_version
-    high = engine.high_level()
-    if not (np.all(engine.low_level()["policy_version"] == version) and np.all(high["policy_version"] == version)):
-        raise RuntimeError("a sample of this batch was not produced by the current policy version")
-    low_batch, disc_batch, stats = low_level_batch(trainer, high)
-    metrics: dict[str, float] = dict(stats)
-    if c.algo not in ("mappo", "no_high"):
-        high_batch, high_stats = high_level_batch(trainer, high)
-        metrics.update(high_stats)
-        metrics.update({f"Losses/Coordinator/{k}": float(v) for k, v in agent.update_coordinator(high_batch).items()})
-    metrics.update({f"Losses/Discoverer/{k}": float(v) for k, v in agent.update_discoverer(low_batch).items()})
-    if c.algo != "mappo":
-        disc = agent.update_discriminators(disc_batch, train_team=c.lambda_team > 0, train_indiv=c.lambda_indi > 0)
-        metrics.update({f"Losses/Discriminator/{k}": float(v) for k, v in disc.items()})
+    with distribution_checks_off() if on_device else contextlib.nullcontext():
+        collect(trainer)
+        collected = time.perf_counter()
+        version = engine.policy_version
+        high = engine.high_level()
+        low_versions = engine.low_level()["policy_version"]
+        if on_device:
+            trainer.syncs.add("high_level")
+            trainer.syncs.add("policy_version_check")
+            current = bool((low_versions == version).all() & (high["policy_version"] == version).all())
+        else:
+            current = np.all(low_versions == version) and np.all(high["policy_version"] == version)
+        if not current:
+            raise RuntimeError("a sample of this batch was not produced by the current policy version")
+        low_batch, disc_batch, stats = low_level_batch(trainer, high)
+        metrics: dict[str, float] = dict(stats)
+        # each update's losses come back in one host copy (the learner itself never waits for the host)
+        if c.algo not in ("mappo", "no_high"):
+            high_batch, high_stats = high_level_batch(trainer, high)
+            metrics.update(high_stats)
+            losses = agent.update_coordinator(high_batch)
+            metrics.update(host_floats(trainer, {f"Losses/Coordinator/{k}": v for k, v in losses.items()},
+                                       "coordinator_losses"))
+        losses = agent.update_discoverer(low_batch)
+        metrics.update(host_floats(trainer, {f"Losses/Discoverer/{k}": v for k, v in losses.items()},
+                                   "discoverer_losses"))
+        if c.algo != "mappo":
+            disc = agent.update_discriminators(disc_batch, train_team=c.lambda_team > 0,
+                                               train_indiv=c.lambda_indi > 0)
+            metrics.update(host_floats(trainer, {f"Losses/Discriminator/{k}": v for k, v in disc.items()},
+                                       "discriminator_losses"))
     updated = time.perf_counter()
     engine.resume()
     trainer.iteration += 1
     counters = engine.counters()
+    if on_device:
+        trainer.syncs.add("counters", 3)  # transitions emitted / in batch, windows force-closed
     metrics.update({
         "Sync/PolicyVersion": float(counters["policy_version"]),
         "Sync/CollectionTime": collected - start,
@@ -399,6 +627,8 @@ def iterate(trainer: Trainer) -> dict[str, float]:
         metrics[f"Agents/{i}/SamplesPushed"] = float(agent.samples_pushed[i])
         metrics[f"Agents/{i}/UpdatesApplied"] = float(agent.updates_applied[i])
     episodes = trainer.env.episode_stats()
+    if on_device:
+        trainer.syncs.add("episode_stats")
     if episodes["episodes"]:
         metrics["Training/Episodes_Completed"] = float(episodes["episodes"])
         metrics["Training/Episode_Reward"] = float(np.mean(episodes["return"]))
@@ -409,6 +639,9 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             metrics["Training/Success"] = float(episodes["success"])
         for key in scalar_info_fields(trainer.env):
             metrics[performance_tag(key)] = float(episodes[key])
+    if on_device:
+        metrics[SYNC_METRIC] = float(trainer.syncs.total)
+        log.debug("host syncs of batch %d: %s", trainer.iteration, trainer.syncs.by_call)
     trainer.history.append(metrics)
     return metrics
 

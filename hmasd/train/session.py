@@ -15,7 +15,8 @@ import torch
 
 from hmasd.train import checkpoint
 from hmasd.train.config import TrainConfig
-from hmasd.train.loop import EpisodePolicy, Trainer, agent_records, build, env_actions, evaluate, iterate
+from hmasd.train.loop import (SYNC_METRIC, EpisodePolicy, Trainer, agent_records, build, env_actions, evaluate,
+                              iterate)
 
 log = logging.getLogger("hmasd.train")
 
@@ -49,10 +50,13 @@ def train(config: TrainConfig, run_dir: Path, data: dict | None, model_path: str
     ckpt_dir = run_dir / "checkpoints"
     bar = progress_bar(config, trainer.env_steps, progress)
     next_export = (trainer.env_steps // export_interval + 1) * export_interval
-    start, last_eval = time.perf_counter(), None
+    start, last_eval, start_steps = time.perf_counter(), None, trainer.env_steps
     while trainer.env_steps < config.total_steps:
         before = trainer.env_steps
         metrics = iterate(trainer)
+        if SYNC_METRIC in metrics and before == start_steps:  # the count is the same every batch: log it once
+            log.info("device run on %s: %d host syncs per batch (%s)", trainer.env.device, metrics[SYNC_METRIC],
+                     ", ".join(f"{call} {n}" for call, n in trainer.syncs.by_call.items()))
         if config.eval_interval and trainer.iteration % config.eval_interval == 0:
             last_eval = evaluate_and_keep_best(trainer, tracker, ckpt_dir)
             metrics.update({"Eval/MeanReward": last_eval["mean_reward"], "Eval/StdReward": last_eval["std_reward"]})
@@ -75,6 +79,8 @@ def train(config: TrainConfig, run_dir: Path, data: dict | None, model_path: str
     summary = {"env": config.env, "algo": config.algo, "seed": config.seed, "env_steps": trainer.env_steps,
                "updates": trainer.iteration, "wall_time_s": time.perf_counter() - start,
                "final_eval": final_eval, "best_eval": trainer.best_eval, "run_dir": str(run_dir)}
+    if trainer.on_device:
+        summary["host_syncs_per_batch"] = trainer.syncs.total
     tracker.close(summary)
     log_summary(summary)
     return summary

@@ -1,0 +1,36 @@
+"""The CPU training path gives what it gave before the device path was added: 3 iterations of 4 short runs
+(stag_hunt, alice_and_bob with a GRU and the global clock, uav_coverage's episode metrics, MAPPO) against metrics
+recorded with the code of f7b3c7f (tests/train_cpu_reference.py). Bit-identical on the machine that recorded them;
+compared to 1e-5 here so that another CPU's float kernels do not fail it, while any change of logic does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from train_cpu_reference import record  # noqa: E402
+
+REFERENCE = Path(__file__).parent / "data" / "train_cpu_reference.json"
+
+
+def test_cpu_training_matches_the_recorded_runs():
+    recorded, now = json.loads(REFERENCE.read_text()), record()
+    assert recorded.keys() == now.keys()
+    for case in recorded:
+        for i, (want, got) in enumerate(zip(recorded[case], now[case], strict=True)):
+            assert want.keys() == got.keys(), (case, i)
+            for key in want:
+                if isinstance(want[key], dict):  # episode metrics by "t,e"
+                    assert want[key].keys() == got[key].keys(), (case, key)
+                    for cell in want[key]:
+                        for field, value in want[key][cell].items():
+                            np.testing.assert_allclose(got[key][cell][field], value, rtol=1e-5, atol=1e-7,
+                                                       err_msg=f"{case} {key} {cell} {field}")
+                else:
+                    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-7,
+                                               err_msg=f"{case} iteration {i} {key}")
