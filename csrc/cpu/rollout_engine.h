@@ -127,7 +127,8 @@ class RolloutEngine {
       target.state = buffers_.ll_state.data() + (int64_t(t) + 1) * e_ * state_dim_;
       target.action_mask = buffers_.ll_mask.data() + row_offset(t + 1, a_);
     }
-    parallel_for(e_, env_.num_threads(), StepEngine<Env, T>{batch(target), t, barrier, actions, logp, value});
+    const StepEngine<Env, T> step_envs{batch(target), t, barrier, actions, logp, value};
+    parallel_for_ranges(e_, env_.num_threads(), [&](int32_t begin, int32_t end) { step_envs(begin, end); });
     t_ += 1;
     samples_ += int64_t(e_) * n_;
     if (buffers_.overflowed[0] != 0)  // unreachable given check_ring_room(); never let it pass silently

@@ -76,24 +76,14 @@ struct RolloutBatch {
     windows.open(e, t, team, indiv, lp, v);
   }
 
-  // Step t of env e under its open window: record the step, take it, add its reward, close the window if due.
-  HD void step_env(int32_t t, int32_t e, const Action* actions, const float* lp, const float* v, bool barrier) const {
-    const int32_t n = env.num_agents, width = n * low.action_width;
-    const int64_t te = low.row(t, e);
-    copy(low.action + te * width, actions, width);
-    copy(low.logp + te * n, lp, n);
-    copy(low.value + te * n, v, n);
-    copy(low.indiv_skill + te * n, windows.indiv_skill + int64_t(e) * n, n);
-    low.team_skill[te] = windows.team_skill[e];
-    low.policy_version[te] = policy_version;
-
+  // Step t of env e under its open window: take it, add its reward to the window, close the window if due, keep
+  // the final and bootstrap rows. The per-step records of envs [begin, end) follow in record_rows().
+  HD void step_env(int32_t t, int32_t e, const Action* actions, bool barrier) const {
+    const int32_t n = env.num_agents;
     env.step_env(e, actions);
-
+    const int64_t te = low.row(t, e);
     const float* rewards = env.rewards + int64_t(e) * n;
-    copy(low.reward + te * n, rewards, n);
     const bool term = env.terminated[e], trunc = env.truncated[e];
-    low.terminated[te] = term;
-    low.truncated[te] = trunc;
     if (term || trunc) {
       copy(low.final_obs + te * n * env.obs_dim, env.final_obs + env.obs_offset(e), n * env.obs_dim);
       copy(low.final_state + te * env.state_dim, env.final_state + env.state_offset(e), env.state_dim);
@@ -110,6 +100,30 @@ struct RolloutBatch {
     if (barrier) {
       copy(bootstrap_obs + env.obs_offset(e), env.obs + env.obs_offset(e), n * env.obs_dim);
       copy(bootstrap_state + env.state_offset(e), env.state + env.state_offset(e), env.state_dim);
+    }
+  }
+
+  // Row t's records of envs [begin, end), after they stepped: each array written in one contiguous run (the rows
+  // of consecutive envs are adjacent), which streams where a per-env pass would interleave a dozen small writes.
+  // The skills are those of the windows the step was taken under (a window closed by the step keeps them).
+  template <class T>
+  HD void record_rows(int32_t t, int32_t begin, int32_t end, const T* actions, const float* lp,
+                      const float* v) const {
+    const int32_t n = env.num_agents, width = n * low.action_width;
+    const int64_t row = low.row(t, 0);
+    for (int64_t k = int64_t(begin) * width; k < int64_t(end) * width; ++k)
+      low.action[row * width + k] = static_cast<Action>(actions[k]);
+    for (int64_t k = int64_t(begin) * n; k < int64_t(end) * n; ++k) {
+      low.logp[row * n + k] = lp[k];
+      low.value[row * n + k] = v[k];
+      low.indiv_skill[row * n + k] = windows.indiv_skill[k];
+      low.reward[row * n + k] = env.rewards[k];
+    }
+    for (int32_t e = begin; e < end; ++e) {
+      low.team_skill[row + e] = windows.team_skill[e];
+      low.policy_version[row + e] = policy_version;
+      low.terminated[row + e] = env.terminated[e];
+      low.truncated[row + e] = env.truncated[e];
     }
   }
 
@@ -177,6 +191,8 @@ struct OpenNeededWindows {
   }
 };
 
+// Step t of envs [begin, end): each env steps, then the range's records are written array by array. A CUDA kernel
+// runs it per env (a range of one); the CPU pool per range.
 template <class Env, class T>
 struct StepEngine {
   RolloutBatch<Env> batch;
@@ -184,12 +200,15 @@ struct StepEngine {
   bool barrier;
   const T* actions;
   const float *logp, *value;
-  HD void operator()(int32_t e) const {
-    const int32_t n = batch.env.num_agents;
+  HD void operator()(int32_t begin, int32_t end) const {
     typename Env::Action row[kMaxAgentsPerEnv * Env::kActionWidth];
-    load_action_row<Env>(actions, e, n, row);
-    batch.step_env(t, e, row, logp + int64_t(e) * n, value + int64_t(e) * n, barrier);
+    for (int32_t e = begin; e < end; ++e) {
+      load_action_row<Env>(actions, e, batch.env.num_agents, row);
+      batch.step_env(t, e, row, barrier);
+    }
+    batch.record_rows(t, begin, end, actions, logp, value);
   }
+  HD void operator()(int32_t e) const { (*this)(e, e + 1); }
 };
 
 }  // namespace hmasd
