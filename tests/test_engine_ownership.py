@@ -142,3 +142,23 @@ def test_a_rejected_decision_takes_no_batch_start():
     decide_all(engine)
     engine.step(zeros(2, N, dtype=np.int32), zeros(2, N), zeros(2, N))
     np.testing.assert_array_equal(engine.low_level()["obs"][0], expected)
+
+
+def test_the_policy_version_is_refused_rather_than_wrapped():
+    env = hmasd.envs.make("stag_hunt", num_envs=2)
+    env.reset()
+    engine = RolloutEngine(env, horizon=1, skill_interval=1, num_team_skills=2, num_indiv_skills=2)
+    counters = {"low_level_samples": 0, "high_level_transitions": 0, "force_closed_windows": 0}
+    with pytest.raises(ValueError, match="policy_version must be < 2\\*\\*31 - 1"):
+        engine.restore_counters({"policy_version": 2**31 - 1, **counters})
+    engine.restore_counters({"policy_version": 2**31 - 2, **counters})
+    for expected in (2**31 - 1, None):
+        decide_all(engine)
+        engine.step(zeros(2, N, dtype=np.int32), zeros(2, N), zeros(2, N))
+        if expected is None:
+            with pytest.raises(OverflowError, match="policy_version would pass"):
+                engine.resume()
+            assert engine.ready and engine.policy_version == 2**31 - 1
+        else:
+            engine.resume()
+            assert engine.policy_version == expected

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "batch/env_batch.h"
 #include "batch/env_storage.h"
 #include "batch/episode_log.h"
+#include "batch/snapshot.h"
 #include "core/env_spec.h"
 #include "core/philox.h"
 #include "cpu/host_array.h"
@@ -117,34 +119,39 @@ class BatchedEnv {
   }
   void set_batch_open(bool open) { lease_.set_batch_open(open); }
 
-  // ---- snapshot (pickling) ----------------------------------------------------------------------
+  // ---- snapshot (pickling, checkpoints): batch/snapshot.h ---------------------------------------------
   // Mid-batch the engine's current rows are copied into the env's own first, so the snapshot is of the env as it
   // is now (the engine reads the own rows only at a batch start, and the last step rewrites them).
   std::string snapshot() {
     if (lease_.batch_open() && sync_own_rows_) sync_own_rows_();
-    std::string out;
-    append(out, &seed_, sizeof(seed_));
-    append(out, &has_reset_, sizeof(has_reset_));
-    buffers_.for_each_state_array([&](const void* data, size_t bytes) { append(out, data, bytes); });
-    return out;
+    SnapshotWriter w;
+    put_header<Env>(w, config_, snapshot_sizes());
+    w.put(seed_);
+    w.put(has_reset_);
+    buffers_.for_each_state_array([&](const void* data, size_t bytes) { w.bytes(data, bytes); });
+    return w.finish();
   }
 
+  // Refuses, before anything changes, a snapshot of another env, other options or sizes, a damaged one, or one
+  // holding a state no env reaches (positions off the grid, flags other than 0/1, counters out of range).
   void restore(const std::string& blob) {
     check_not_in_batch("restore()");
-    size_t expected = sizeof(seed_) + sizeof(has_reset_);
+    SnapshotReader r(blob);
+    expect_header<Env>(r, config_, snapshot_sizes(),
+                       {"num_envs", "num_agents", "obs_dim", "state_dim", "num_actions", "info_width", "state bytes"});
+    const uint64_t seed = r.get<uint64_t>();
+    uint8_t has_reset;
+    r.bytes(&has_reset, 1);
+    size_t expected = 0;
     buffers_.for_each_state_array([&](const void*, size_t bytes) { expected += bytes; });
-    if (blob.size() != expected)
-      throw std::invalid_argument("snapshot has " + std::to_string(blob.size()) + " bytes, expected " +
-                                  std::to_string(expected) + " for this env, num_envs and options");
-    const char* p = blob.data();
-    std::memcpy(&seed_, p, sizeof(seed_));
-    p += sizeof(seed_);
-    std::memcpy(&has_reset_, p, sizeof(has_reset_));
-    p += sizeof(has_reset_);
-    buffers_.for_each_state_array([&](const void* data, size_t bytes) {
-      std::memcpy(const_cast<void*>(data), p, bytes);
-      p += bytes;
-    });
+    if (r.left() != expected)
+      throw std::invalid_argument("the snapshot holds " + std::to_string(r.left()) + " bytes of state, this env " +
+                                  std::to_string(expected));
+    if (has_reset > 1) throw std::invalid_argument("the snapshot's has_reset flag is " + std::to_string(has_reset));
+    check_snapshot_state(r.here());
+    seed_ = seed;
+    has_reset_ = has_reset == 1;
+    buffers_.for_each_state_array([&](const void* data, size_t bytes) { r.bytes(const_cast<void*>(data), bytes); });
   }
 
   // ---- accessors ----------------------------------------------------------------------------
@@ -173,9 +180,51 @@ class BatchedEnv {
 
   void check_not_in_batch(const char* what) const { lease_.check_not_in_batch(what); }
 
-  static void append(std::string& out, const void* data, size_t bytes) {
-    out.append(static_cast<const char*>(data), bytes);
+  std::vector<int32_t> snapshot_sizes() const {
+    return {num_envs_, dims_.num_agents, dims_.obs_dim, dims_.state_dim, dims_.num_actions, info_width_,
+            static_cast<int32_t>(sizeof(State))};
   }
+
+  // The state arrays of a snapshot, laid out as for_each_state_array() writes them, checked in place.
+  void check_snapshot_state(const char* p) {
+    auto state = std::make_unique<State>();
+    for (int32_t e = 0; e < num_envs_; ++e) {
+      std::memcpy(static_cast<void*>(state.get()), p + sizeof(State) * size_t(e), sizeof(State));
+      StateCheck check{e, ""};
+      Env::check_state(config_, *state, check);
+      if (!check.problem.empty())
+        throw std::invalid_argument("the snapshot's env " + std::to_string(e) + " has " + check.problem +
+                                    ", which no env reaches (a damaged or forged snapshot)");
+    }
+    // Every bool array must hold bytes 0 and 1; every float array finite values; lengths must not be negative.
+    const void* base = buffers_.states.data();
+    const char* at = p;
+    buffers_.for_each_state_array([&](const void* data, size_t bytes) {
+      const char* block = at;
+      at += bytes;
+      if (data == base) return;
+      if (data == buffers_.needs_reset.data() || data == buffers_.terminated.data() ||
+          data == buffers_.truncated.data() || data == buffers_.action_mask.data()) {
+        for (size_t k = 0; k < bytes; ++k)
+          if (static_cast<uint8_t>(block[k]) > 1)
+            throw std::invalid_argument("the snapshot holds a flag byte " + std::to_string(uint8_t(block[k])) +
+                                        " (not 0 or 1)");
+      } else if (data == buffers_.running_length.data() || data == buffers_.episode_length.data()) {
+        for (size_t k = 0; k < bytes; k += sizeof(int32_t)) {
+          int32_t v;
+          std::memcpy(&v, block + k, sizeof(v));
+          if (v < 0) throw std::invalid_argument("the snapshot holds an episode length " + std::to_string(v));
+        }
+      } else if (data != buffers_.episode.data()) {  // the rest are float32 arrays
+        for (size_t k = 0; k < bytes; k += sizeof(float)) {
+          float v;
+          std::memcpy(&v, block + k, sizeof(v));
+          if (!std::isfinite(v)) throw std::invalid_argument("the snapshot holds a non-finite value");
+        }
+      }
+    });
+  }
+
 
   Config config_;
   EnvDims dims_;

@@ -150,8 +150,7 @@ class RolloutEngine {
   // Restores the counters of a checkpoint; only at the start of a batch, where they are all the state there is.
   void restore_counters(int32_t policy_version, int64_t samples, int64_t emitted, int64_t forced_closed) {
     if (t_ != 0 || ready_) throw std::runtime_error("restore_counters() only at the start of a batch");
-    if (policy_version < 0 || samples < 0 || emitted < 0 || forced_closed < 0)
-      throw std::invalid_argument("restore_counters(): counters must be >= 0");
+    check_counters(policy_version, samples, emitted, forced_closed);
     policy_version_ = policy_version;
     samples_ = samples;
     emitted_total_ = emitted;
@@ -237,7 +236,7 @@ class RolloutEngine {
   }
 
   void resume_batch(bool bump_version) {
-    if (bump_version) policy_version_ += 1;
+    if (bump_version) policy_version_ = next_policy_version(policy_version_);
     emitted_total_ += transitions_in_batch();
     synced_ = false;
     env_.set_batch_open(false);

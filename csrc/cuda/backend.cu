@@ -396,8 +396,7 @@ class DeviceRolloutEngine final : public DeviceEngine {
   void restore_counters(int32_t policy_version, int64_t samples, int64_t emitted, int64_t forced_closed,
                         uintptr_t stream) override {
     if (t_ != 0 || ready_) throw std::runtime_error("restore_counters() only at the start of a batch");
-    if (policy_version < 0 || samples < 0 || emitted < 0 || forced_closed < 0)
-      throw std::invalid_argument("restore_counters(): counters must be >= 0");
+    check_counters(policy_version, samples, emitted, forced_closed);
     DeviceScope scope(env_.device());
     const unsigned long long values[2] = {static_cast<unsigned long long>(emitted),
                                           static_cast<unsigned long long>(forced_closed)};
@@ -485,7 +484,7 @@ class DeviceRolloutEngine final : public DeviceEngine {
       throw std::runtime_error("resume() before the barrier: the batch has " + std::to_string(t_) + " of " +
                                std::to_string(horizon_) + " steps");
     DeviceScope scope(env_.device());
-    policy_version_ += 1;
+    policy_version_ = next_policy_version(policy_version_);
     start_batch(as_stream(stream));
   }
 

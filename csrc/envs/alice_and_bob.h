@@ -11,6 +11,7 @@
 #include "core/hd.h"
 #include "core/options.h"
 #include "core/philox.h"
+#include "core/state_check.h"
 
 namespace hmasd {
 
@@ -49,6 +50,16 @@ struct AliceAndBob {
         int_option<Config, &Config::max_steps>("max_steps", 100, 1, INT32_MAX, "episode length limit"),
     };
     return table;
+  }
+
+  // A state read from a snapshot: agents inside the walls, flags 0/1, the clock within the episode.
+  static void check_state(const Config& c, const State& s, StateCheck& check) {
+    for (int32_t i = 0; i < kNumAgents; ++i) {
+      check.in_range("row", s.row[i], 1, c.height - 2);
+      check.in_range("col", s.col[i], 1, c.width - 2);
+      check.flag("collected", &s.collected[i]);
+    }
+    check.in_range("t", s.t, 0, c.max_steps);
   }
 
   static void validate(const Config& c) {

@@ -12,6 +12,7 @@
 #include "core/hd.h"
 #include "core/options.h"
 #include "core/philox.h"
+#include "core/state_check.h"
 
 namespace hmasd {
 
@@ -78,6 +79,24 @@ struct StagHunt {
                                                   "which of the agents on a hare's cell catches it"),
     };
     return table;
+  }
+
+  // A state read from a snapshot: agents on the grid, prey on the grid or off it (caught), counts and clock within
+  // an episode.
+  static void check_state(const Config& c, const State& s, StateCheck& check) {
+    const int32_t last = c.grid_size - 1;
+    for (int32_t i = 0; i < c.num_agents; ++i) {
+      check.in_range("agent_row", s.agent_row[i], 0, last);
+      check.in_range("agent_col", s.agent_col[i], 0, last);
+      check.in_range("stags", s.stags[i], 0, c.max_steps);
+      check.in_range("hares", s.hares[i], 0, c.max_steps);
+    }
+    for (int32_t j = 0; j < num_prey(c); ++j) {
+      check.in_range("prey_row", s.prey_row[j], kOffGrid, last);
+      check.in_range("prey_col", s.prey_col[j], kOffGrid, last);
+      if ((s.prey_row[j] == kOffGrid) != (s.prey_col[j] == kOffGrid)) check.in_range("prey_row", s.prey_row[j], 0, -1);
+    }
+    check.in_range("t", s.t, 0, c.max_steps);
   }
 
   static void validate(const Config& c) {

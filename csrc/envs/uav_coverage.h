@@ -14,6 +14,7 @@
 #include "core/hd.h"
 #include "core/options.h"
 #include "core/philox.h"
+#include "core/state_check.h"
 
 namespace hmasd {
 
@@ -156,6 +157,35 @@ struct UavCoverageT {
         int_option<Config, &Config::max_hops>("max_hops", 3, 1, kMaxUavs, "longest relay route, in hops"),
     };
     return table;
+  }
+
+  // A state read from a snapshot: finite positions (set_positions places UAVs and users anywhere finite, for
+  // hand-built scenarios, so the bound is only one that float arithmetic survives), and every index the radio and
+  // the routes read within its array.
+  static void check_state(const Config& c, const State& s, StateCheck& check) {
+    const int32_t nu = c.num_uavs, ng = num_gbs(c);
+    constexpr double kFar = 1e7;
+    for (int32_t u = 0; u < nu; ++u) {
+      for (int32_t k = 0; k < 3; ++k) check.finite_in("uav position", s.uav[u][k], -kFar, kFar);
+      check.in_range("served_count", s.served_count[u], 0, c.num_users);
+      check.in_range("hops", s.hops[u], 0, nu);
+      check.in_range("next_hop", s.next_hop[u], -1, nu + ng - 1);
+      check.in_range("role", s.role[u], kUnassigned, kRelay);
+      check.in_range("gbs_links", s.gbs_links[u], 0, (int64_t(1) << ng) - 1);
+      check.in_range("uav_links", s.uav_links[u], 0, (int64_t(1) << nu) - 1);
+      check.in_range("relay_steps", s.relay_steps[u], 0, c.max_steps);
+      check.in_range("base_station_steps", s.base_station_steps[u], 0, c.max_steps);
+      check.finite_in("served_sum", s.served_sum[u], 0.0, double(c.num_users) * c.max_steps);
+    }
+    for (int32_t j = 0; j < c.num_users; ++j) {
+      for (int32_t k = 0; k < 2; ++k) check.finite_in("user position", s.user[j][k], -kFar, kFar);
+      check.in_range("serving", s.serving[j], -1, nu - 1);
+    }
+    for (int32_t k = 0; k < kNumUavMetrics; ++k) {
+      check.finite_in("metric", s.metric[k], -1e300, 1e300);
+      check.finite_in("metric_sum", s.metric_sum[k], -1e300, 1e300);
+    }
+    check.in_range("t", s.t, 0, c.max_steps);
   }
 
   static void validate(const Config& c) {
