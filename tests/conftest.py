@@ -8,6 +8,19 @@ import pytest
 ENV_NAMES = ["alice_and_bob", "stag_hunt"]
 
 
+def gpu_marks() -> list:
+    """The `gpu` marker and the skips, with their reasons, of a test that needs the CUDA backend and a device."""
+    from hmasd import _native
+
+    info = _native.build_info()
+    return [
+        pytest.mark.gpu,
+        pytest.mark.skipif(not info["cuda"], reason="this build has no CUDA backend (built without nvcc)"),
+        pytest.mark.skipif(info["cuda"] and info["cuda_devices"] == 0,
+                           reason="no CUDA device is visible on this machine"),
+    ]
+
+
 def random_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     """Uniformly random actions [E, N] among the valid ones of ``mask`` (bool[E, N, A])."""
     scores = rng.random(mask.shape) * mask

@@ -11,17 +11,13 @@ import pytest
 
 import hmasd.envs
 from hmasd import _native
+from conftest import gpu_marks
 from hmasd.rollout import RolloutEngine
 
 torch = pytest.importorskip("torch")
 
 _INFO = _native.build_info()
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not _INFO["cuda"], reason="this build has no CUDA backend (built without nvcc)"),
-    pytest.mark.skipif(_INFO["cuda"] and _INFO["cuda_devices"] == 0,
-                       reason="no CUDA device is visible on this machine"),
-]
+pytestmark = gpu_marks()
 
 # (env, options, num_envs, steps): short episodes so that auto-resets are frequent.
 CASES = [

@@ -16,8 +16,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import gpu_marks  # noqa: E402
 from device_standin import facade  # noqa: E402
-from hmasd import _native  # noqa: E402
 from hmasd.rollout import DeviceRolloutEngine  # noqa: E402
 from hmasd.train import loop  # noqa: E402
 from hmasd.train.config import TrainConfig  # noqa: E402
@@ -200,12 +200,8 @@ def test_cuda_without_a_device_is_a_clear_error(tmp_path):
 
 
 # ---- on a real device --------------------------------------------------------------------------------------
-_INFO = _native.build_info()
 on_a_gpu = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not _INFO["cuda"], reason="this build has no CUDA backend (built without nvcc)"),
-    pytest.mark.skipif(_INFO["cuda"] and _INFO["cuda_devices"] == 0,
-                       reason="no CUDA device is visible on this machine"),
+    *gpu_marks(),
     pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device (a CPU-only torch?)"),
 ]
 

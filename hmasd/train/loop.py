@@ -243,6 +243,15 @@ def decide_on_device(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, d
     return trainer.agent.coordinator.act(state.to(dev), obs.to(dev), deterministic)
 
 
+def hidden_log_buffers(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """Per-step GRU states of one batch (before each step, the critic's after it, episode starts)."""
+    c, device, e = trainer.config, trainer.device, trainer.env.num_envs
+    return {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
+            "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
+            "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
+            "starts": torch.zeros(c.horizon, e, dtype=torch.bool, device=device)}
+
+
 def collect(trainer: Trainer) -> None:
     """Fills one batch of T steps per env through the engine (the coordinator runs only for envs that need it)."""
     if trainer.on_device:
@@ -253,10 +262,7 @@ def collect(trainer: Trainer) -> None:
     indiv_now = torch.from_numpy(engine.windows["indiv_skill"])
     recurrent = c.recurrent
     # a GRU's updates replay the batch from the hidden state before each step; the MLP needs none of it
-    log = {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
-           "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
-           "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
-           "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)} if recurrent else {}
+    log = hidden_log_buffers(trainer) if recurrent else {}
     metric_fields = scalar_info_fields(env)
     trainer.episode_metrics = {}
     for t in range(c.horizon):
@@ -298,10 +304,7 @@ def collect_on_device(trainer: Trainer) -> None:
     trainer.syncs.reset()
     team_now, indiv_now = engine.windows["team_skill"], engine.windows["indiv_skill"]  # rewritten by decide_all
     recurrent = c.recurrent
-    log = {"actor": torch.zeros(c.horizon, *trainer.actor_hidden.shape, device=device),
-           "critic": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
-           "critic_after": torch.zeros(c.horizon, *trainer.critic_hidden.shape, device=device),
-           "starts": torch.zeros(c.horizon, env.num_envs, dtype=torch.bool, device=device)} if recurrent else {}
+    log = hidden_log_buffers(trainer) if recurrent else {}
     metric_fields = scalar_info_fields(env)
     info_log = torch.zeros(c.horizon, env.num_envs, len(metric_fields), device=device) if metric_fields else None
     trainer.episode_metrics = {}
