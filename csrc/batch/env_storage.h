@@ -10,6 +10,9 @@
 
 namespace hmasd {
 
+// What the elements of one state array are: Env::State, uint32 counters, bools, int32 lengths or float32 values.
+enum class StateArray { kEnvStates, kCounters, kFlags, kLengths, kFloats };
+
 template <class Env, template <class> class Array>
 struct EnvStorage {
   using State = typename Env::State;
@@ -57,25 +60,26 @@ struct EnvStorage {
                          episode_return.data(), episode_length.data(), episode_info.data(), tally.data()};
   }
 
-  // Every array that makes up the env's state, in snapshot order (the tallies are statistics, not state).
+  // Every array that makes up the env's state, in snapshot order, with what its elements are (a snapshot's checks
+  // go by it; the tallies are statistics, not state).
   template <class Fn>
   void for_each_state_array(const Fn& fn) {
-    fn(states.data(), states.bytes());
-    fn(episode.data(), episode.bytes());
-    fn(needs_reset.data(), needs_reset.bytes());
-    fn(obs.data(), obs.bytes());
-    fn(final_obs.data(), final_obs.bytes());
-    fn(state.data(), state.bytes());
-    fn(final_state.data(), final_state.bytes());
-    fn(rewards.data(), rewards.bytes());
-    fn(terminated.data(), terminated.bytes());
-    fn(truncated.data(), truncated.bytes());
-    fn(action_mask.data(), action_mask.bytes());
-    fn(running_return.data(), running_return.bytes());
-    fn(running_length.data(), running_length.bytes());
-    fn(episode_return.data(), episode_return.bytes());
-    fn(episode_length.data(), episode_length.bytes());
-    fn(episode_info.data(), episode_info.bytes());
+    fn(states.data(), states.bytes(), StateArray::kEnvStates);
+    fn(episode.data(), episode.bytes(), StateArray::kCounters);
+    fn(needs_reset.data(), needs_reset.bytes(), StateArray::kFlags);
+    fn(obs.data(), obs.bytes(), StateArray::kFloats);
+    fn(final_obs.data(), final_obs.bytes(), StateArray::kFloats);
+    fn(state.data(), state.bytes(), StateArray::kFloats);
+    fn(final_state.data(), final_state.bytes(), StateArray::kFloats);
+    fn(rewards.data(), rewards.bytes(), StateArray::kFloats);
+    fn(terminated.data(), terminated.bytes(), StateArray::kFlags);
+    fn(truncated.data(), truncated.bytes(), StateArray::kFlags);
+    fn(action_mask.data(), action_mask.bytes(), StateArray::kFlags);
+    fn(running_return.data(), running_return.bytes(), StateArray::kFloats);
+    fn(running_length.data(), running_length.bytes(), StateArray::kLengths);
+    fn(episode_return.data(), episode_return.bytes(), StateArray::kFloats);
+    fn(episode_length.data(), episode_length.bytes(), StateArray::kLengths);
+    fn(episode_info.data(), episode_info.bytes(), StateArray::kFloats);
   }
 };
 

@@ -128,7 +128,7 @@ class BatchedEnv {
     put_header<Env>(w, config_, snapshot_sizes());
     w.put(seed_);
     w.put(has_reset_);
-    buffers_.for_each_state_array([&](const void* data, size_t bytes) { w.bytes(data, bytes); });
+    buffers_.for_each_state_array([&](const void* data, size_t bytes, StateArray) { w.bytes(data, bytes); });
     return w.finish();
   }
 
@@ -143,7 +143,7 @@ class BatchedEnv {
     uint8_t has_reset;
     r.bytes(&has_reset, 1);
     size_t expected = 0;
-    buffers_.for_each_state_array([&](const void*, size_t bytes) { expected += bytes; });
+    buffers_.for_each_state_array([&](const void*, size_t bytes, StateArray) { expected += bytes; });
     if (r.left() != expected)
       throw std::invalid_argument("the snapshot holds " + std::to_string(r.left()) + " bytes of state, this env " +
                                   std::to_string(expected));
@@ -151,7 +151,8 @@ class BatchedEnv {
     check_snapshot_state(r.here());
     seed_ = seed;
     has_reset_ = has_reset == 1;
-    buffers_.for_each_state_array([&](const void* data, size_t bytes) { r.bytes(const_cast<void*>(data), bytes); });
+    buffers_.for_each_state_array(
+        [&](const void* data, size_t bytes, StateArray) { r.bytes(const_cast<void*>(data), bytes); });
   }
 
   // ---- accessors ----------------------------------------------------------------------------
@@ -197,30 +198,34 @@ class BatchedEnv {
                                     ", which no env reaches (a damaged or forged snapshot)");
     }
     // Every bool array must hold bytes 0 and 1; every float array finite values; lengths must not be negative.
-    const void* base = buffers_.states.data();
     const char* at = p;
-    buffers_.for_each_state_array([&](const void* data, size_t bytes) {
+    buffers_.for_each_state_array([&](const void*, size_t bytes, StateArray kind) {
       const char* block = at;
       at += bytes;
-      if (data == base) return;
-      if (data == buffers_.needs_reset.data() || data == buffers_.terminated.data() ||
-          data == buffers_.truncated.data() || data == buffers_.action_mask.data()) {
-        for (size_t k = 0; k < bytes; ++k)
-          if (static_cast<uint8_t>(block[k]) > 1)
-            throw std::invalid_argument("the snapshot holds a flag byte " + std::to_string(uint8_t(block[k])) +
-                                        " (not 0 or 1)");
-      } else if (data == buffers_.running_length.data() || data == buffers_.episode_length.data()) {
-        for (size_t k = 0; k < bytes; k += sizeof(int32_t)) {
-          int32_t v;
-          std::memcpy(&v, block + k, sizeof(v));
-          if (v < 0) throw std::invalid_argument("the snapshot holds an episode length " + std::to_string(v));
-        }
-      } else if (data != buffers_.episode.data()) {  // the rest are float32 arrays
-        for (size_t k = 0; k < bytes; k += sizeof(float)) {
-          float v;
-          std::memcpy(&v, block + k, sizeof(v));
-          if (!std::isfinite(v)) throw std::invalid_argument("the snapshot holds a non-finite value");
-        }
+      switch (kind) {
+        case StateArray::kFlags:
+          for (size_t k = 0; k < bytes; ++k)
+            if (static_cast<uint8_t>(block[k]) > 1)
+              throw std::invalid_argument("the snapshot holds a flag byte " + std::to_string(uint8_t(block[k])) +
+                                          " (not 0 or 1)");
+          break;
+        case StateArray::kLengths:
+          for (size_t k = 0; k < bytes; k += sizeof(int32_t)) {
+            int32_t v;
+            std::memcpy(&v, block + k, sizeof(v));
+            if (v < 0) throw std::invalid_argument("the snapshot holds an episode length " + std::to_string(v));
+          }
+          break;
+        case StateArray::kFloats:
+          for (size_t k = 0; k < bytes; k += sizeof(float)) {
+            float v;
+            std::memcpy(&v, block + k, sizeof(v));
+            if (!std::isfinite(v)) throw std::invalid_argument("the snapshot holds a non-finite value");
+          }
+          break;
+        case StateArray::kEnvStates:  // checked above, env by env
+        case StateArray::kCounters:   // any episode count is one an env can reach
+          break;
       }
     });
   }
