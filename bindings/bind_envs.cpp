@@ -44,6 +44,8 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def_property_readonly("config", [](const Pool& p) { return p.config(); })
       .def_property_readonly("num_envs", &Pool::num_envs)
       .def_property_readonly("num_threads", &Pool::num_threads)
+      .def_property_readonly("threads_used", &Pool::threads_used,
+                             "Threads that ran the last step or reset (1 when the batch is too small to fork).")
       .def_property_readonly("num_agents", [](const Pool& p) { return p.dims().num_agents; })
       .def_property_readonly("obs_dim", [](const Pool& p) { return p.dims().obs_dim; })
       .def_property_readonly("state_dim", [](const Pool& p) { return p.dims().state_dim; })
@@ -75,6 +77,7 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def(
           "reset",
           [](Pool& p, std::optional<uint64_t> seed) {
+            const auto guard = p.exclusive_use("reset()");
             py::gil_scoped_release release;
             p.reset(seed.has_value(), seed.value_or(0));
           },
@@ -82,6 +85,7 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def(
           "step",
           [](Pool& p, const py::object& actions) {
+            const auto guard = p.exclusive_use("step()");
             const py::array arr = checked_actions<Env>(actions, p.num_envs(), p.dims().num_agents);
             with_actions<Env>(arr, [&](const auto* data) {
               py::gil_scoped_release release;
@@ -113,6 +117,7 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
            "NumPy views of the native buffers (no copy); they stay valid as long as the env lives.")
       .def("drain_episode_log",
            [](Pool& p) {
+             const auto guard = p.exclusive_use("drain_episode_log()");
              const hmasd::EpisodeLog log = p.drain_log();
              py::dict out;
              out["episodes"] = log.episodes;
@@ -122,9 +127,19 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
              return out;
            },
            "Sums over the episodes finished since the last call, then clears them.")
-      .def("snapshot", [](Pool& p) { return py::bytes(p.snapshot()); },
+      .def("snapshot",
+           [](Pool& p) {
+             const auto guard = p.exclusive_use("snapshot()");
+             return py::bytes(p.snapshot());
+           },
            "Every byte of the env's state, for pickling.")
-      .def("restore", [](Pool& p, const py::bytes& blob) { p.restore(std::string(blob)); }, py::arg("blob"));
+      .def(
+          "restore",
+          [](Pool& p, const py::bytes& blob) {
+            const auto guard = p.exclusive_use("restore()");
+            p.restore(std::string(blob));
+          },
+          py::arg("blob"));
 }
 
 // ---- options: one generic binding of a Config from its env's option table (core/options.h) ----------------------
@@ -167,7 +182,13 @@ double option_from_python(const hmasd::OptionSpec<Config>& spec, const py::handl
     case hmasd::OptionKind::kDouble:
       if (is_bool || py::isinstance<py::str>(value) || !(PyFloat_Check(obj) || PyIndex_Check(obj) || py::hasattr(value, "__float__")))
         throw py::type_error(option + " must be a number" + got());
-      return py::float_(py::reinterpret_borrow<py::object>(value)).cast<double>();
+    {
+      // checked here, at full precision: a float32 field would turn 1e39 into inf before Env::validate sees it
+      const double number = py::float_(py::reinterpret_borrow<py::object>(value)).cast<double>();
+      const std::string error = hmasd::option_range_error(spec, number);
+      if (!error.empty()) throw py::value_error(std::string(env_name) + ": " + error);
+      return number;
+    }
     case hmasd::OptionKind::kChoice: {
       if (!py::isinstance<py::str>(value)) throw py::type_error(option + " must be a str" + got());
       const std::string name = value.cast<std::string>();
@@ -253,6 +274,7 @@ py::array_t<bool> copy_bool_array(const std::vector<uint8_t>& values, std::vecto
 
 template <class Env>
 py::dict uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
+  const auto guard = const_cast<BatchedEnv<Env>&>(pool).exclusive_use("details()");
   hmasd::UavDetails d;
   {
     py::gil_scoped_release release;
@@ -285,6 +307,7 @@ py::dict uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
 template <class Env>
 void uav_set_positions(BatchedEnv<Env>& pool, int32_t env_index, const py::object& uav_pos,
                        const py::object& user_pos) {
+  const auto guard = pool.exclusive_use("set_positions()");
   const auto& c = pool.config();
   auto as_double = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
     return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(checked_array(obj, name, 'F', shape));

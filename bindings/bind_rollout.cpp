@@ -21,6 +21,15 @@ using hmasd::RolloutEngine;
 namespace hmasd_bindings {
 namespace {
 
+// A no-argument member of the engine, called under its env's one-caller-at-a-time guard.
+template <class Engine>
+auto guarded(const char* what, void (Engine::*method)()) {
+  return [what, method](Engine& g) {
+    const auto guard = g.exclusive_use(what);
+    (g.*method)();
+  };
+}
+
 template <class Env>
 void bind_engine(py::module_& m, const char* class_name) {
   using Engine = RolloutEngine<Env>;
@@ -35,6 +44,7 @@ void bind_engine(py::module_& m, const char* class_name) {
                parsed = Clock::kGlobal;
              else
                throw py::value_error("clock must be 'episode' or 'global', got '" + clock + "'");
+             const auto guard = env.exclusive_use("RolloutEngine()");
              return new Engine(env, horizon, skill_interval, num_team_skills, num_indiv_skills, parsed, ring_capacity);
            }),
            py::arg("env"), py::arg("horizon"), py::arg("skill_interval"), py::arg("num_team_skills"),
@@ -62,13 +72,14 @@ void bind_engine(py::module_& m, const char* class_name) {
           "decide",
           [](Engine& g, const py::object& env_ids, const py::object& team, const py::object& indiv,
              const py::object& logp, const py::object& values) {
-            if (!py::isinstance<py::array>(env_ids)) throw py::type_error("env_ids must be a numpy array");
-            const py::ssize_t d = py::reinterpret_borrow<py::array>(env_ids).ndim() == 1
-                                      ? py::reinterpret_borrow<py::array>(env_ids).shape(0)
-                                      : -1;
-            if (d < 0) throw py::value_error("env_ids must be one-dimensional");
+            const auto guard = g.exclusive_use("decide()");
+            const py::array ids_in = as_numpy(env_ids, "env_ids");
+            if (ids_in.ndim() != 1)
+              throw py::value_error("env_ids must be one-dimensional, got shape " +
+                                    shape_text({ids_in.shape(), ids_in.shape() + ids_in.ndim()}));
+            const py::ssize_t d = ids_in.shape(0);
             const py::ssize_t n = g.num_agents();
-            const py::array ids = as_int32(checked_array(env_ids, "env_ids", 'i', {d}), "env_ids");
+            const py::array ids = as_int32(checked_array(ids_in, "env_ids", 'i', {d}), "env_ids");
             const py::array z_team = as_int32(checked_array(team, "team_skill", 'i', {d}), "team_skill");
             const py::array z_indiv = as_int32(checked_array(indiv, "indiv_skill", 'i', {d, n}), "indiv_skill");
             const py::array lp = checked_array(logp, "logp", 'f', {d, n + 1});
@@ -81,6 +92,7 @@ void bind_engine(py::module_& m, const char* class_name) {
       .def(
           "step",
           [](Engine& g, const py::object& actions, const py::object& logp, const py::object& values) {
+            const auto guard = g.exclusive_use("step()");
             const py::ssize_t e = g.num_envs(), n = g.num_agents();
             // int32 or int64 as given: the engine range-checks either type before anything moves
             const py::array a = checked_actions<Env>(actions, e, n);
@@ -94,11 +106,15 @@ void bind_engine(py::module_& m, const char* class_name) {
             });
           },
           py::arg("actions"), py::arg("logp"), py::arg("values"))
-      .def("resume", &Engine::resume)
-      .def("restore_counters", &Engine::restore_counters, py::arg("policy_version"), py::arg("samples"),
-           py::arg("emitted"), py::arg("forced_closed"))
-      .def("disable_collection", &Engine::disable_collection)
-      .def("enable_collection", &Engine::enable_collection)
+      .def("resume", guarded<Engine>("resume()", &Engine::resume))
+      .def("restore_counters",
+           [](Engine& g, int32_t version, int64_t samples, int64_t emitted, int64_t forced_closed) {
+             const auto guard = g.exclusive_use("restore_counters()");
+             g.restore_counters(version, samples, emitted, forced_closed);
+           },
+           py::arg("policy_version"), py::arg("samples"), py::arg("emitted"), py::arg("forced_closed"))
+      .def("disable_collection", guarded<Engine>("disable_collection()", &Engine::disable_collection))
+      .def("enable_collection", guarded<Engine>("enable_collection()", &Engine::enable_collection))
       .def("buffers", [](py::object self) {
         Engine& g = self.cast<Engine&>();
         auto& b = g.buffers();

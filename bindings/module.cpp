@@ -5,7 +5,9 @@
 #include <pybind11/numpy.h>
 
 #include "bindings.h"
+#include "core/errors.h"
 #include "core/philox.h"
+#include "cpu/parallel_for.h"
 #include "dlpack.h"
 #include "envs/env_list.h"
 
@@ -105,6 +107,17 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("seed"), py::arg("env_index"), py::arg("episode"), py::arg("t"), py::arg("purpose"), py::arg("index"),
       "One word of an env copy's random stream, as the envs draw it (docs/envs.md).");
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const hmasd::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    }
+  });
+  m.def("max_threads", &hmasd::max_threads,
+        "The most CPU threads a batch may use: the CPUs this process may run on, at least 8.");
+  m.def("usable_cpus", &hmasd::usable_cpus, "The CPUs this process may run on (its affinity mask).");
 
   hmasd_bindings::bind_envs(m);
   hmasd_bindings::bind_rollout(m);

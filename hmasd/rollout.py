@@ -6,13 +6,19 @@ from typing import Any
 
 import numpy as np
 
+from hmasd.envs._args import INT32_MAX, as_choice, as_int
 from hmasd.envs.vec_env import VecEnv
 
 
-def _check_ints(**values: Any) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {value!r}")
+def _engine_args(horizon: Any, skill_interval: Any, num_team_skills: Any, num_indiv_skills: Any, clock: Any,
+                 ring_capacity: Any) -> tuple[int, int, int, int, str, int]:
+    """The engine's arguments checked by name (types and int32 ranges; the native side checks how they relate)."""
+    ring = 0 if ring_capacity is None else as_int(ring_capacity, "ring_capacity", 1, 2**30,
+                                                   " (None for the default num_envs * horizon)")
+    return (as_int(horizon, "horizon", 1, INT32_MAX), as_int(skill_interval, "skill_interval", 1, INT32_MAX),
+            as_int(num_team_skills, "num_team_skills", 1, INT32_MAX),
+            as_int(num_indiv_skills, "num_indiv_skills", 1, INT32_MAX),
+            as_choice(clock, "clock", ("episode", "global")), ring)
 
 
 class RolloutEngine:
@@ -47,12 +53,10 @@ class RolloutEngine:
                  clock: str = "episode", ring_capacity: int | None = None) -> None:
         if not isinstance(env, VecEnv):
             raise TypeError(f"env must be a hmasd.envs.VecEnv, got {type(env).__name__}")
-        _check_ints(horizon=horizon, skill_interval=skill_interval, num_team_skills=num_team_skills,
-                    num_indiv_skills=num_indiv_skills)
+        args = _engine_args(horizon, skill_interval, num_team_skills, num_indiv_skills, clock, ring_capacity)
         self.env = env
         engine_type = type(env._native).Rollout  # each native env class names its engine (bind_rollout.cpp)
-        self._native = engine_type(env._native, horizon, skill_interval, num_team_skills, num_indiv_skills, clock,
-                                   ring_capacity or 0)
+        self._native = engine_type(env._native, *args)
         buffers = self._native.buffers()
         self._low: dict[str, np.ndarray] = buffers["low"]
         self._high: dict[str, np.ndarray] = buffers["high"]
@@ -70,9 +74,10 @@ class RolloutEngine:
 
         Shapes with D = len(env_ids): team_skill int[D], indiv_skill int[D, N], logp and values float32[D, N+1]
         (token 0 is Z, token i + 1 is z_i). The decision-time state and observations are taken from the env.
+        Integers may come in any width, every array in any byte order, alignment and strides; values that a
+        conversion would change (floats as skills, float64 log-probs) are refused by name.
         """
-        self._native.decide(np.asarray(env_ids), np.asarray(team_skill), np.asarray(indiv_skill), np.asarray(logp),
-                            np.asarray(values))
+        self._native.decide(env_ids, team_skill, indiv_skill, logp, values)
 
     def step(self, actions: np.ndarray, logp: np.ndarray | None = None, values: np.ndarray | None = None) -> None:
         """Steps every env: int actions [E, N] (float [E, N, action_dim] for continuous envs) and the low-level
@@ -148,8 +153,12 @@ class RolloutEngine:
 
     def restore_counters(self, counters: dict[str, int]) -> None:
         """Sets the counters from :meth:`counters` of a checkpoint (only at the start of a batch)."""
-        self._native.restore_counters(counters["policy_version"], counters["low_level_samples"],
-                                      counters["high_level_transitions"], counters["force_closed_windows"])
+        keys = ("policy_version", "low_level_samples", "high_level_transitions", "force_closed_windows")
+        missing = [key for key in keys if key not in counters]
+        if missing:
+            raise KeyError(f"restore_counters(): the counters lack {', '.join(missing)}")
+        version, samples, emitted, forced = (as_int(counters[key], key, 0, 2**63 - 1) for key in keys)
+        self._native.restore_counters(as_int(version, "policy_version", 0, INT32_MAX - 1), samples, emitted, forced)
 
     # ---- the batch ------------------------------------------------------------------------------
     def low_level(self) -> dict[str, np.ndarray]:
@@ -216,12 +225,10 @@ class DeviceRolloutEngine(RolloutEngine):
 
         if not isinstance(env, DeviceVecEnv):
             raise TypeError(f"env must be a hmasd DeviceVecEnv, got {type(env).__name__}")
-        _check_ints(horizon=horizon, skill_interval=skill_interval, num_team_skills=num_team_skills,
-                    num_indiv_skills=num_indiv_skills)
+        args = _engine_args(horizon, skill_interval, num_team_skills, num_indiv_skills, clock, ring_capacity)
         self.env = env
         self._device = env._native.device
-        self._native = env._native.make_engine(horizon, skill_interval, num_team_skills, num_indiv_skills, clock,
-                                               ring_capacity or 0)
+        self._native = env._native.make_engine(*args)
         self._clock, self._skill_interval = clock, skill_interval
         self._buffers = self._native.buffers(self._device)
         tensors = as_tensors(self._buffers)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hmasd.envs
+from hmasd import _native
 from conftest import ENV_NAMES, random_actions, snapshot_buffers
 
 
@@ -20,6 +21,9 @@ def rollout(name: str, num_envs: int, seed: int, steps: int, num_threads: int = 
     for _ in range(steps):
         env.step(random_actions(rng, env.action_mask))
         frames.append(snapshot_buffers(env))
+    # parallel_for forks only from 64 envs per thread: a test of thread counts must know it ran threads
+    expected = num_threads if num_envs >= 64 * num_threads and _native.build_info()["openmp"] else 1
+    assert env._native.threads_used == expected
     return frames
 
 
@@ -32,8 +36,8 @@ def assert_frames_equal(a, b, rows: slice = slice(None)) -> None:
 
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_one_and_two_threads_give_identical_trajectories(name):
-    one = rollout(name, num_envs=96, seed=7, steps=250, num_threads=1)
-    two = rollout(name, num_envs=96, seed=7, steps=250, num_threads=2)
+    one = rollout(name, num_envs=200, seed=7, steps=250, num_threads=1)
+    two = rollout(name, num_envs=200, seed=7, steps=250, num_threads=2)  # forks: 200 >= 64 per thread
     assert_frames_equal(one, two)
     # the rollout crossed episode boundaries, so auto-reset is covered too
     assert any(f["terminated"].any() or f["truncated"].any() for f in one)
@@ -43,7 +47,7 @@ def test_one_and_two_threads_give_identical_trajectories(name):
 def test_env_trajectory_does_not_depend_on_num_envs(name):
     # actions depend on num_envs through the action RNG, so drive both batches with the same per-env actions
     small = hmasd.envs.make(name, num_envs=3, seed=11)
-    large = hmasd.envs.make(name, num_envs=17, seed=11, num_threads=2)
+    large = hmasd.envs.make(name, num_envs=150, seed=11, num_threads=2)
     small.reset()
     large.reset()
     rng = np.random.default_rng(5)
@@ -54,6 +58,7 @@ def test_env_trajectory_does_not_depend_on_num_envs(name):
         np.testing.assert_array_equal(small.obs, large.obs[:3], err_msg=f"obs differ at step {t}")
         np.testing.assert_array_equal(small.rewards, large.rewards[:3])
         np.testing.assert_array_equal(small.state, large.state[:3])
+    assert large._native.threads_used == 2
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
@@ -71,8 +76,9 @@ def test_different_seeds_differ_and_unseeded_reset_starts_a_new_episode(name):
 
 
 @settings(max_examples=15, deadline=None)
-@given(name=st.sampled_from(ENV_NAMES), seed=st.integers(0, 2**64 - 1), num_envs=st.integers(1, 40),
-       threads=st.sampled_from([1, 2]), steps=st.integers(1, 120))
+@given(name=st.sampled_from(ENV_NAMES), seed=st.integers(0, 2**64 - 1),
+       num_envs=st.one_of(st.integers(1, 40), st.integers(128, 300)), threads=st.sampled_from([1, 2]),
+       steps=st.integers(1, 60))
 def test_same_seed_same_trajectory_property(name, seed, num_envs, threads, steps):
     a = rollout(name, num_envs, seed, steps, num_threads=1, action_seed=seed % 1000)
     b = rollout(name, num_envs, seed, steps, num_threads=threads, action_seed=seed % 1000)

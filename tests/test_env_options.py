@@ -75,8 +75,9 @@ def other_values(option: OptionInfo) -> list[Any]:
         return [not option.default]
     if option.type == "int":
         return [option.default + 1 if option.max is None or option.default < option.max else option.default - 1]
-    if option.max is not None:
-        return [(option.default + option.max) / 2]
+    if option.max is not None and option.default < option.max:
+        # a small step towards the bound: halfway could cross a bound set by another option (min_height < max_height)
+        return [option.default + (option.max - option.default) * 1e-3]
     return [option.default * 2 if option.default > 0 else option.default + 1.0]
 
 

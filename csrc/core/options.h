@@ -117,7 +117,11 @@ std::string option_range_error(const OptionSpec<Config>& spec, double value) {
   if (!std::isfinite(value) && !(spec.bounded_below() && spec.bounded_above()))
     return name + " must be finite" + got;
   const bool above_min = spec.min_exclusive ? value > spec.min : value >= spec.min;
-  if (above_min && value <= spec.max) return "";  // NaN fails both comparisons and lands below
+  if (above_min && value <= spec.max) {  // NaN fails both comparisons and lands below
+    if (spec.kind == OptionKind::kFloat && std::fabs(value) > std::numeric_limits<float>::max())
+      return name + " must fit in float32" + got;
+    return "";
+  }
   const std::string lo = format_option_number(spec.min, spec.kind), hi = format_option_number(spec.max, spec.kind);
   if (spec.bounded_above() && spec.bounded_below()) return name + " must be in [" + lo + ", " + hi + "]" + got;
   if (spec.bounded_above()) return name + " must be <= " + hi + got;

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <new>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,7 +21,9 @@
 #include "batch/episode_log.h"
 #include "batch/snapshot.h"
 #include "core/env_spec.h"
+#include "core/errors.h"
 #include "core/philox.h"
+#include "cpu/exclusive_use.h"
 #include "cpu/host_array.h"
 #include "cpu/parallel_for.h"
 
@@ -37,14 +41,21 @@ class BatchedEnv {
   BatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads, Autoreset autoreset)
       : config_(validated(config)), dims_(Env::dims(config)), info_fields_(Env::info_fields(config)) {
     if (num_envs <= 0) throw std::invalid_argument("num_envs must be >= 1, got " + std::to_string(num_envs));
-    if (num_threads <= 0) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(num_threads));
+    if (num_threads <= 0 || num_threads > max_threads())
+      throw std::invalid_argument("num_threads must be in [1, " + std::to_string(max_threads()) + "], got " +
+                                  std::to_string(num_threads));
     if (dims_.num_agents > kMaxAgentsPerEnv) throw std::invalid_argument("too many agents per env");
     num_envs_ = num_envs;
     num_threads_ = num_threads;
     autoreset_ = autoreset;
     seed_ = seed;
     info_width_ = hmasd::info_width(info_fields_, dims_.num_agents);
-    buffers_ = EnvStorage<Env, HostArray>(dims_, num_envs, info_width_);
+    try {
+      buffers_ = EnvStorage<Env, HostArray>(dims_, num_envs, info_width_);
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemory(std::string(Env::kName) + " with num_envs=" + std::to_string(num_envs) +
+                        ": the env buffers do not fit in this machine's memory");
+    }
   }
 
   // ---- protocol -------------------------------------------------------------------------------
@@ -53,7 +64,7 @@ class BatchedEnv {
     if (has_seed) seed_ = seed;
     const bool restart = has_seed || !has_reset_;
     has_reset_ = true;
-    parallel_for(num_envs_, num_threads_, ResetEnvs<Env>{view(), restart});
+    threads_used_ = parallel_for(num_envs_, num_threads_, ResetEnvs<Env>{view(), restart});
   }
 
   // Validates every action, then steps every env. Accepts any integer element type (discrete envs) or float
@@ -63,7 +74,7 @@ class BatchedEnv {
     check_not_in_batch("step()");
     check_can_step();
     check_actions(actions);
-    parallel_for(num_envs_, num_threads_, StepEnvs<Env, T>{view(), actions});
+    threads_used_ = parallel_for(num_envs_, num_threads_, StepEnvs<Env, T>{view(), actions});
   }
 
   // The batch as plain views over this env's own buffers (the rollout engine points obs / state / masks elsewhere).
@@ -155,6 +166,9 @@ class BatchedEnv {
         [&](const void* data, size_t bytes, StateArray) { r.bytes(const_cast<void*>(data), bytes); });
   }
 
+  // ---- one caller at a time (cpu/exclusive_use.h): the bindings hold this for each call on the env or its engine
+  ExclusiveUse exclusive_use(const char* what) { return ExclusiveUse(in_use_, what); }
+
   // ---- accessors ----------------------------------------------------------------------------
   const Config& config() const { return config_; }
   const EnvDims& dims() const { return dims_; }
@@ -162,6 +176,9 @@ class BatchedEnv {
   int32_t info_width() const { return info_width_; }
   int32_t num_envs() const { return num_envs_; }
   int32_t num_threads() const { return num_threads_; }
+  // Threads that ran the last reset() or step() (1 when the batch is too small to be worth forking).
+  int32_t threads_used() const { return threads_used_; }
+  void set_threads_used(int32_t n) { threads_used_ = n; }
   Autoreset autoreset() const { return autoreset_; }
   uint64_t seed() const { return seed_; }
   bool has_reset() const { return has_reset_; }
@@ -231,12 +248,14 @@ class BatchedEnv {
   }
 
 
+  std::atomic<bool> in_use_{false};
   Config config_;
   EnvDims dims_;
   std::vector<InfoField> info_fields_;
   int32_t info_width_ = 0;
   int32_t num_envs_ = 0;
   int32_t num_threads_ = 1;
+  int32_t threads_used_ = 1;
   Autoreset autoreset_ = Autoreset::kSameStep;
   uint64_t seed_ = 0;
   bool has_reset_ = false;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -49,12 +50,19 @@ class RolloutEngine {
     if (ring_capacity < e_)
       throw std::invalid_argument("ring_capacity must be >= num_envs (" + std::to_string(e_) + "), got " +
                                   std::to_string(ring_capacity));
-    if (ring_capacity > int64_t(1) << 30) throw std::invalid_argument("ring_capacity is too large");
+    if (ring_capacity > int64_t(1) << 30)
+      throw std::invalid_argument("ring_capacity must be <= 2**30 slots, got " + std::to_string(ring_capacity) +
+                                  (ring_capacity == int64_t(e_) * horizon ? " (num_envs * horizon)" : ""));
     // Each env owns an equal range of the ring, so the ring read range by range is in (env, start) order.
     slots_per_env_ = static_cast<int32_t>(ring_capacity / e_);
     capacity_ = slots_per_env_ * e_;
-    buffers_ = RolloutStorage<Env, HostArray>(horizon_, e_, env.dims(), capacity_);
-    decided_scratch_ = HostArray<bool>(static_cast<size_t>(e_));
+    try {
+      buffers_ = RolloutStorage<Env, HostArray>(horizon_, e_, env.dims(), capacity_);
+      decided_scratch_ = HostArray<bool>(static_cast<size_t>(e_));
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemory("a rollout engine of horizon " + std::to_string(horizon) + " over " + std::to_string(e_) +
+                        " envs: its batch buffers do not fit in this machine's memory");
+    }
     env_.attach_engine(this, [this] { copy_back_current_rows(); });
     resume_batch(/*bump_version=*/false);
   }
@@ -66,6 +74,9 @@ class RolloutEngine {
   }
   RolloutEngine(const RolloutEngine&) = delete;
   RolloutEngine& operator=(const RolloutEngine&) = delete;
+
+  // The env's one-caller-at-a-time guard (cpu/exclusive_use.h): a call on the engine is a call on its env.
+  ExclusiveUse exclusive_use(const char* what) { return env_.exclusive_use(what); }
 
   // ---- protocol ---------------------------------------------------------------------------------
   void decide(const int32_t* env_ids, int32_t count, const int32_t* team, const int32_t* indiv, const float* logp,
@@ -128,7 +139,8 @@ class RolloutEngine {
       target.action_mask = buffers_.ll_mask.data() + row_offset(t + 1, a_);
     }
     const StepEngine<Env, T> step_envs{batch(target), t, barrier, actions, logp, value};
-    parallel_for_ranges(e_, env_.num_threads(), [&](int32_t begin, int32_t end) { step_envs(begin, end); });
+    env_.set_threads_used(
+        parallel_for_ranges(e_, env_.num_threads(), [&](int32_t begin, int32_t end) { step_envs(begin, end); }));
     t_ += 1;
     samples_ += int64_t(e_) * n_;
     if (buffers_.overflowed[0] != 0)  // unreachable given check_ring_room(); never let it pass silently

@@ -53,6 +53,10 @@ struct StagHunt {
   // "index" is a planted bias (the lowest agent index wins hare ties) for the symmetry audit to find.
   static constexpr const char* kTieBreaks[] = {"random", "index"};
 
+  // A reward's magnitude: with team rewards a step sums every agent's captures, and returns sum over episodes, so
+  // a bound keeps both finite (and meaningful) in float32.
+  static constexpr double kMaxReward = 1e6;
+
   // Every option, once (docs/envs.md). The defaults repeat StagHuntConfig's initialisers; test_env_options.py holds
   // the two equal.
   static const std::vector<OptionSpec<Config>>& options() {
@@ -65,11 +69,11 @@ struct StagHunt {
                                                       "chance the stag moves each step"),
         int_option<Config, &Config::stag_min_hunters>("stag_min_hunters", 2, 1, INT32_MAX,
                                                       "agents needed on the stag's cell to catch it"),
-        float_option<Config, &Config::stag_reward>("stag_reward", 10.0f, kNoMin, kNoMax, false,
+        float_option<Config, &Config::stag_reward>("stag_reward", 10.0f, -kMaxReward, kMaxReward, false,
                                                    "reward of a caught stag"),
-        float_option<Config, &Config::hare_reward>("hare_reward", 1.0f, kNoMin, kNoMax, false,
+        float_option<Config, &Config::hare_reward>("hare_reward", 1.0f, -kMaxReward, kMaxReward, false,
                                                    "reward of a caught hare"),
-        float_option<Config, &Config::lone_stag_penalty>("lone_stag_penalty", 0.0f, kNoMin, kNoMax, false,
+        float_option<Config, &Config::lone_stag_penalty>("lone_stag_penalty", 0.0f, -kMaxReward, kMaxReward, false,
                                                          "paid (negated) by each agent on the stag's cell when too few hunt it"),
         choice_option<Config, &Config::reward_mode>("reward_mode", kRewardModes, 0,
                                                     "team: every agent gets the sum of the individual rewards"),

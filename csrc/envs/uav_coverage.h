@@ -109,21 +109,27 @@ struct UavCoverageT {
   static constexpr const char* kChannelModels[] = {"free_space", "urban", "suburban", "3gpp-36777", "al-hourani"};
   static constexpr const char* kAlHouraniEnvs[] = {"urban", "suburban"};
 
+  // Physical ranges: positions are float32 metres and every radio quantity must stay finite in float32 (a power
+  // of 150 dBm over a noise of -150 dBm is 1e30), so no option can push an observation or reward to inf.
+  static constexpr double kMaxAltitude = 1e4;   // m
+  static constexpr double kMaxDecibels = 150.0;  // powers, dBm
+  static constexpr double kMaxThresholdDb = 1000.0;  // thresholds are only compared with: -200 dB serves everyone
+
   // Every option, once (docs/envs.md). The defaults repeat UavCoverageConfig's initialisers; test_env_options.py
-  // holds the two equal. Sizes and rates must be > 0; every other number only finite.
+  // holds the two equal. Every number has a physical range (above); sizes and rates must be > 0.
   static const std::vector<OptionSpec<Config>>& options() {
     static const std::vector<OptionSpec<Config>> table = {
         choice_option<Config, &Config::scenario>("scenario", kScenarios, 1,
                                                  "cooperative_network adds ground base stations and relayed backhaul"),
         int_option<Config, &Config::num_uavs>("num_uavs", 5, 1, kMaxUavs, "UAVs (agents)"),
         int_option<Config, &Config::num_users>("num_users", 50, 1, kMaxUsers, "ground users"),
-        double_option<Config, &Config::area_size>("area_size", 1000.0, 0.0, kNoMax, true, "side of the square area, m"),
-        double_option<Config, &Config::min_height>("min_height", 50.0, 0.0, kNoMax, false,
+        double_option<Config, &Config::area_size>("area_size", 1000.0, 1.0, 1e6, false, "side of the square area, m"),
+        double_option<Config, &Config::min_height>("min_height", 50.0, 0.0, kMaxAltitude, false,
                                                    "lowest UAV altitude, m (below max_height)"),
-        double_option<Config, &Config::max_height>("max_height", 150.0, kNoMin, kNoMax, false,
+        double_option<Config, &Config::max_height>("max_height", 150.0, 0.0, kMaxAltitude, false,
                                                    "highest UAV altitude, m"),
-        double_option<Config, &Config::max_speed>("max_speed", 30.0, 0.0, kNoMax, false, "UAV speed limit, m/s"),
-        double_option<Config, &Config::dt>("dt", 1.0, 0.0, kNoMax, true, "seconds per step"),
+        double_option<Config, &Config::max_speed>("max_speed", 30.0, 0.0, 1e4, false, "UAV speed limit, m/s"),
+        double_option<Config, &Config::dt>("dt", 1.0, 0.0, 3600.0, true, "seconds per step"),
         int_option<Config, &Config::max_steps>("max_steps", 500, 1, INT32_MAX, "episode length limit"),
         choice_option<Config, &Config::user_distribution>("user_distribution", kUserDistributions, 0,
                                                           "how users are placed at reset"),
@@ -137,22 +143,23 @@ struct UavCoverageT {
         bool_option<Config, &Config::shadowing>("shadowing", false, "log-normal shadowing (3gpp-36777 only)"),
         choice_option<Config, &Config::al_hourani_env>("al_hourani_env", kAlHouraniEnvs, 0,
                                                        "environment parameters of the al-hourani model"),
-        double_option<Config, &Config::carrier_ghz>("carrier_ghz", 2.4, 0.0, kNoMax, true, "carrier frequency, GHz"),
-        double_option<Config, &Config::bandwidth_mhz>("bandwidth_mhz", 20.0, 0.0, kNoMax, true,
+        double_option<Config, &Config::carrier_ghz>("carrier_ghz", 2.4, 0.0, 1000.0, true, "carrier frequency, GHz"),
+        double_option<Config, &Config::bandwidth_mhz>("bandwidth_mhz", 20.0, 0.0, 1e5, true,
                                                       "channel bandwidth, MHz"),
-        double_option<Config, &Config::uav_tx_power_dbm>("uav_tx_power_dbm", 20.0, kNoMin, kNoMax, false,
+        double_option<Config, &Config::uav_tx_power_dbm>("uav_tx_power_dbm", 20.0, -kMaxDecibels, kMaxDecibels, false,
                                                          "UAV transmit power, dBm"),
-        double_option<Config, &Config::noise_dbm>("noise_dbm", -104.0, kNoMin, kNoMax, false, "noise power, dBm"),
-        double_option<Config, &Config::min_sinr_db>("min_sinr_db", 0.0, kNoMin, kNoMax, false,
+        double_option<Config, &Config::noise_dbm>("noise_dbm", -104.0, -kMaxDecibels, kMaxDecibels, false, "noise power, dBm"),
+        double_option<Config, &Config::min_sinr_db>("min_sinr_db", 0.0, -kMaxThresholdDb, kMaxThresholdDb, false,
                                                     "SINR a user needs to be served, dB"),
         int_option<Config, &Config::max_connections>("max_connections", 10, 1, 1 << 30, "users one UAV can serve"),
         int_option<Config, &Config::n_ground_bs>("n_ground_bs", 1, 1, kMaxGbs,
                                                  "ground base stations (cooperative_network)"),
-        double_option<Config, &Config::gbs_height>("gbs_height", 30.0, kNoMin, kNoMax, false,
+        double_option<Config, &Config::gbs_height>("gbs_height", 30.0, 0.0, kMaxAltitude, false,
                                                    "ground base station antenna height, m"),
-        double_option<Config, &Config::gbs_tx_power_dbm>("gbs_tx_power_dbm", 20.0, kNoMin, kNoMax, false,
+        double_option<Config, &Config::gbs_tx_power_dbm>("gbs_tx_power_dbm", 20.0, -kMaxDecibels, kMaxDecibels, false,
                                                          "ground base station transmit power, dBm"),
-        double_option<Config, &Config::backhaul_min_snr_db>("backhaul_min_snr_db", 30.0, kNoMin, kNoMax, false,
+        double_option<Config, &Config::backhaul_min_snr_db>("backhaul_min_snr_db", 30.0, -kMaxThresholdDb,
+                                                            kMaxThresholdDb, false,
                                                             "SNR of a usable backhaul link, dB"),
         int_option<Config, &Config::max_hops>("max_hops", 3, 1, kMaxUavs, "longest relay route, in hops"),
     };

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -87,12 +88,27 @@ template <class Env>
 void uav_set_positions(BatchedEnv<Env>& pool, int32_t env_index, const double* uav_pos, const double* user_pos) {
   check_uav_env_index(pool, env_index, "set_positions()");
   const UavCoverageConfig& c = pool.config();
-  auto check_finite = [](const double* values, int32_t count, const char* name) {
-    for (int32_t k = 0; k < count; ++k)
-      if (!std::isfinite(values[k])) throw std::invalid_argument(std::string(name) + " holds a non-finite value");
+  // Only places an env can be in: UAVs inside the area at a legal altitude, users on the ground inside the area.
+  // (NaN fails every comparison and is refused with the rest.)
+  auto check_range = [](const double* values, int32_t rows, int32_t width, int32_t column, double low, double high,
+                        const char* name, const char* what) {
+    for (int32_t r = 0; r < rows; ++r) {
+      // compared as stored: float32 positions against the float32 bounds the env's motion clamps to
+      const double v = values[r * width + column];
+      const bool finite_in_float = std::fabs(v) <= 3.0e38;
+      if (finite_in_float && static_cast<float>(v) >= static_cast<float>(low) &&
+          static_cast<float>(v) <= static_cast<float>(high))
+        continue;
+      char text[160];
+      std::snprintf(text, sizeof text, "%s[%d, %d] = %g is outside %s [%g, %g]", name, r, column, v, what, low, high);
+      throw std::invalid_argument(text);
+    }
   };
-  check_finite(uav_pos, c.num_uavs * 3, "uav_pos");
-  if (user_pos) check_finite(user_pos, c.num_users * 2, "user_pos");
+  for (int32_t k = 0; k < 2; ++k) {
+    check_range(uav_pos, c.num_uavs, 3, k, 0.0, c.area_size, "uav_pos", "the area");
+    if (user_pos) check_range(user_pos, c.num_users, 2, k, 0.0, c.area_size, "user_pos", "the area");
+  }
+  check_range(uav_pos, c.num_uavs, 3, 2, c.min_height, c.max_height, "uav_pos", "the height range");
   auto& s = pool.state_of(env_index);
   for (int32_t u = 0; u < c.num_uavs; ++u)
     for (int32_t k = 0; k < 3; ++k) s.uav[u][k] = static_cast<float>(uav_pos[u * 3 + k]);

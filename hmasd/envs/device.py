@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from hmasd.envs._args import as_seed
 from hmasd.envs.vec_env import VecEnv
 
 _DEVICE = re.compile(r"^cuda(?::(\d+))?$")
@@ -108,9 +109,7 @@ class DeviceVecEnv(VecEnv):
         return getattr(self._spec._native, which)()
 
     def reset(self, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
-            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        self._native.reset(seed, self._stream)
+        self._native.reset(None if seed is None else as_seed(seed), self._stream)
         return self.obs, self._info
 
     def step(self, actions: Any, check: bool = True) -> Any:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from hmasd.envs._args import INT32_MAX, as_choice, as_int, as_seed
 from hmasd.envs.vec_env import VecEnv
 
 
@@ -147,10 +147,6 @@ def build_config(name: str, options: dict[str, Any]) -> Any:
     return config
 
 
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    return seed
 
 
 def make(
@@ -169,7 +165,8 @@ def make(
         num_envs: number of env copies E (>= 1).
         seed: seed of the batch; env ``e`` draws from the stream keyed by ``(seed, e)``, so its trajectory does not
             depend on ``num_envs`` or ``num_threads``.
-        num_threads: CPU threads stepping the batch (0 means one per core).
+        num_threads: CPU threads stepping the batch: 0 means one per CPU this process may use (its affinity
+            mask, which a container's cpuset narrows); at most that many, or 8 on smaller machines.
         autoreset: ``"same_step"`` (finished envs restart inside ``step``; the last observation is in
             ``final_obs``) or ``"disabled"`` (call ``reset()`` after an episode ends).
         device: ``"cpu"`` (a :class:`VecEnv` of NumPy views) or ``"cuda"`` / ``"cuda:N"`` (a
@@ -187,17 +184,19 @@ def make(
         from hmasd.envs.device import check_cuda_available
 
         check_cuda_available(index)
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
-        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
-        raise ValueError(f"num_threads must be an int >= 0 (0 = one per core), got {num_threads!r}")
-    threads = num_threads or os.cpu_count() or 1
+    num_envs = as_int(num_envs, "num_envs", 1, INT32_MAX)
+    seed = as_seed(seed)
+    max_threads = _native.max_threads()
+    num_threads = as_int(num_threads, "num_threads", 0, max_threads,
+                         f" (0 = one per usable CPU; this process may use {_native.usable_cpus()})")
+    threads = num_threads or _native.usable_cpus()
+    autoreset = as_choice(autoreset, "autoreset", ("same_step", "disabled"))
     config = build_config(name, options)
     if kind == "cuda":
-        return _make_device(name, config, num_envs, _check_seed(seed), index, autoreset, options)
+        return _make_device(name, config, num_envs, seed, index, autoreset, options)
     native_class = getattr(_native, spec.native_class_name(config))
     try:
-        native = native_class(config, num_envs, _check_seed(seed), threads, autoreset)
+        native = native_class(config, num_envs, seed, threads, autoreset)
     except ValueError as error:  # the native validation names the option; say which env it came from
         raise ValueError(f"make({name!r}): {error}") from None
     return VecEnv(name, native, dict(options))

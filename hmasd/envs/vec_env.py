@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from hmasd.envs._args import as_env_index, as_seed
+
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
 
 
@@ -158,20 +160,18 @@ class VecEnv:
     # ---- protocol ------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Resets every env. With ``seed``, reseeds the batch and restarts the episode count."""
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
-            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-        self._native.reset(seed)
+        self._native.reset(None if seed is None else as_seed(seed))
         return self.obs, self._info
 
     def step(self, actions: Any) -> StepResult:
         """Steps every env with int actions [num_envs, num_agents] (float [num_envs, num_agents, action_dim] for
-        continuous envs); bad actions raise before any env moves.
+        continuous envs); bad actions raise before any env moves. Any array-like of any byte order, alignment and
+        strides is accepted (integers of any width for discrete envs, float16/32/64 for continuous ones); it is
+        read as a native C-contiguous copy where it is not one already.
 
         Returns ``(obs, rewards, terminated, truncated, info)``; ``info`` holds ``state``, ``action_mask``,
         ``final_obs``, ``final_state``, ``episode_return``, ``episode_length`` and the env's episode fields.
         """
-        if type(actions) is not np.ndarray:
-            actions = np.asarray(actions)
         self._native.step(actions)
         return self._step_result
 
@@ -203,8 +203,7 @@ class VecEnv:
         """An RGB image (uint8[H, W, 3]) of env copy ``env_index``."""
         from hmasd.envs.render import render_state
 
-        if isinstance(env_index, bool) or not isinstance(env_index, int) or not 0 <= env_index < self.num_envs:
-            raise IndexError(f"env_index must be in [0, {self.num_envs}), got {env_index!r}")
+        env_index = as_env_index(env_index, self.num_envs)
         details = self._native.details(env_index) if hasattr(self._native, "details") else None
         return render_state(self.name, self.options, self.state[env_index], details)
 
@@ -212,15 +211,14 @@ class VecEnv:
         """Env-specific details of one copy (uav_coverage: positions, SINR, association, routes; docs/envs.md)."""
         if not hasattr(self._native, "details"):
             raise NotImplementedError(f"env {self.name!r} has no details()")
-        return self._native.details(env_index)
+        return self._native.details(as_env_index(env_index, self.num_envs))
 
     def set_positions(self, env_index: int, uav_pos: Any, user_pos: Any = None) -> None:
         """uav_coverage: places the UAVs (float [U, 3]) and optionally the users (float [N, 2]) of one copy and
         re-evaluates its radio and observation at the current step (hand-built scenarios, baselines, tests)."""
         if not hasattr(self._native, "set_positions"):
             raise NotImplementedError(f"env {self.name!r} has no set_positions()")
-        self._native.set_positions(env_index, np.asarray(uav_pos, dtype=np.float64),
-                                   None if user_pos is None else np.asarray(user_pos, dtype=np.float64))
+        self._native.set_positions(as_env_index(env_index, self.num_envs), uav_pos, user_pos)
 
     def close(self) -> None:
         """Nothing to release: the native buffers are freed with the object."""
