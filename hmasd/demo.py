@@ -13,17 +13,12 @@ import hmasd.envs
 log = logging.getLogger("hmasd.demo")
 
 
-def random_valid_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Uniform actions among the valid ones of ``mask`` (bool[E, N, A])."""
-    return (rng.random(mask.shape) * mask).argmax(axis=-1).astype(np.int32)
-
-
 def run(env_name: str, num_envs: int, steps: int, num_threads: int, seed: int) -> dict[str, float]:
     """Steps ``num_envs`` envs ``steps`` times with random actions; returns throughput and episode stats."""
     env = hmasd.envs.make(env_name, num_envs=num_envs, seed=seed, num_threads=num_threads)
     env.reset()
     rng = np.random.default_rng(seed)
-    actions = [random_valid_actions(rng, env.action_mask) for _ in range(16)]
+    actions = [hmasd.envs.random_actions(env, rng) for _ in range(16)]
     env_time = 0.0
     report_every = max(1, steps // 5)
     for t in range(steps):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hmasd.envs import random_actions  # the package's random policy, for every action space
+
+__all__ = ["ENV_NAMES", "gpu_marks", "random_actions", "snapshot_buffers"]
+
 ENV_NAMES = ["alice_and_bob", "stag_hunt"]
 
 
@@ -19,12 +23,6 @@ def gpu_marks() -> list:
         pytest.mark.skipif(info["cuda"] and info["cuda_devices"] == 0,
                            reason="no CUDA device is visible on this machine"),
     ]
-
-
-def random_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Uniformly random actions [E, N] among the valid ones of ``mask`` (bool[E, N, A])."""
-    scores = rng.random(mask.shape) * mask
-    return scores.argmax(axis=-1).astype(np.int32)
 
 
 def snapshot_buffers(env) -> dict[str, np.ndarray]:

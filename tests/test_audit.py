@@ -139,6 +139,37 @@ def test_bad_options_are_reported_not_raised(tmp_path, capsys):
     assert main(["env", "--env", "no_such_env", "--out", str(tmp_path)]) == 2
 
 
+UAV_SMALL = ["--env", "uav_coverage", "--set", "num_users=12", "--set", "max_steps=20"]
+
+
+def test_env_audit_runs_on_the_continuous_uav_env(tmp_path, capsys):
+    """uav_coverage has continuous actions [E, N, 3] and no action mask: random play samples the Box."""
+    code, report = audit(tmp_path, "env", *UAV_SMALL, "--episodes", "40", "--n-perm", "200")
+    assert code == 0 and report["verdict"] == "symmetric" and report["favoured"] is None
+    assert report["env"] == "uav_coverage" and report["env_options"] == {"num_users": 12, "max_steps": 20}
+    assert report["policy"] == "random (uniform over the action space [-1, 1]^3)"
+    analysis = report["analysis"]
+    assert analysis["agents"] == 5 and analysis["blocks"] == 40
+    for key in ("mean_return", "ci95_low", "ci95_high", "advantage"):
+        assert len(analysis[key]) == 5, key
+    mean = analysis["mean_return"]
+    assert mean[0] > 0 and all(m == pytest.approx(mean[0]) for m in mean)  # one team reward for all 5 UAVs
+    assert any("team reward" in note for note in analysis["notes"])
+    out = capsys.readouterr().out
+    assert "verdict: SYMMETRIC at alpha = 0.01" in out
+    assert (tmp_path / "audit_env.png").stat().st_size > 0
+    again = audit(tmp_path / "again", "env", *UAV_SMALL, "--episodes", "40", "--n-perm", "200")[1]
+    assert again["analysis"]["mean_return"] == mean  # seeded
+    other = audit(tmp_path / "other", "env", *UAV_SMALL, "--episodes", "40", "--n-perm", "200", "--seed", "1")[1]
+    assert other["analysis"]["mean_return"] != mean
+
+
+def test_permute_audit_runs_on_the_continuous_uav_env(tmp_path):
+    code, report = audit(tmp_path, "permute", *UAV_SMALL, "--episodes", "30", "--n-perm", "200", "--no-plot")
+    assert code == 0 and report["follows"] == "neither"
+    assert report["attribution"]["by_slot"]["agents"] == report["attribution"]["by_id"]["agents"] == 5
+
+
 def test_module_help(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hmasd.diagnostics.audit", "--help"], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path)

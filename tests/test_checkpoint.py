@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the train extra (torch); CI installs it")
@@ -99,7 +103,107 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint_loadable(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(trainer, path)
     monkeypatch.setattr(torch, "save", real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]  # the partial temporary file is gone
     data = checkpoint.load(path)  # the old file is intact
     assert data["counters"]["iteration"] == 0
     checkpoint.save(trainer, path)
     assert checkpoint.load(path)["counters"]["iteration"] == 1
+
+
+# ---- I/O failures: a clear error naming the file, no partial file left, the previous checkpoint intact ----------
+
+
+def enospc_mid_write(obj, handle):
+    """torch.save on a disk that fills up: some bytes reach the temporary file, then ENOSPC."""
+    handle.write(b"\0" * 1_100_000)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def failing(error: int):
+    def fail(*args, **kwargs):
+        raise OSError(error, os.strerror(error))
+    return fail
+
+
+# Tests run as root here, where chmod does not stop writes: a read-only folder and lost permissions are simulated by
+# making the call that would meet them fail with the errno the kernel gives (EROFS, EACCES).
+@pytest.mark.parametrize("where, error", [
+    ("torch.save", errno.ENOSPC),   # the disk fills up while the checkpoint is written
+    ("open", errno.EROFS),          # the run folder is (re)mounted read-only
+    ("open", errno.EACCES),         # the folder's permissions were taken away
+    ("os.fsync", errno.EIO),        # the data never reached the disk
+    ("os.replace", errno.EACCES),   # the rename is refused
+])
+def test_a_failed_write_raises_an_error_naming_the_file_and_the_cause(tmp_path, monkeypatch, where, error):
+    trainer = build(tiny())
+    path = checkpoint.save(trainer, tmp_path / "step_10.pt")
+    iterate(trainer)
+    if where == "torch.save":
+        monkeypatch.setattr(torch, "save", enospc_mid_write)
+    elif where == "open":
+        monkeypatch.setattr(checkpoint, "open", failing(error), raising=False)  # the module's view of open()
+    else:
+        monkeypatch.setattr(os, where.split(".")[1], failing(error))
+    with pytest.raises(checkpoint.CheckpointWriteError) as caught:
+        checkpoint.save(trainer, path)
+    assert str(caught.value) == f"cannot write checkpoint {path}: {os.strerror(error)}"
+    assert caught.value.errno == error and caught.value.filename == str(path)
+    assert isinstance(caught.value, OSError)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_10.pt"]  # no temporary file left behind
+    assert checkpoint.load(path)["counters"]["iteration"] == 0  # the previous checkpoint is intact
+
+
+def test_a_really_full_device_is_reported_and_cleaned_up(tmp_path):
+    """No monkeypatching: the temporary file is a link to /dev/full, where every write fails with ENOSPC."""
+    trainer = build(tiny())
+    path = tmp_path / "final.pt"
+    (tmp_path / "final.pt.tmp").symlink_to("/dev/full")
+    with pytest.raises(checkpoint.CheckpointWriteError, match=f"cannot write checkpoint {path}: No space left"):
+        checkpoint.save(trainer, path)
+    assert list(tmp_path.iterdir()) == []  # the link is removed (not /dev/full), no final.pt appeared
+    assert os.path.exists("/dev/full")
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def replace(src, dst):
+        events.append(("replace", str(dst)))
+        return real_replace(src, dst)
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        folder = stat.S_ISDIR(info.st_mode) and os.path.samestat(info, os.stat(tmp_path))
+        events.append(("fsync", "folder" if folder else "file"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = checkpoint.save(build(tiny()), tmp_path / "best.pt")
+    assert events == [("fsync", "file"), ("replace", str(path)), ("fsync", "folder")]
+
+
+def test_without_o_directory_the_folder_sync_is_skipped(tmp_path, monkeypatch):
+    """Platforms without O_DIRECTORY (Windows) cannot open a folder to sync it: the save still works."""
+    monkeypatch.delattr(os, "O_DIRECTORY")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    path = checkpoint.save(build(tiny()), tmp_path / "best.pt")
+    assert len(synced) == 1 and checkpoint.load(path)["format"] == checkpoint.FORMAT
+
+
+def test_stale_temporary_files_are_removed_but_not_a_write_in_progress(tmp_path):
+    import fcntl  # POSIX; the writer's lock is what tells a write in progress from a leftover
+
+    (tmp_path / "step_10.pt.tmp").write_bytes(b"\0" * 1_100_000)  # left by a run killed mid-write
+    (tmp_path / "best.pt").write_bytes(b"kept")
+    (tmp_path / "notes.tmp").write_text("not a checkpoint: kept")
+    with open(tmp_path / "step_20.pt.tmp", "wb") as live:  # another process is writing this one right now
+        fcntl.flock(live.fileno(), fcntl.LOCK_EX)
+        assert checkpoint.remove_stale_temps(tmp_path) == [tmp_path / "step_10.pt.tmp"]
+        assert (tmp_path / "step_20.pt.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "notes.tmp", "step_20.pt.tmp"]
+    assert checkpoint.remove_stale_temps(tmp_path) == [tmp_path / "step_20.pt.tmp"]  # its writer is gone now

@@ -19,7 +19,7 @@ def rollout(name: str, num_envs: int, seed: int, steps: int, num_threads: int = 
     rng = np.random.default_rng(action_seed)
     frames = [snapshot_buffers(env)]
     for _ in range(steps):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(random_actions(env, rng))
         frames.append(snapshot_buffers(env))
     # parallel_for forks only from 64 envs per thread: a test of thread counts must know it ran threads
     expected = num_threads if num_envs >= 64 * num_threads and _native.build_info()["openmp"] else 1
@@ -52,7 +52,7 @@ def test_env_trajectory_does_not_depend_on_num_envs(name):
     large.reset()
     rng = np.random.default_rng(5)
     for t in range(200):
-        actions = random_actions(rng, large.action_mask)
+        actions = random_actions(large, rng)
         small.step(actions[:3].copy())
         large.step(actions)
         np.testing.assert_array_equal(small.obs, large.obs[:3], err_msg=f"obs differ at step {t}")

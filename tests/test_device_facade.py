@@ -44,7 +44,7 @@ def test_the_device_engine_facade_reads_batches_as_the_cpu_engine(clock):
                     engine.decide_all(*(torch.from_numpy(f) for f in full), check=False)
                 else:
                     engine.decide(*(torch.from_numpy(x) for x in (ids, *rows)))
-            actions = (rng.random(reference.action_mask.shape) * reference.action_mask).argmax(-1).astype(np.int32)
+            actions = hmasd.envs.random_actions(reference.env, rng, mask=reference.action_mask)
             lp, v = rng.normal(size=(2, 24, n)).astype(np.float32)
             reference.step(actions, lp, v)
             engine.step(*(torch.from_numpy(x) for x in (actions, lp, v)))

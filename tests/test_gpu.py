@@ -46,9 +46,7 @@ def assert_same(cpu, gpu, what: str, name: str) -> None:
 
 
 def actions_for(env, rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    if env.continuous:
-        return rng.uniform(-1, 1, (env.num_envs, env.num_agents, env.action_dim)).astype(np.float32)
-    return (rng.random(mask.shape) * mask).argmax(-1).astype(np.int32)
+    return hmasd.envs.random_actions(env, rng, mask=mask)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -39,7 +39,7 @@ def toward(row: int, col: int, target: tuple[int, int]) -> int:
 def solver_actions(env, rng: np.random.Generator, epsilon: float) -> np.ndarray:
     """A noisy scripted alice_and_bob solver: hold button 1 while the partner takes diamond 1, then swap roles."""
     height, width = env.options["height"], env.options["width"]
-    actions = random_actions(rng, env.action_mask)
+    actions = random_actions(env, rng)
     for e in range(env.num_envs):
         grid = env.state[e].reshape(height, width)
         (r0, c0), (r1, c1) = env.obs[e, 0, 9:11].astype(int), env.obs[e, 1, 9:11].astype(int)
@@ -56,7 +56,7 @@ def scripted_actions(env, rng: np.random.Generator) -> np.ndarray:
     """Random play for stag_hunt; a noisy solver for alice_and_bob so that its success path is exercised."""
     if env.name == "alice_and_bob":
         return solver_actions(env, rng, epsilon=0.3)
-    return random_actions(rng, env.action_mask)
+    return random_actions(env, rng)
 
 
 def compare(name: str, options: dict, seed: int, num_envs: int, steps: int, action_seed: int,

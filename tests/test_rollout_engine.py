@@ -41,7 +41,7 @@ def collect(engine: RolloutEngine, rng: np.random.Generator, log: list | None = 
     e, n = engine.env.num_envs, engine.env.num_agents
     while not engine.ready:
         decide_all(engine, rng, log)
-        actions = random_actions(rng, engine.action_mask)
+        actions = random_actions(engine.env, rng, mask=engine.action_mask)
         engine.step(actions, rng.normal(size=(e, n)).astype(np.float32),
                     rng.normal(size=(e, n)).astype(np.float32))
 
@@ -326,7 +326,7 @@ def test_observations_written_in_place_equal_a_bare_envs(name, threads):
             np.testing.assert_array_equal(engine.state, twin.state)
             np.testing.assert_array_equal(engine.action_mask, twin.action_mask)
             decide_all(engine, rng)
-            actions = random_actions(rng, engine.action_mask)
+            actions = random_actions(engine.env, rng, mask=engine.action_mask)
             given = actions.astype(np.int64) if t % 2 else actions  # both integer widths go through uncopied
             engine.step(given, np.zeros((e, n), np.float32), np.zeros((e, n), np.float32))
             twin.step(actions)

@@ -33,10 +33,7 @@ def stepped(name: str, steps: int = 30, **options):
     env.reset()
     rng = np.random.default_rng(0)
     for _ in range(steps):
-        if env.continuous:
-            env.step(rng.uniform(-1, 1, (3, env.num_agents, env.action_dim)).astype(np.float32))
-        else:
-            env.step((rng.random(env.action_mask.shape) * env.action_mask).argmax(-1).astype(np.int32))
+        env.step(hmasd.envs.random_actions(env, rng))
     return env
 
 

@@ -15,7 +15,7 @@ def per_agent_returns(tie_break: str, episodes_per_env: int = 12, num_envs: int 
     rng = np.random.default_rng(7)
     returns = []
     for _ in range(episodes_per_env * 35):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(random_actions(env, rng))
         if env.truncated.any():
             returns.append(env.episode_return[env.truncated].copy())
     return np.concatenate(returns)  # [episodes, N]

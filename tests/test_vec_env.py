@@ -17,7 +17,7 @@ def stepped(name: str, num_envs: int = 16, steps: int = 300, **options):
     env.reset()
     rng = np.random.default_rng(9)
     for _ in range(steps):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(random_actions(env, rng))
     return env
 
 
@@ -48,7 +48,7 @@ def test_every_observation_stays_inside_its_declared_space(name, options, n, obs
     env.reset()
     rng = np.random.default_rng(0)
     for _ in range(200):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(random_actions(env, rng))
         for e in range(env.num_envs):
             assert state_space.contains(env.state[e])
             for i in range(n):
@@ -86,7 +86,7 @@ def test_pickled_and_cloudpickled_envs_continue_identically(env_name):
         twin = pickle.loads(pickle.dumps(env))
         rng = np.random.default_rng(4)
         for _ in range(80):
-            actions = random_actions(rng, twin.action_mask)
+            actions = random_actions(twin, rng)
             clone.step(actions)
             twin.step(actions)
             a, b = snapshot_buffers(clone), snapshot_buffers(twin)
@@ -117,7 +117,7 @@ def test_episode_stats_average_the_finished_episodes():
     rng = np.random.default_rng(3)
     returns, hares = [], []
     for _ in range(50):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(random_actions(env, rng))
         for e in np.flatnonzero(env.truncated):
             returns.append(env.episode_return[e].copy())
             hares.append(env.episode_info["hares"][e].copy())
@@ -134,7 +134,7 @@ def test_alice_and_bob_episode_info_in_stats():
     env.reset()
     rng = np.random.default_rng(0)
     for _ in range(1000):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(random_actions(env, rng))
     stats = env.episode_stats()
     # random play almost never solves the task (the paper's MAPPO gets 0) but does collect single diamonds
     assert stats["episodes"] == 640 and stats["length"] == 100.0

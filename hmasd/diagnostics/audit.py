@@ -4,7 +4,8 @@ Sub-commands, in the order to run them:
 
   runs DIR...        several run folders (seeds): per-agent returns over the last 20% of training, a box plot and
                      the concordance of the agent ordering across seeds (Kendall's W). Is the ordering systematic?
-  env                the env alone under a uniformly random (action-mask respecting) policy. Is the env biased?
+  env                the env alone under a uniformly random policy (valid moves only; uniform over [-1, 1] for
+                     continuous actions). Is the env biased?
   permute            the same with agent ids shuffled every episode; returns are attributed to the id and to the
                      physical slot. (A random policy ignores its id, so only a slot advantage can show here.)
   policy             a trained checkpoint, with fixed and with shuffled ids: does the advantage follow the learned
@@ -47,11 +48,6 @@ class AuditError(Exception):
 # ---- data collection ---------------------------------------------------------------------------------------------
 
 
-def random_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Uniformly random valid actions [E, N] for a mask bool[E, N, A] (every agent has a valid action)."""
-    return (rng.random(mask.shape) * mask).argmax(axis=-1).astype(np.int32)
-
-
 def random_policy_returns(env_name: str, episodes: int, seed: int = 0, options: dict[str, Any] | None = None,
                           num_threads: int = 1, max_envs: int = 4096, max_steps: int = 10_000_000) -> np.ndarray:
     """Per-agent returns float64[episodes, N] (indexed by env slot) of a uniformly random policy.
@@ -77,7 +73,7 @@ def random_policy_returns(env_name: str, episodes: int, seed: int = 0, options: 
     out = np.zeros((rounds, num_envs, env.num_agents))
     count = np.zeros(num_envs, dtype=np.int64)
     for _ in range(max_steps):
-        env.step(random_actions(rng, env.action_mask))
+        env.step(hmasd.envs.random_actions(env, rng))
         finished = np.flatnonzero((env.terminated | env.truncated) & (count < rounds))
         if finished.size:
             out[count[finished], finished] = env.episode_return[finished]
@@ -85,6 +81,14 @@ def random_policy_returns(env_name: str, episodes: int, seed: int = 0, options: 
             if count.min() >= rounds:
                 return out.reshape(rounds * num_envs, -1)[:episodes]
     raise AuditError(f"{env_name}: episodes did not finish within {max_steps} steps")
+
+
+def random_policy_text(env_name: str, options: dict[str, Any] | None = None) -> str:
+    """What the random policy draws from in ``env_name`` with ``options``, for the report."""
+    import hmasd.envs
+    from hmasd.envs.actions import random_actions_text
+
+    return random_actions_text(hmasd.envs.make(env_name, num_envs=1, **(options or {})))
 
 
 def random_permutations(rng: np.random.Generator, episodes: int, num_agents: int) -> np.ndarray:
@@ -189,7 +193,8 @@ def audit_env(env: str, episodes: int, seed: int, options: dict[str, Any], alpha
     returns = random_policy_returns(env, episodes, seed, options, num_threads)
     result = analyse(returns, alpha, n_perm, seed)
     return {"command": "env", "env": env, "env_options": options, "episodes": episodes, "seed": seed,
-            "policy": "random (uniform over valid actions)", "alpha": alpha, **_top(result), "analysis": result}
+            "policy": f"random ({random_policy_text(env, options)})", "alpha": alpha, **_top(result),
+            "analysis": result}
 
 
 def audit_permute(env: str, episodes: int, seed: int, options: dict[str, Any], alpha: float, n_perm: int,
@@ -199,7 +204,7 @@ def audit_permute(env: str, episodes: int, seed: int, options: dict[str, Any], a
     perms = random_permutations(np.random.default_rng([seed, 1]), episodes, slot_returns.shape[1])
     result = attribute(slot_returns, perms, alpha, n_perm, seed)
     return {"command": "permute", "env": env, "env_options": options, "episodes": episodes, "seed": seed,
-            "policy": "random (uniform over valid actions, blind to its id)", "alpha": alpha,
+            "policy": f"random ({random_policy_text(env, options)}, blind to its id)", "alpha": alpha,
             "verdict": "symmetric" if result["follows"] == "neither" else "asymmetric", "follows": result["follows"],
             **_favoured_of(result), "evidence": result["evidence"], "attribution": result}
 

@@ -1,5 +1,6 @@
 """Batched multi-agent environments in native code; importable and usable without torch."""
 
+from hmasd.envs.actions import random_actions
 from hmasd.envs.registry import OptionInfo, default_options, make, option_names, option_table, register, registered_envs
 from hmasd.envs.vec_env import VecEnv
 
@@ -10,6 +11,7 @@ __all__ = [
     "make",
     "option_names",
     "option_table",
+    "random_actions",
     "register",
     "registered_envs",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hmasd._cli import parse_pairs
+from hmasd.envs.actions import random_actions
 from hmasd.envs.registry import make
 from hmasd.envs.vec_env import VecEnv
 
@@ -158,10 +159,7 @@ def random_policy(env: VecEnv, seed: int = 0) -> Policy:
     rng = np.random.default_rng(seed)
 
     def act(env: VecEnv) -> np.ndarray:
-        if env.continuous:
-            return rng.uniform(-1.0, 1.0, (env.num_envs, env.num_agents, env.action_dim)).astype(np.float32)
-        scores = rng.random(env.action_mask.shape) * env.action_mask
-        return scores.argmax(axis=-1).astype(np.int32)
+        return random_actions(env, rng)
 
     return act
 

@@ -9,6 +9,8 @@ import numpy as np
 from hmasd.envs._args import as_env_index, as_seed
 
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
+ACTION_LOW, ACTION_HIGH = -1.0, 1.0
+"""Bounds of every component of a continuous action (the native envs clip to them)."""
 
 
 class VecEnv:
@@ -151,7 +153,7 @@ class VecEnv:
         from gymnasium import spaces
 
         if self.continuous:
-            return spaces.Box(low=-1.0, high=1.0, shape=(self.action_dim,), dtype=np.float32)
+            return spaces.Box(low=ACTION_LOW, high=ACTION_HIGH, shape=(self.action_dim,), dtype=np.float32)
         return spaces.Discrete(self.num_actions)
 
     def _bounds(self, which: str) -> tuple[np.ndarray, np.ndarray]:

@@ -3,12 +3,18 @@ written atomically, and loaded with errors that name what does not match."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+try:  # POSIX: a writer holds a lock on its temporary file, so that a cleanup never removes a write in progress
+    import fcntl
+except ImportError:  # Windows: an open file cannot be removed anyway
+    fcntl = None
 
 import hmasd
 from hmasd.train.config import TrainConfig
@@ -20,6 +26,18 @@ SPEC_FIELDS = ("name", "num_agents", "obs_dim", "state_dim", "num_actions")
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or does not fit the run it is loaded into."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (full disk, read-only folder, lost permissions): ``str()`` names the
+    file and the cause, ``errno`` is the cause's, ``filename`` the checkpoint's."""
+
+    @classmethod
+    def of(cls, path: str | os.PathLike, cause: OSError) -> CheckpointWriteError:
+        return cls(cause.errno, f"cannot write checkpoint {path}: {cause.strerror or cause}", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def env_spec(trainer) -> dict[str, Any]:
@@ -51,17 +69,104 @@ def state_dict(trainer) -> dict[str, Any]:
     }
 
 
+TMP_SUFFIX = ".tmp"
+"""A checkpoint is written to ``<name>.pt.tmp`` first."""
+
+
 def save(trainer, path: str | os.PathLike) -> Path:
-    """Writes a checkpoint atomically: a temporary file, flushed to disk, then renamed over ``path``."""
+    """Writes a checkpoint atomically: a temporary file, flushed to disk, renamed over ``path``, then the folder
+    flushed so that the rename survives a power cut.
+
+    An I/O failure (full disk, read-only folder, lost permissions) removes the temporary file, leaves the previous
+    ``path`` as it was and raises :class:`CheckpointWriteError` naming ``path`` and the cause.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(state_dict(trainer), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            lock(handle)
+            torch.save(state_dict(trainer), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:  # also Ctrl-C: no partial file is left behind
+        remove_quietly(tmp)
+        cause = os_error_in(error)
+        if cause is None:
+            raise
+        raise CheckpointWriteError.of(path, cause) from error
+    try:
+        fsync_dir(path.parent)
+    except OSError as error:
+        raise CheckpointWriteError.of(path, error) from error
     return path
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """The OSError behind a failed write: ``error`` itself, or the one that torch's writer turned into a
+    RuntimeError ("unexpected pos ..."). None for anything else (a Ctrl-C stays a Ctrl-C)."""
+    seen: set[int] = set()
+    while isinstance(error, (OSError, RuntimeError)) and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def lock(handle) -> None:
+    """Marks a temporary file as being written (see remove_stale_temps). Best effort: where the file system has no
+    locks the write goes on unmarked."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    except OSError as error:
+        log.debug("no lock on %s: %s", handle.name, error)
+
+
+def remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:  # the folder went read-only or away: nothing more can be done here
+        log.warning("could not remove %s: %s", path, error.strerror or error)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flushes a folder's entries (a rename in it) to disk. POSIX only: without O_DIRECTORY (Windows) there is no
+    handle to flush; file systems that cannot sync a folder (EINVAL) are skipped."""
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:
+        return
+    fd = os.open(folder, os.O_RDONLY | flag)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Removes the ``*.pt.tmp`` files that a killed or failed write left in ``folder``; returns them.
+
+    A write in progress (another run saving into the same folder) holds a lock on its file and is left alone.
+    """
+    removed = []
+    for tmp in sorted(Path(folder).glob(f"*.pt{TMP_SUFFIX}")):
+        try:
+            if fcntl is None:
+                tmp.unlink()  # fails while a writer has it open
+            else:
+                with open(tmp, "rb") as handle:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a writer holds it
+                    tmp.unlink()
+        except OSError:  # a write in progress, already gone, or not ours to remove
+            continue
+        removed.append(tmp)
+    return removed
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

@@ -29,8 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, metavar="FILE", help="TOML file of TrainConfig fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field, e.g. --set lr=1e-4 --set env_options.max_steps=50")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--num-envs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None,
+                   help="a resume keeps the checkpoint's; with --eval-only it picks the evaluation episodes")
+    p.add_argument("--num-envs", type=int, default=None, help="a resume keeps the checkpoint's")
     p.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
     p.add_argument("--run-dir", default="runs", help="parent folder of run folders")
@@ -64,27 +65,79 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
     return config.replace(**changes)
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """preset, then --config file, then explicit flags, then --set, each overriding the previous."""
-    config = PRESETS[args.preset]
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
+    """preset, then --config file, then explicit flags, then --set, each overriding the previous; and the names of
+    the fields that the --config file, a flag or --set gave."""
+    config, given = PRESETS[args.preset], set()
     if args.config:
         import tomllib
 
-        with open(args.config, "rb") as handle:
-            config = apply_overrides(config, tomllib.load(handle), args.config)
+        try:
+            with open(args.config, "rb") as handle:
+                table = tomllib.load(handle)
+        except OSError as error:
+            raise SystemExit(f"hmasd-train: cannot read --config {args.config}: {error.strerror or error}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise SystemExit(f"hmasd-train: --config {args.config} is not valid TOML: {error}") from None
+        config = apply_overrides(config, table, args.config)
+        given |= set(table)
     flags = {"env": args.env, "algo": args.algo, "seed": args.seed, "num_envs": args.num_envs,
              "total_steps": args.total_steps, "device": args.device, "eval_interval": args.eval_interval,
              "eval_episodes": args.eval_episodes}
-    config = apply_overrides(config, {k: v for k, v in flags.items() if v is not None}, "flags")
+    flags = {k: v for k, v in flags.items() if v is not None}
+    config = apply_overrides(config, flags, "flags")
+    given |= set(flags)
     try:
         sets = parse_pairs(args.set, "--set")
     except ValueError as error:
         raise SystemExit(f"hmasd-train: {error}") from None
     config = apply_overrides(config, sets, "--set")
+    given |= {key.split(".", 1)[0] for key in sets}
     try:
         config.validate()
     except ValueError as error:
         raise SystemExit(f"hmasd-train: {error}") from None
+    return config, given
+
+
+RESUME_FLAGS = ("total_steps", "device", "eval_interval", "eval_episodes")
+"""What a resume or evaluation with the checkpoint's own config takes from the flags."""
+FIXED_BY_RESUME = {
+    "num_envs": ("--num-envs", "an exact resume continues the checkpoint's envs"),
+    "seed": ("--seed", "a resume continues the checkpoint's random streams"),
+}
+"""Fields that an exact resume takes from the checkpoint: their flag and why."""
+
+
+def checkpoint_run_config(args: argparse.Namespace, config: TrainConfig, given: set[str],
+                          data: dict[str, Any]) -> TrainConfig:
+    """The config of a run that starts from the checkpoint ``data``.
+
+    Without --preset, --config, --set, --env or --algo it is the checkpoint's own, with RESUME_FLAGS (and --seed,
+    which picks the evaluation episodes, for --eval-only) from the flags. A resume takes num_envs and seed from the
+    checkpoint; asking for other values there is refused with a message naming the flag, as is --num-envs with
+    --eval-only (an evaluation runs one env per episode).
+    """
+    from hmasd.train import checkpoint
+
+    saved, requested = checkpoint.config_of(data), config
+    if not any([args.config, args.set, args.env, args.algo, args.preset != DEFAULT_PRESET]):
+        taken = RESUME_FLAGS + (("seed",) if args.eval_only else ())
+        config = saved.replace(**{k: getattr(requested, k) for k in taken if k in given})
+    if args.eval_only:
+        if args.num_envs is not None:
+            raise SystemExit("hmasd-train: --num-envs has no effect with --eval-only: the evaluation runs one env "
+                             "per episode (--eval-episodes)")
+        return config
+    for field, (flag, why) in FIXED_BY_RESUME.items():
+        want, have = getattr(requested, field), getattr(saved, field)
+        if want == have:
+            continue
+        if field in given:
+            how = f"{flag} {want}" if getattr(args, field) is not None else f"{field}={want}"
+            raise SystemExit(f"hmasd-train: {how} does not fit the resume from {args.model_path}: {why} "
+                             f"({field}={have}); leave it out, or start a new run without --model-path")
+        config = config.replace(**{field: have})
     return config
 
 
@@ -94,7 +147,10 @@ def make_run_dir(parent: str, name: str) -> Path:
     while run_dir.exists():
         run_dir = run_dir.with_name(f"{run_dir.name}_{suffix}")
         suffix += 1
-    (run_dir / "checkpoints").mkdir(parents=True)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True)
+    except OSError as error:
+        raise SystemExit(f"hmasd-train: cannot create the run folder {run_dir}: {error.strerror or error}") from None
     return run_dir
 
 
@@ -120,34 +176,44 @@ def main(argv: list[str] | None = None) -> int:
             data = checkpoint.load(args.model_path)
         except checkpoint.CheckpointError as error:
             raise SystemExit(f"hmasd-train: {error}") from None
-    config = resolve_config(args)
-    if data is not None and not any([args.config, args.set, args.env, args.algo, args.preset != DEFAULT_PRESET]):
-        # resume / evaluate with the checkpoint's own config unless the user asked for another
-        config = checkpoint.config_of(data, **{k: v for k, v in {
-            "total_steps": args.total_steps, "device": args.device, "eval_interval": args.eval_interval,
-            "eval_episodes": args.eval_episodes}.items() if v is not None})
+    config, given = resolve_config(args)
+    if data is not None:
+        config = checkpoint_run_config(args, config, given, data)
     from hmasd.train.loop import resolve_device
 
     try:  # before the run folder exists: --device cuda on a machine without CUDA names the problem and stops
         resolve_device(config.device)
     except ValueError as error:
         raise SystemExit(f"hmasd-train: {error}") from None
-    name = args.name or f"{config.env}_{config.algo}" + ("_eval" if args.eval_only else "")
-    run_dir = make_run_dir(args.run_dir, name)
-    setup_logging(run_dir, args.log_level)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    from hmasd.train.session import evaluate_checkpoint, train
+    from hmasd.train.session import evaluate_checkpoint, prepare, train
 
-    try:
-        if args.eval_only:
-            evaluate_checkpoint(config, data, args.model_path, run_dir, render=args.render)
-        else:
-            train(config, run_dir, data, args.model_path, export_interval=args.export_interval,
-                  checkpoint_interval=args.checkpoint_interval, detailed=args.detailed_logging,
-                  progress=not args.no_progress)
+    try:  # a checkpoint that does not fit is refused here, before the run folder exists
+        trainer = prepare(config, data, args.model_path, exact=not args.eval_only)
     except checkpoint.CheckpointError as error:
         raise SystemExit(f"hmasd-train: {error}") from None
+    name = args.name or f"{config.env}_{config.algo}" + ("_eval" if args.eval_only else "")
+    try:
+        run_dir = make_run_dir(args.run_dir, name)
+        setup_logging(run_dir, args.log_level)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        if args.eval_only:
+            evaluate_checkpoint(trainer, args.model_path, run_dir, render=args.render)
+        else:
+            train(trainer, run_dir, args.model_path, export_interval=args.export_interval,
+                  checkpoint_interval=args.checkpoint_interval, detailed=args.detailed_logging,
+                  progress=not args.no_progress)
+    except OSError as error:  # a full disk, a read-only folder, lost permissions: one line, not a traceback
+        raise SystemExit(f"hmasd-train: {describe(error)}") from None
     return 0
+
+
+def describe(error: OSError) -> str:
+    """An I/O failure in one line, naming the file and the cause."""
+    from hmasd.train.checkpoint import CheckpointWriteError
+
+    if isinstance(error, CheckpointWriteError) or not error.filename:
+        return str(error)
+    return f"{error.filename}: {error.strerror or error}"
 
 
 if __name__ == "__main__":

@@ -35,19 +35,32 @@ def progress_bar(config: TrainConfig, start: int, enabled: bool):
                 desc=f"{config.env}/{config.algo}")
 
 
-def train(config: TrainConfig, run_dir: Path, data: dict | None, model_path: str | None, export_interval: int,
-          checkpoint_interval: int, detailed: bool, progress: bool) -> dict[str, Any]:
-    """Trains until config.total_steps, writing everything under ``run_dir``; returns the summary."""
-    from hmasd.train.tracking import RunTracker
-
+def prepare(config: TrainConfig, data: dict | None = None, model_path: str | None = None,
+            exact: bool = True) -> Trainer:
+    """The trainer of a run: built from ``config`` and, with a checkpoint ``data``, restored from it (exactly for a
+    resume, networks only for an evaluation). A checkpoint that does not fit raises CheckpointError here, before
+    anything is written, so that a refused resume leaves no run folder behind."""
     trainer = build(config)
     trainer.best_eval = None
     if data is not None:
-        checkpoint.restore(trainer, data, model_path)
+        checkpoint.restore(trainer, data, model_path or "checkpoint", exact=exact)
+    return trainer
+
+
+def train(trainer: Trainer, run_dir: Path, model_path: str | None, export_interval: int, checkpoint_interval: int,
+          detailed: bool, progress: bool) -> dict[str, Any]:
+    """Trains ``trainer`` (from :func:`prepare`) until config.total_steps, writing everything under ``run_dir``;
+    returns the summary. A checkpoint that cannot be written raises CheckpointWriteError."""
+    from hmasd.train.tracking import RunTracker
+
+    ckpt_dir = run_dir / "checkpoints"
+    for folder in {ckpt_dir, *([Path(model_path).parent] if model_path else [])}:
+        for stale in checkpoint.remove_stale_temps(folder):
+            log.info("removed %s, left by an interrupted checkpoint write", stale)
+    if model_path is not None:
         log.info("resumed %s at %d env steps (update %d)", model_path, trainer.env_steps, trainer.iteration)
     config = trainer.config
     tracker = RunTracker(run_dir, config, trainer.env.num_envs, trainer.env.num_agents, detailed=detailed)
-    ckpt_dir = run_dir / "checkpoints"
     bar = progress_bar(config, trainer.env_steps, progress)
     next_export = (trainer.env_steps // export_interval + 1) * export_interval
     start, last_eval, start_steps = time.perf_counter(), None, trainer.env_steps
@@ -117,12 +130,10 @@ def eval_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_checkpoint(config: TrainConfig, data: dict, model_path: str, run_dir: Path,
-                        render: bool = False) -> dict[str, Any]:
-    """Deterministic evaluation of a checkpoint: eval.json and a table on stdout; a GIF with ``render``."""
-    trainer = build(config)
-    checkpoint.restore(trainer, data, model_path, exact=False)
-    result = evaluate(trainer, config.eval_episodes)
+def evaluate_checkpoint(trainer: Trainer, model_path: str, run_dir: Path, render: bool = False) -> dict[str, Any]:
+    """Deterministic evaluation of a checkpoint (``trainer`` from :func:`prepare` with ``exact=False``): eval.json and a
+    table on stdout; a GIF with ``render``."""
+    result = evaluate(trainer, trainer.config.eval_episodes)
     result["checkpoint"] = str(model_path)
     (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     sys.stdout.write(eval_table(result))
