@@ -8,7 +8,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -107,6 +109,16 @@ inline py::array checked_array(const py::object& obj, const char* name, char kin
   return require(arr, canonical, "CA");
 }
 
+// `arr` converted to T. pybind11's ensure() returns a null array when NumPy's cast fails (a warning turned into an
+// error, say); reading that would crash, so it becomes the Python error NumPy raised, or a TypeError naming `name`.
+template <class T>
+py::array_t<T, py::array::c_style | py::array::forcecast> converted(const py::array& arr, const char* name) {
+  auto out = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
+  if (!out) throw py::type_error(std::string(name) + " could not be converted to " +
+                                 std::string(py::str(py::dtype::of<T>())));
+  return out;
+}
+
 // An int array from checked_array as int32. int64 values outside int32 are rejected (naming the first), never
 // wrapped into range.
 inline py::array as_int32(const py::array& arr, const char* name) {
@@ -116,7 +128,7 @@ inline py::array as_int32(const py::array& arr, const char* name) {
     if (values[k] < INT32_MIN || values[k] > INT32_MAX)
       throw py::value_error(std::string(name) + " holds " + std::to_string(values[k]) + " at flat index " +
                             std::to_string(k) + ", outside int32");
-  return py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  return converted<int32_t>(arr, name);
 }
 
 // The actions of one step as Env takes them: integers [E, N] (discrete envs, as int32 or int64) or floats
@@ -128,7 +140,17 @@ py::array checked_actions(const py::object& obj, py::ssize_t num_envs, py::ssize
     const py::array arr = checked_array(obj, "actions", 'F', {num_envs, num_agents, Env::kActionWidth},
                                         "(num_envs, num_agents, action_dim)");
     if (arr.dtype().itemsize() == 4) return arr;
-    return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+    // float64 (or integers, read as float64): a value beyond float32 is refused here, by position, rather than
+    // becoming inf in the cast
+    const auto* values = static_cast<const double*>(arr.data());
+    for (py::ssize_t k = 0; k < arr.size(); ++k) {
+      if (std::fabs(values[k]) <= static_cast<double>(std::numeric_limits<float>::max())) continue;
+      const py::ssize_t agent = k / Env::kActionWidth;
+      throw py::value_error("actions[" + std::to_string(agent / num_agents) + ", " +
+                            std::to_string(agent % num_agents) + ", " + std::to_string(k % Env::kActionWidth) +
+                            "] = " + std::string(py::repr(py::float_(values[k]))) + " is not finite in float32");
+    }
+    return converted<float>(arr, "actions");
   } else {
     return checked_array(obj, "actions", 'i', {num_envs, num_agents}, "(num_envs, num_agents)");
   }

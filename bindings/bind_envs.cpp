@@ -135,9 +135,16 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
            "Every byte of the env's state, for pickling.")
       .def(
           "restore",
-          [](Pool& p, const py::bytes& blob) {
+          [](Pool& p, const py::object& blob) {
+            const bool bytes_like = py::isinstance<py::bytes>(blob) || py::isinstance<py::bytearray>(blob) ||
+                                    py::isinstance<py::memoryview>(blob);
+            if (!bytes_like)
+              throw py::type_error("restore() needs the bytes of a snapshot(), got " + type_name(blob));
+            const std::string data = py::isinstance<py::bytes>(blob)
+                                         ? blob.cast<std::string>()
+                                         : py::module_::import("builtins").attr("bytes")(blob).cast<std::string>();
             const auto guard = p.exclusive_use("restore()");
-            p.restore(std::string(blob));
+            p.restore(data);
           },
           py::arg("blob"));
 }
@@ -310,7 +317,7 @@ void uav_set_positions(BatchedEnv<Env>& pool, int32_t env_index, const py::objec
   const auto guard = pool.exclusive_use("set_positions()");
   const auto& c = pool.config();
   auto as_double = [](const py::object& obj, const char* name, std::vector<py::ssize_t> shape) {
-    return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(checked_array(obj, name, 'F', shape));
+    return converted<double>(checked_array(obj, name, 'F', shape), name);
   };
   const auto uav = as_double(uav_pos, "uav_pos", {c.num_uavs, 3});
   py::array_t<double> users;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -154,6 +155,8 @@ class RolloutEngine:
     def restore_counters(self, counters: dict[str, int]) -> None:
         """Sets the counters from :meth:`counters` of a checkpoint (only at the start of a batch)."""
         keys = ("policy_version", "low_level_samples", "high_level_transitions", "force_closed_windows")
+        if not isinstance(counters, Mapping):
+            raise TypeError(f"restore_counters() needs the dict of counters(), got {type(counters).__name__}")
         missing = [key for key in keys if key not in counters]
         if missing:
             raise KeyError(f"restore_counters(): the counters lack {', '.join(missing)}")

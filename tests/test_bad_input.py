@@ -39,7 +39,28 @@ def assert_same_afterwards(victim, witness, steps: int = 60) -> None:
         np.testing.assert_array_equal(victim.rewards, witness.rewards)
 
 
+def bad_continuous_action_cases(env):
+    e, n, d = env.num_envs, env.num_agents, env.action_dim
+    good = np.zeros((e, n, d), dtype=np.float32)
+    nan, inf = good.copy(), good.astype(np.float64)
+    nan[1, 2, 0] = math.nan
+    inf[3, 0, 2] = 1e39  # finite in float64, inf in float32
+    return [
+        (good[:-1], ValueError, "shape"),
+        (good[..., 0], ValueError, r"must have shape \(num_envs, num_agents, action_dim\)"),
+        (good[..., None], ValueError, "shape"),
+        (good.astype(bool), TypeError, "actions must be a real-valued"),
+        (good.astype(np.complex64), TypeError, "actions must be a real-valued"),
+        (nan, ValueError, r"actions\[1, 2, 0\] = nan is not finite"),
+        (inf, ValueError, r"actions\[3, 0, 2\] = 1e\+39 is not finite in float32"),
+        ("left", TypeError, "got dtype <U4"),
+        (None, TypeError, "actions must be an array, got None"),
+    ]
+
+
 def bad_action_cases(env):
+    if env.continuous:
+        return bad_continuous_action_cases(env)
     e, n = env.num_envs, env.num_agents
     good = np.zeros((e, n), dtype=np.int32)
     out_of_range = good.copy()
@@ -71,15 +92,17 @@ def test_bad_actions_raise_and_leave_state_unchanged(env_name):
     assert_same_afterwards(victim, witness)
 
 
-def test_int64_and_non_contiguous_actions_are_accepted(env_name):
+def test_wide_and_non_contiguous_actions_are_accepted(env_name):
     a, b = twins(env_name)
     rng = np.random.default_rng(2)
     for _ in range(20):
         actions = random_actions(a, rng)
         a.step(actions)
-        wide = np.asfortranarray(actions.astype(np.int64))
+        # int64 for discrete envs; float64 (exact here: float32 values) for continuous ones
+        wide = np.asfortranarray(actions.astype(np.float64 if a.continuous else np.int64))
         b.step(wide)
         np.testing.assert_array_equal(a.obs, b.obs)
+    assert a._native.snapshot() == b._native.snapshot()
 
 
 @pytest.mark.parametrize("call, error, message", [

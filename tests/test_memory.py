@@ -18,7 +18,7 @@ def resident_kib() -> int:
 def test_a_million_steps_do_not_grow_resident_memory(env_name):
     env = hmasd.envs.make(env_name, num_envs=1, seed=0)
     env.reset()
-    actions = np.full((1, env.num_agents), 1, np.int32)
+    actions = hmasd.envs.random_actions(env, np.random.default_rng(0))  # one fixed action per agent
     for _ in range(20_000):  # warm up allocator and caches
         env.step(actions)
     before = resident_kib()

@@ -318,3 +318,63 @@ def test_snapshot_and_reset_are_refused_while_another_thread_steps():
         stop.set()
         thread.join()
     assert seen == {"snapshot()", "reset()", "drain_episode_log()"}
+
+
+# ---- found by the fuzz suite (tests/test_fuzz.py) -------------------------------------------------------------
+
+def test_a_never_reset_env_pickles_and_a_forged_never_reset_snapshot_is_refused():
+    import pickle
+
+    from test_snapshot import reseal  # recomputes the checksum, as a forger would
+
+    for name in hmasd.envs.registered_envs():
+        fresh = hmasd.envs.make(name, num_envs=2, seed=5)
+        clone = pickle.loads(pickle.dumps(fresh))  # alice_and_bob used to refuse it: zeros are no grid position
+        assert clone._native.snapshot() == fresh._native.snapshot() and not clone._native.has_reset
+        played = stepped(name)  # seed 5 too: the blobs first differ at the has_reset flag
+        blob, zeros = bytearray(played._native.snapshot()), fresh._native.snapshot()
+        flag = next(k for k in range(len(zeros)) if blob[k] != zeros[k])
+        assert (blob[flag], zeros[flag]) == (1, 0)
+        blob[flag] = 0
+        target = hmasd.envs.make(name, num_envs=2, seed=5)
+        with pytest.raises(ValueError, match="the snapshot is of an env never reset, yet holds state"):
+            target._native.restore(reseal(blob))
+        assert target._native.snapshot() == zeros
+
+
+def test_disable_collection_after_decisions_frees_the_env_for_plain_steps():
+    env, twin = stepped("stag_hunt"), stepped("stag_hunt")
+    engine = engine_for(env)
+    ids = engine.decision_env_ids()
+    engine.decide(ids, np.zeros(2, np.int32), np.zeros((2, 4), np.int32), np.zeros((2, 5), np.float32),
+                  np.zeros((2, 5), np.float32))
+    engine.disable_collection()  # used to leave the batch open: every later step refused
+    for _ in range(3):
+        engine.step(np.ones((2, 4), np.int32))
+        env.step(np.ones((2, 4), np.int32))
+        twin.step(np.ones((2, 4), np.int32))
+        twin.step(np.ones((2, 4), np.int32))
+    assert env._native.snapshot() == twin._native.snapshot()
+    engine.enable_collection()
+    assert engine.needs_decision.all() and engine.steps_in_batch == 0
+
+
+def test_restore_takes_bytes_likes_and_names_what_it_needs():
+    env = stepped("stag_hunt")
+    blob = env._native.snapshot()
+    for form in (bytearray(blob), memoryview(blob)):
+        other = hmasd.envs.make("stag_hunt", num_envs=2)
+        other._native.restore(form)
+        assert other._native.snapshot() == blob
+    for bad in (None, 3, "snapshot", [1, 2]):
+        with pytest.raises(TypeError, match=r"restore\(\) needs the bytes of a snapshot\(\), got"):
+            env._native.restore(bad)
+    engine = engine_for(env)
+    for bad in (None, 3, [1]):
+        with pytest.raises(TypeError, match=r"restore_counters\(\) needs the dict of counters\(\)"):
+            engine.restore_counters(bad)
+    with pytest.raises(KeyError, match="the counters lack force_closed_windows"):
+        engine.restore_counters({"policy_version": 0, "low_level_samples": 0, "high_level_transitions": 0})
+    with pytest.raises(ValueError, match=r"env_ids\[1\] = 1 appears twice in env_ids"):
+        engine.decide(np.array([1, 1]), np.zeros(2, np.int32), np.zeros((2, 4), np.int32),
+                      np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32))

@@ -159,7 +159,13 @@ class BatchedEnv {
       throw std::invalid_argument("the snapshot holds " + std::to_string(r.left()) + " bytes of state, this env " +
                                   std::to_string(expected));
     if (has_reset > 1) throw std::invalid_argument("the snapshot's has_reset flag is " + std::to_string(has_reset));
-    check_snapshot_state(r.here());
+    // A never-reset env holds zeros everywhere (no state to check, and a zero state is no position on any grid);
+    // anything else under has_reset = 0 is a forgery.
+    if (has_reset == 1)
+      check_snapshot_state(r.here());
+    else if (std::any_of(r.here(), r.here() + expected, [](char c) { return c != 0; }))
+      throw std::invalid_argument("the snapshot is of an env never reset, yet holds state (a damaged or forged "
+                                  "snapshot)");
     seed_ = seed;
     has_reset_ = has_reset == 1;
     buffers_.for_each_state_array(

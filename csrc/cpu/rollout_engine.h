@@ -93,8 +93,11 @@ class RolloutEngine {
         throw std::invalid_argument("env_ids[" + std::to_string(d) + "] = " + std::to_string(e) +
                                     " is not an env index in [0, " + std::to_string(e_) + ")");
       if (!buffers_.needs_decision[e])
-        throw std::invalid_argument("env " + std::to_string(e) + " does not need a decision");
-      if (seen[e]) throw std::invalid_argument("env " + std::to_string(e) + " appears twice in env_ids");
+        throw std::invalid_argument("env_ids[" + std::to_string(d) + "] = " + std::to_string(e) +
+                                    ": that env does not need a decision");
+      if (seen[e])
+        throw std::invalid_argument("env_ids[" + std::to_string(d) + "] = " + std::to_string(e) +
+                                    " appears twice in env_ids");
       seen[e] = true;
       if (team[d] < 0 || team[d] >= num_team_skills_)
         throw std::invalid_argument("team_skill[" + std::to_string(d) + "] = " + std::to_string(team[d]) +
@@ -173,6 +176,8 @@ class RolloutEngine {
     if (t_ != 0 && !ready_)
       throw std::runtime_error("disable_collection() in the middle of a batch (" + std::to_string(t_) + " of " +
                                std::to_string(horizon_) + " steps): finish it or call it right after resume()");
+    // Decisions already made for a batch that has not stepped are dropped with it, so the env is free again.
+    if (t_ == 0 && synced_) resume_batch(/*bump_version=*/false);
     collecting_ = false;
   }
 
