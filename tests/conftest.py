@@ -64,7 +64,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         write(f"{row['entry_point']:34} {row['calls']:7d} {row['rejected_clean']:15d} {row['accepted_equal']:15d} "
               f"{row['violations']:11d}")
     if log.violations:
-        terminalreporter.section("fuzz contract violations (one example each)")
+        terminalreporter.section("fuzz contract violations (one line per finding, first example)")
         for v in sorted(log.violations.values(), key=lambda v: (v["entry"], v["env"], v["kind"], v["problem"])):
             write(f"{v['entry']} [{v['env']}] {v['kind']}: {v['problem']} (x{v['times']}): {v['example'][:300]}")
     path = os.environ.get("HMASD_FUZZ_COUNTS")

@@ -466,6 +466,10 @@ def decide_specs(engine: RolloutEngine) -> dict[str, ArraySpec]:
     }
 
 
+class Rows(dict):
+    """A whole decision (all five arguments) given as one fuzzed value, unlike a dict passed as one argument."""
+
+
 @st.composite
 def env_ids_value_case(draw: Any, engine: RolloutEngine, canonical: dict[str, np.ndarray]) -> Case:
     """env_ids out of range, or not exactly the envs needing a decision: a repeat, or an env that needs none. The
@@ -487,12 +491,12 @@ def env_ids_value_case(draw: Any, engine: RolloutEngine, canonical: dict[str, np
     rows = {k: np.concatenate([v, v[:1] if len(v) else np.zeros((1,) + v.shape[1:], v.dtype)])
             for k, v in canonical.items()}
     rows["env_ids"] = np.append(ids, extra).astype(dtype)
-    return Case("value:not_needing", rows, REJECT)
+    return Case("value:not_needing", Rows(rows), REJECT)
 
 
 def decide_with(canonical: dict[str, np.ndarray], arg: str) -> Any:
-    """decide() with ``arg`` replaced by the fuzzed value (or, for a dict, the arguments it names)."""
-    return lambda g, value: g.decide(**{**canonical, **(value if isinstance(value, dict) else {arg: value})})
+    """decide() with ``arg`` replaced by the fuzzed value (or, for :class:`Rows`, the arguments it names)."""
+    return lambda g, value: g.decide(**{**canonical, **(value if isinstance(value, Rows) else {arg: value})})
 
 
 @flavours
