@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -39,3 +43,40 @@ def snapshot_buffers(env) -> dict[str, np.ndarray]:
 @pytest.fixture(params=ENV_NAMES)
 def env_name(request) -> str:
     return request.param
+
+
+# ---- the fuzz counts (tests/test_fuzz.py, tests/fuzz_support.py) ---------------------------------------------------
+
+
+def _fuzz_log():
+    module = sys.modules.get("fuzz_support")
+    return module.LOG if module is not None and module.LOG.counts else None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The table of fuzzed calls per entry point; as JSON in $HMASD_FUZZ_COUNTS too, when that is set."""
+    log = _fuzz_log()
+    if log is None:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fuzz counts per entry point")
+    write(f"{'entry point':34} {'calls':>7} {'rejected_clean':>15} {'accepted_equal':>15} {'violations':>11}")
+    for row in log.table():
+        write(f"{row['entry_point']:34} {row['calls']:7d} {row['rejected_clean']:15d} {row['accepted_equal']:15d} "
+              f"{row['violations']:11d}")
+    if log.violations:
+        terminalreporter.section("fuzz contract violations (one line per finding, first example)")
+        for v in sorted(log.violations.values(), key=lambda v: (v["entry"], v["env"], v["kind"], v["problem"])):
+            write(f"{v['entry']} [{v['env']}] {v['kind']}: {v['problem']} (x{v['times']}): {v['example'][:300]}")
+    path = os.environ.get("HMASD_FUZZ_COUNTS")
+    if path:
+        with open(path, "w") as out:
+            json.dump(log.as_json(), out, indent=1)
+        write(f"fuzz counts written to {path}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """In keep-going mode (HMASD_FUZZ_KEEP_GOING=1) the recorded violations still fail the run."""
+    log = _fuzz_log()
+    if log is not None and log.violations and session.exitstatus == 0:
+        session.exitstatus = 1
