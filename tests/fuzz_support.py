@@ -30,7 +30,7 @@ The contract (what an RL engineer calling these entry points can expect), decide
    that needs a decision, a skill outside [0, n)) is rejected, including int64 values that would wrap to a valid int32;
    NaN and +-inf are rejected; float64 values beyond float32 (which would become inf) are rejected. Finite extremes
    are accepted where the API defines them (continuous actions outside [-1, 1] are clipped by the env; any finite
-   log-prob/value; any finite position that fits float32, the env re-evaluates the radio for it).
+   log-prob/value); positions outside the area (x, y) or the height range (z) are rejected: no env is ever there.
 4. Shapes: exactly the documented shape; extra or missing dimensions and off-by-one sizes are rejected. Python
    sequences that form a proper array may be accepted (then they act like ``np.asarray`` of them) or rejected;
    ragged lists, None, scalars, strings and dicts are rejected, naming the argument.
@@ -79,6 +79,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 import hmasd.envs
+from hmasd.envs import random_actions  # the package's random policy: valid actions of any space
 from hmasd.rollout import RolloutEngine
 
 # ---- hypothesis settings -----------------------------------------------------------------------------------------
@@ -238,14 +239,6 @@ def flavour_id(flavour: tuple[str, dict[str, Any]]) -> str:
 
 
 NUM_ENVS = 3
-
-
-def random_actions(env: Any, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
-    """Valid actions in the canonical form: int32 [E, N] among the unmasked ones, or float32 [E, N, D] in [-1, 1]."""
-    if env.continuous:
-        return rng.uniform(-1, 1, (env.num_envs, env.num_agents, env.action_dim)).astype(np.float32)
-    mask = env.action_mask if mask is None else mask
-    return (rng.random(mask.shape) * mask + mask).argmax(-1).astype(np.int32)
 
 
 def make_env(flavour: tuple[str, dict[str, Any]], warmup: int = 3, seed: int = 5, **extra: Any) -> Any:
@@ -504,6 +497,7 @@ class ArraySpec:
     low: int = 0
     high: int = 0
     extremes: tuple[float, ...] = ()
+    rejected_extremes: tuple[float, ...] = ()  # finite values outside the argument's physical range
     storage: str = "float32"  # what a float argument is stored as: values beyond it are rejected
     allow_broadcast: bool = True  # whether repeating the first row keeps the values valid
 
@@ -679,6 +673,7 @@ def value_case(draw: Any, spec: ArraySpec, base: np.ndarray, extra_bad: tuple[tu
             candidates.append(("beyond_float32", 1e39, REJECT))
             candidates.append(("1e300", -1e300, REJECT))
         candidates += [(f"extreme:{x:g}", x, ACCEPT) for x in spec.extremes]
+        candidates += [(f"outside:{x:g}", x, REJECT) for x in spec.rejected_extremes]
     label, bad, expect = draw(st.sampled_from(candidates))
     flat = draw(st.integers(0, base.size - 1))
     index = tuple(int(i) for i in np.unravel_index(flat, base.shape))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from hmasd.envs._args import INT32_MAX, as_choice, as_int, as_seed
 from hmasd.envs.vec_env import VecEnv
 
@@ -113,18 +115,19 @@ def _checked_value(env: str, option: OptionInfo, value: Any) -> Any:
     """``value`` as the native config takes it, or a TypeError/ValueError naming the env, the option and what is
     allowed. Bounds are left to the native validation, which reports them in the same terms."""
     where = f"option {option.name!r} of env {env!r}"
+    is_bool = isinstance(value, (bool, np.bool_))  # never a number here: height=True is a typo
     if option.type == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if is_bool or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{where} must be an int ({option.allowed()}), got {value!r}")
-        return value
+        return int(value)
     if option.type in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if is_bool or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"{where} must be a number ({option.allowed()}), got {value!r}")
         return float(value)
     if option.type == "bool":
-        if not isinstance(value, bool):
+        if not is_bool:
             raise TypeError(f"{where} must be a bool, got {value!r}")
-        return value
+        return bool(value)
     assert option.choices is not None
     if not isinstance(value, str):
         raise TypeError(f"{where} must be a str ({option.allowed()}), got {value!r}")
