@@ -143,6 +143,7 @@ def mean_return(trainer, seed=777) -> float:
     return evaluate(trainer, 64, seed=seed, deterministic=False)["mean_reward"]
 
 
+@pytest.mark.learning
 def test_hmasd_learns_stag_hunt_and_its_discriminators_beat_chance():
     config = preset("stag_hunt", num_envs=32, total_steps=32 * 35 * 45, eval_interval=0, seed=11)
     trainer = build(config)
@@ -156,6 +157,7 @@ def test_hmasd_learns_stag_hunt_and_its_discriminators_beat_chance():
     assert metrics["Losses/Discriminator/indiv_accuracy"] > 1 / config.num_indiv_skills + 0.1
 
 
+@pytest.mark.learning
 def test_mappo_learns_stag_hunts_hares():
     config = preset("stag_hunt", algo="mappo", num_envs=32, total_steps=32 * 35 * 30, eval_interval=0, seed=5)
     trainer = build(config)
@@ -252,6 +254,7 @@ def test_independent_learners_update_each_agent_from_its_own_samples(algo):
     assert all(r["network_config"] == records[0]["network_config"] for r in records)
 
 
+@pytest.mark.learning
 def test_independent_mappo_learns_stag_hunt_in_self_play_with_equal_counters():
     config = preset("stag_hunt", algo="mappo", policy_sharing="independent", num_envs=32,
                     total_steps=32 * 35 * 30, eval_interval=0, seed=6)

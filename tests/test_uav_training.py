@@ -111,6 +111,7 @@ def test_presets_describe_the_requested_settings():
     assert PRESETS["uav_coverage"].env == "uav_coverage"
 
 
+@pytest.mark.learning
 def test_mappo_with_a_gaussian_policy_learns_to_cover_users():
     """Two UAVs, clustered users, 30-step episodes: coverage after ~60k steps beats the untrained policy."""
     config = small_config(algo="mappo", num_envs=16, horizon=30, total_steps=16 * 30 * 60, seed=3, low_epochs=5,
