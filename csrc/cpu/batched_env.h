@@ -25,6 +25,7 @@
 #include "core/philox.h"
 #include "cpu/exclusive_use.h"
 #include "cpu/host_array.h"
+#include "cpu/memory_budget.h"
 #include "cpu/parallel_for.h"
 
 namespace hmasd {
@@ -50,6 +51,8 @@ class BatchedEnv {
     autoreset_ = autoreset;
     seed_ = seed;
     info_width_ = hmasd::info_width(info_fields_, dims_.num_agents);
+    check_fits_in_memory(storage_bytes<EnvStorage<Env, ByteCount>>(dims_, num_envs, info_width_),
+                         std::string(Env::kName) + " with num_envs=" + std::to_string(num_envs));
     try {
       buffers_ = EnvStorage<Env, HostArray>(dims_, num_envs, info_width_);
     } catch (const std::bad_alloc&) {

@@ -12,6 +12,7 @@
 
 #include "cpu/batched_env.h"
 #include "cpu/host_array.h"
+#include "cpu/memory_budget.h"
 #include "cpu/parallel_for.h"
 #include "rollout/engine_args.h"
 #include "rollout/hl_ring.h"
@@ -56,6 +57,9 @@ class RolloutEngine {
     // Each env owns an equal range of the ring, so the ring read range by range is in (env, start) order.
     slots_per_env_ = static_cast<int32_t>(ring_capacity / e_);
     capacity_ = slots_per_env_ * e_;
+    check_fits_in_memory(storage_bytes<RolloutStorage<Env, ByteCount>>(horizon_, e_, env.dims(), capacity_),
+                         "a rollout engine of horizon " + std::to_string(horizon) + " over " + std::to_string(e_) +
+                             " envs");
     try {
       buffers_ = RolloutStorage<Env, HostArray>(horizon_, e_, env.dims(), capacity_);
       decided_scratch_ = HostArray<bool>(static_cast<size_t>(e_));

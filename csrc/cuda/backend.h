@@ -1,6 +1,7 @@
 // The CUDA backend as the bindings see it: device envs and engines behind small abstract interfaces, so that the
-// pybind11 code (compiled by the host compiler) never includes a kernel. Implemented in backend.cu; every pointer
-// here is device memory on the object's device, and every call runs on the stream it is given (torch's current).
+// pybind11 code (compiled by the host compiler) never includes a kernel. Implemented in device_owners.cuh, compiled
+// once per env (backend_<env>.cu); every pointer here is device memory on the object's device, and every call runs
+// on the stream it is given (torch's current).
 #pragma once
 
 #include <cstdint>

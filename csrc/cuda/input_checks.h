@@ -1,6 +1,6 @@
 // Argument checks that run on the device, over inputs that never leave it. A failed check records the smallest
 // (code, flat index) pair in one error word; the step that follows is guarded by that word, and the host turns it
-// into an exception naming the problem and the index (csrc/cuda/backend.cu, describe_error).
+// into an exception naming the problem and the index (csrc/cuda/device_owners.cuh, describe_error).
 #pragma once
 
 #include <cstdint>
