@@ -291,47 +291,45 @@ def make_engine_world(flavour: tuple[str, dict[str, Any]], steps: int, decided: 
     return engine
 
 
+def same_outcome(victim: Any, twin: Any, call: Callable[[Any], None], state: Callable[[Any], Any]) -> list[str]:
+    """``call`` on both objects; it must succeed on both or raise the same clean error, and leave equal states."""
+    outcome = []
+    for obj in (victim, twin):
+        try:
+            call(obj)
+            outcome.append("ok")
+        except CLEAN_ERRORS as error:
+            outcome.append(f"{type(error).__name__}: {error}")
+    diffs = differences(state(victim), state(twin))
+    if outcome[0] != outcome[1]:
+        diffs.append(f"following step: victim {outcome[0]!r}, twin {outcome[1]!r}")
+    return diffs
+
+
 def advance_env(victim: Any, twin: Any, seed: int) -> list[str]:
     """One valid step on both envs (after a reset where one is needed); outcomes and states must agree."""
-    outcome = []
     for env in (victim, twin):
         needs_reset = env.autoreset == "disabled" and bool((env.terminated | env.truncated).any())
         if not env._native.has_reset or needs_reset:
             env.reset(seed=seed)
     actions = random_actions(twin, np.random.default_rng(seed))
-    for env in (victim, twin):
-        try:
-            env.step(actions)
-            outcome.append("ok")
-        except CLEAN_ERRORS as error:
-            outcome.append(f"{type(error).__name__}: {error}")
-    diffs = differences(env_state(victim), env_state(twin))
-    if outcome[0] != outcome[1]:
-        diffs.append(f"following step: victim {outcome[0]!r}, twin {outcome[1]!r}")
-    return diffs
+    return same_outcome(victim, twin, lambda env: env.step(actions), env_state)
 
 
 def advance_engine(victim: RolloutEngine, twin: RolloutEngine, seed: int) -> list[str]:
     """One valid protocol step on both engines (resume at the barrier, decide where needed); outcomes and states
     must agree. An error is raised by both alike or it is a difference."""
-    outcome = []
-    for engine in (victim, twin):
-        try:
-            g = engine._native
-            if not engine.env._native.has_reset:
-                engine.env.reset(seed=seed)
-            if g.ready:
-                engine.resume()
-            if g.collecting and engine.needs_decision.any():
-                engine.decide(**decision_args(engine, seed))
-            engine.step(**step_args(engine, seed + 1))
-            outcome.append("ok")
-        except CLEAN_ERRORS as error:
-            outcome.append(f"{type(error).__name__}: {error}")
-    diffs = differences(engine_state(victim), engine_state(twin))
-    if outcome[0] != outcome[1]:
-        diffs.append(f"following step: victim {outcome[0]!r}, twin {outcome[1]!r}")
-    return diffs
+    def protocol_step(engine: RolloutEngine) -> None:
+        g = engine._native
+        if not engine.env._native.has_reset:
+            engine.env.reset(seed=seed)
+        if g.ready:
+            engine.resume()
+        if g.collecting and engine.needs_decision.any():
+            engine.decide(**decision_args(engine, seed))
+        engine.step(**step_args(engine, seed + 1))
+
+    return same_outcome(victim, twin, protocol_step, engine_state)
 
 
 # ---- describing inputs (for reports) -------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch", reason="training needs the train extra (tor
 from hmasd.train import checkpoint, preset  # noqa: E402
 from hmasd.train.loop import build, iterate  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 
 def tiny(**overrides):
     base = dict(num_envs=4, total_steps=10**6, eval_interval=0, seed=2, env_options={"max_steps": 10})

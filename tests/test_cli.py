@@ -19,6 +19,8 @@ pytest.importorskip("tensorboard", reason="training needs the train extra (tenso
 
 from hmasd.train import cli  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 TINY = ["--preset", "stag_hunt", "--num-envs", "4", "--total-steps", "560", "--set", "env_options.max_steps=10",
         "--eval-interval", "2", "--eval-episodes", "4", "--export-interval", "280", "--checkpoint-interval", "2",
         "--no-progress", "--seed", "3"]

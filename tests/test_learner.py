@@ -12,6 +12,8 @@ from hmasd.algo.ppo import compute_gae  # noqa: E402
 from hmasd.train import preset  # noqa: E402
 from hmasd.train.loop import build, collect, evaluate, high_level_batch, iterate, low_level_batch  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 
 @pytest.mark.parametrize("n_team, n_indiv, agents", [(2, 4, 2), (5, 2, 3), (3, 3, 1)])
 def test_autoregressive_log_probs_equal_teacher_forced_ones(n_team, n_indiv, agents):

@@ -21,6 +21,8 @@ from hmasd.train.config import preset  # noqa: E402
 from hmasd.train.loop import build, evaluate, iterate  # noqa: E402
 from hmasd.train.tracking import EPISODE_COLUMNS, REWARD_COLUMNS, SYNC_COLUMNS, RunTracker  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 ITERATIONS = 3
 EXTRA = {"Training/Success": 0.5, "Performance/Collisions": 2.0, "Custom/Unprefixed": 1.0}  # on iteration 1 only
 

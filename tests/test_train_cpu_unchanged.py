@@ -15,6 +15,8 @@ pytest.importorskip("torch")
 
 from train_cpu_reference import record  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 REFERENCE = Path(__file__).parent / "data" / "train_cpu_reference.json"
 
 

@@ -22,6 +22,8 @@ from hmasd.rollout import DeviceRolloutEngine  # noqa: E402
 from hmasd.train import loop  # noqa: E402
 from hmasd.train.config import TrainConfig  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 # what every batch of the device path waits for (docs/training.md): check_errors 1, high_level 1, the policy
 # version check 1, low-level stats 1, the tracker's batch record 8, high-level stats 1, one per update's losses 3,
 # counters 3, episode_stats 1; + 1 for the per-episode info log of envs with scalar episode metrics

@@ -15,6 +15,8 @@ from hmasd.algo.networks import LowActor  # noqa: E402
 from hmasd.train.config import PRESETS, preset  # noqa: E402
 from hmasd.train.loop import build, collect, evaluate, iterate, performance_tag  # noqa: E402
 
+pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
+
 SMALL_ENV = {"num_uavs": 3, "num_users": 12, "max_steps": 30}
 
 
