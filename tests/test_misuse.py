@@ -379,3 +379,16 @@ def test_restore_takes_bytes_likes_and_names_what_it_needs():
     with pytest.raises(ValueError, match=r"env_ids\[1\] = 1 appears twice in env_ids"):
         engine.decide(np.array([1, 1]), np.zeros(2, np.int32), np.zeros((2, 4), np.int32),
                       np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("name, mine, theirs, message", [
+    ("alice_and_bob", {"height": 20}, {"height": 10}, "made with height=20, this env has height=10;"),
+    ("stag_hunt", {"reward_mode": "team"}, {}, "made with reward_mode='team', this env has reward_mode='individual';"),
+    ("stag_hunt", {"agent_id_in_obs": True}, {}, "made with agent_id_in_obs=True, this env has agent_id_in_obs=False;"),
+    ("stag_hunt", {"hare_reward": 2.5}, {}, "made with hare_reward=2.5, this env has hare_reward=1;"),
+])
+def test_a_snapshot_of_other_options_names_the_values_as_they_are_written(name, mine, theirs, message):
+    source = hmasd.envs.make(name, num_envs=2, **mine)
+    target = hmasd.envs.make(name, num_envs=2, **theirs)
+    with pytest.raises(ValueError, match=message):  # was "height=20.000000" and a choice's code number
+        target._native.restore(source._native.snapshot())

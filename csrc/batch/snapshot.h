@@ -122,8 +122,8 @@ void expect_header(SnapshotReader& r, const typename Env::Config& config, const 
     const double mine = option.get(config);
     if (!(stored == mine))
       throw std::invalid_argument("the snapshot was made with " + std::string(option.name) + "=" +
-                                  std::to_string(stored) + ", this env has " + option.name + "=" +
-                                  std::to_string(mine) + "; make the env with the snapshot's options");
+                                  option_value_text(option, stored) + ", this env has " + option.name + "=" +
+                                  option_value_text(option, mine) + "; make the env with the snapshot's options");
   }
   if (r.get<uint32_t>() != sizes.size()) throw std::invalid_argument("the snapshot's sizes do not match this env");
   for (size_t k = 0; k < sizes.size(); ++k) {

@@ -95,6 +95,15 @@ inline std::string format_option_number(double v, OptionKind kind) {
   return text;
 }
 
+// A value of `spec` as a user writes it: 8 for an int, 0.5 for a number, True for a bool, 'team' for a choice.
+template <class Config>
+std::string option_value_text(const OptionSpec<Config>& spec, double value) {
+  if (spec.kind == OptionKind::kBool) return value != 0.0 ? "True" : "False";
+  if (spec.kind == OptionKind::kChoice && value >= 0 && value < spec.num_choices)
+    return std::string("'") + spec.choices[static_cast<int32_t>(value)] + "'";
+  return format_option_number(value, spec.kind);
+}
+
 inline std::string choice_list(const char* const* choices, int32_t n) {
   std::string out;
   for (int32_t k = 0; k < n; ++k) out += std::string(k ? ", '" : "'") + choices[k] + "'";
