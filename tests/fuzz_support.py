@@ -812,8 +812,9 @@ def _from_float(rule: FloatRule, v: float) -> list[Case]:
         f32 = float(np.float32(v))
         out.append(Case("numpy:float32", np.float32(v), ACCEPT if rule.valid(f32) else REJECT, f32))
     if float(v).is_integer() and abs(v) < 2**53:
-        out.append(Case("int", int(v), ACCEPT if ok else REJECT, float(v) if ok else None))
-        out.append(Case("numpy:int64", np.int64(int(v)), ACCEPT if ok else REJECT, float(v) if ok else None))
+        as_float = float(int(v))  # the int's own value: -0.0 given as an int is 0, and 0.0 is its canonical form
+        out.append(Case("int", int(v), ACCEPT if ok else REJECT, as_float if ok else None))
+        out.append(Case("numpy:int64", np.int64(int(v)), ACCEPT if ok else REJECT, as_float if ok else None))
     return out
 
 
