@@ -75,10 +75,20 @@ inline const char* kind_text(char kind) {
   return kind == 'i' ? "an integer" : (kind == 'f' ? "a float32" : "a real-valued (float or integer)");
 }
 
+// Native byte order read from the descriptor itself ('=' native, '|' not applicable, or this host's explicit
+// letter): no Python attribute lookup on the per-step path.
+inline bool native_order(const py::dtype& dtype) {
+  const char order = dtype.byteorder();
+  const uint16_t probe = 1;
+  const char host = *reinterpret_cast<const char*>(&probe) == 1 ? '<' : '>';
+  return order == '=' || order == '|' || order == host;
+}
+
 inline bool reads_in_place(const py::array& arr, const py::dtype& canonical) {
   const int needed = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
-  return (arr.flags() & needed) == needed && arr.dtype().kind() == canonical.kind() &&
-         arr.dtype().itemsize() == canonical.itemsize() && arr.dtype().attr("isnative").cast<bool>();
+  const py::dtype dtype = arr.dtype();
+  return (arr.flags() & needed) == needed && dtype.kind() == canonical.kind() &&
+         dtype.itemsize() == canonical.itemsize() && native_order(dtype);
 }
 
 // `obj` as a native-order, aligned, C-contiguous array of exactly `shape` and the canonical dtype of `kind`
