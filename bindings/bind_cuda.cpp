@@ -80,7 +80,8 @@ std::unique_ptr<DeviceEnv> make_env(const typename Env::Config& config, int32_t 
   int32_t mode;
   if (autoreset == "same_step") mode = 0;
   else if (autoreset == "disabled") mode = 1;
-  else throw py::value_error("autoreset must be 'same_step' or 'disabled', got '" + autoreset + "'");
+  else if (autoreset == "next_step") mode = 2;
+  else throw py::value_error("autoreset must be 'same_step', 'next_step' or 'disabled', got '" + autoreset + "'");
   return hmasd::make_device_env<Env>(config, num_envs, seed, device, mode);
 }
 
@@ -109,6 +110,16 @@ void bind_cuda(py::module_& m) {
             e.reset(seed.has_value(), seed.value_or(0), stream);
           },
           py::arg("seed") = py::none(), py::arg("stream") = 0)
+      .def(
+          "reset_envs",
+          [](DeviceEnv& e, const py::object& chosen, uintptr_t stream) {
+            ImportedTensor flags(chosen, "reset mask", dlpack_stream(stream));
+            flags.expect_device(kDLCUDA, e.device());
+            flags.expect_shape({e.num_envs()}, "(num_envs,)");
+            if (!flags.is(kDLBool, 8)) throw py::type_error("reset mask must be a bool tensor, got " + flags.dtype_text());
+            e.reset_envs(static_cast<const bool*>(flags.data()), stream);
+          },
+          py::arg("chosen"), py::arg("stream") = 0)
       .def(
           "step",
           [](DeviceEnv& e, const py::object& actions, uintptr_t stream, bool check_now) {

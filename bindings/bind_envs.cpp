@@ -26,7 +26,30 @@ namespace {
 Autoreset parse_autoreset(const std::string& mode) {
   if (mode == "same_step") return Autoreset::kSameStep;
   if (mode == "disabled") return Autoreset::kDisabled;
-  throw py::value_error("autoreset must be 'same_step' or 'disabled', got '" + mode + "'");
+  if (mode == "next_step") return Autoreset::kNextStep;
+  throw py::value_error("autoreset must be 'same_step', 'next_step' or 'disabled', got '" + mode + "'");
+}
+
+const char* autoreset_name(Autoreset mode) {
+  switch (mode) {
+    case Autoreset::kSameStep: return "same_step";
+    case Autoreset::kDisabled: return "disabled";
+    case Autoreset::kNextStep: return "next_step";
+  }
+  return "?";
+}
+
+// A bool[num_envs] C-contiguous array, or a TypeError/ValueError naming what it is instead (the Python face has
+// already turned indices and lists into such an array).
+const bool* env_flags(const py::array& flags, py::ssize_t num_envs, const char* name) {
+  if (flags.dtype().kind() != 'b' || flags.itemsize() != 1)
+    throw py::type_error(std::string(name) + " must be a bool array, got dtype " +
+                         std::string(py::str(flags.dtype())));
+  if (flags.ndim() != 1 || flags.shape(0) != num_envs)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(num_envs) + ",), got " +
+                          shape_text(std::vector<py::ssize_t>(flags.shape(), flags.shape() + flags.ndim())));
+  if (!(flags.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  return static_cast<const bool*>(flags.data());
 }
 
 template <class Env>
@@ -55,7 +78,7 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def_property_readonly("seed", &Pool::seed)
       .def_property_readonly("has_reset", &Pool::has_reset)
       .def_property_readonly("autoreset",
-                             [](const Pool& p) { return p.autoreset() == Autoreset::kSameStep ? "same_step" : "disabled"; })
+                             [](const Pool& p) { return autoreset_name(p.autoreset()); })
       .def_property_readonly("info_fields",
                              [](const Pool& p) {
                                py::list fields;
@@ -82,6 +105,15 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
             p.reset(seed.has_value(), seed.value_or(0));
           },
           py::arg("seed") = py::none(), "Resets every env; with a seed, reseeds and restarts the episode count.")
+      .def(
+          "reset_envs",
+          [](Pool& p, const py::array& chosen) {
+            const auto guard = p.exclusive_use("reset_envs()");
+            const bool* flags = env_flags(chosen, p.num_envs(), "reset mask");
+            py::gil_scoped_release release;
+            p.reset_envs(flags);
+          },
+          py::arg("chosen"), "Begins the next episode of the envs flagged in chosen (bool [num_envs]).")
       .def(
           "step",
           [](Pool& p, const py::object& actions) {

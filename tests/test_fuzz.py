@@ -284,7 +284,7 @@ MAKE_ARG_LISTS = {
     "num_envs": int_case_list(IntRule(1, None, small=(1, 4), safe_max=4, reject_from=2**31 - 1), 2),
     "seed": int_case_list(SEED_RULE, 3),
     "num_threads": int_case_list(IntRule(0, None, small=(0, 3), safe_max=3, reject_from=2**31), 2),
-    "autoreset": choice_case_list(("same_step", "disabled")),
+    "autoreset": choice_case_list(("same_step", "next_step", "disabled")),
     # "cuda" is refused where no device is visible (a CPU build, or a CUDA build on a machine without a GPU); where
     # one is, the GPU tests cover it (tests/test_gpu.py), and the device cases here are only the CPU ones
     "device": [Case("str", "cpu", ACCEPT, "cpu"), Case("numpy:str_", np.str_("cpu"), ACCEPT, "cpu"),

@@ -60,14 +60,20 @@ def scripted_actions(env, rng: np.random.Generator) -> np.ndarray:
 
 
 def compare(name: str, options: dict, seed: int, num_envs: int, steps: int, action_seed: int,
-            autoreset: str = "same_step") -> dict[str, int]:
+            autoreset: str = "same_step", partial_resets: bool = False) -> dict[str, int]:
     native = hmasd.envs.make(name, num_envs=num_envs, seed=seed, autoreset=autoreset, **options)
     reference = ReferenceVecEnv(name, num_envs, seed=seed, autoreset=autoreset, **options)
     native.reset()
     reference.reset()
     rng = np.random.default_rng(action_seed)
-    counts = {"terminated": 0, "truncated": 0, "reward": 0}
+    counts = {"terminated": 0, "truncated": 0, "reward": 0, "restarted": 0}
+    previously_ended = np.zeros(num_envs, dtype=bool)
     for t in range(steps + 1):
+        if autoreset == "next_step" and previously_ended.any():
+            # the step after an episode's end began the next episode: nothing happened, nothing ended
+            assert not (native.terminated | native.truncated)[previously_ended].any()
+            assert (native.rewards[previously_ended] == 0).all()
+            counts["restarted"] += int(previously_ended.sum())
         for field in FIELDS:
             np.testing.assert_array_equal(getattr(native, field), getattr(reference, field),
                                           err_msg=f"{name} {options} seed={seed}: {field} differs at step {t}")
@@ -81,9 +87,22 @@ def compare(name: str, options: dict, seed: int, num_envs: int, steps: int, acti
         counts["reward"] += int((native.rewards != 0).sum())
         if t == steps:
             break
+        previously_ended = ended.copy()
         if autoreset == "disabled" and ended.any():
-            native.reset()
-            reference.reset()
+            if partial_resets:  # the finished envs and a few others; the rest must not move
+                chosen = ended | (rng.random(num_envs) < 0.2)
+                native.reset_envs(chosen)
+                reference.reset_envs(chosen)
+                counts["restarted"] += int(chosen.sum())
+            else:
+                native.reset()
+                reference.reset()
+            continue
+        if partial_resets and rng.random() < 0.15:  # a reset of running envs mid-episode (they fall out of step)
+            chosen = rng.random(num_envs) < 0.4
+            native.reset_envs(chosen)
+            reference.reset_envs(chosen)
+            counts["restarted"] += int(chosen.sum())
             continue
         actions = scripted_actions(native, rng)
         native.step(actions)
@@ -112,6 +131,19 @@ def test_native_equals_reference_over_thousands_of_steps(name, options):
 def test_native_equals_reference_with_autoreset_disabled(name):
     counts = compare(name, {"max_steps": 9}, seed=5, num_envs=5, steps=200, action_seed=3, autoreset="disabled")
     assert counts["truncated"] > 0
+
+
+@pytest.mark.parametrize("name", ["alice_and_bob", "stag_hunt"])
+def test_native_equals_reference_with_partial_resets(name):
+    counts = compare(name, {"max_steps": 9}, seed=7, num_envs=6, steps=200, action_seed=4, autoreset="disabled",
+                     partial_resets=True)
+    assert counts["truncated"] > 0 and counts["restarted"] > counts["truncated"]
+
+
+@pytest.mark.parametrize("name", ["alice_and_bob", "stag_hunt"])
+def test_native_equals_reference_with_next_step_autoreset(name):
+    counts = compare(name, {"max_steps": 9}, seed=9, num_envs=5, steps=200, action_seed=5, autoreset="next_step")
+    assert counts["truncated"] > 0 and counts["restarted"] == counts["truncated"] + counts["terminated"]
 
 
 @settings(max_examples=25, deadline=None)

@@ -159,3 +159,43 @@ def test_render_draws_the_grid(env_name):
         env.step(moves)
         moved = moved or not np.array_equal(image, env.render(1))
     assert moved
+
+
+# ---- chosen-env resets and unseeded envs -------------------------------------------------------------------------
+
+def test_reset_envs_restarts_only_the_chosen_envs_and_checks_its_argument():
+    env = hmasd.envs.make("stag_hunt", num_envs=6, seed=3)
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.reset_envs([0])
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        env.step(hmasd.envs.random_actions(env, rng))
+    before = {key: getattr(env, key).copy() for key in ("obs", "state", "rewards", "action_mask")}
+    lengths = env._native.buffers()["episode_length"].copy()
+    twin = hmasd.envs.make("stag_hunt", num_envs=6, seed=3)
+    twin.reset()
+    twin.reset_envs(np.ones(6, dtype=bool))  # episode 1 of every env: what a chosen env must now show
+    env.reset_envs([1, 4, 4])
+    chosen = np.isin(np.arange(6), [1, 4])
+    for key, old in before.items():
+        np.testing.assert_array_equal(getattr(env, key)[~chosen], old[~chosen], err_msg=key)
+    np.testing.assert_array_equal(env.obs[chosen], twin.obs[chosen])
+    assert (env.rewards[chosen] == 0).all() and not env.terminated[chosen].any()
+    np.testing.assert_array_equal(env._native.buffers()["episode_length"], lengths)
+    for bad, error in (([6], IndexError), ([-1], IndexError), (np.ones(5, bool), ValueError), ([0.5], TypeError),
+                       ("0", TypeError), (np.ones((6, 1), bool), ValueError)):
+        with pytest.raises(error):
+            env.reset_envs(bad)
+    np.testing.assert_array_equal(env.obs[chosen], twin.obs[chosen])  # refused calls changed nothing
+
+
+def test_unseeded_envs_draw_fresh_seeds_and_report_them():
+    first, second = (hmasd.envs.make("stag_hunt", num_envs=2, seed=None) for _ in range(2))
+    assert first.seed != second.seed
+    first.reset()
+    second.reset()
+    assert not np.array_equal(first.obs, second.obs)
+    replay = hmasd.envs.make("stag_hunt", num_envs=2, seed=first.seed)
+    replay.reset()
+    np.testing.assert_array_equal(replay.obs, first.obs)

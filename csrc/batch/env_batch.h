@@ -1,5 +1,5 @@
 // A batch of E copies of one env as plain pointers and dims (no ownership), and the per-env rules around Env::step:
-// returns, final observations, episode statistics and same-step auto-reset. Written once for the CPU and the CUDA
+// returns, final observations, episode statistics and auto-reset (same-step or next-step). Written once for the CPU and the CUDA
 // backend: the owners in csrc/cpu and csrc/cuda allocate the arrays, validate arguments and run these per env index.
 #pragma once
 
@@ -11,7 +11,12 @@
 
 namespace hmasd {
 
-enum class Autoreset : int32_t { kSameStep = 0, kDisabled = 1 };
+// kSameStep: an ended episode is replaced inside the step that ended it (its last observation goes to final_obs).
+// kDisabled: an ended env must be reset by the caller before it steps again.
+// kNextStep (Gymnasium 1.x's default): the step after the one that ended an episode resets that env instead of
+// stepping it (its action is ignored; rewards 0, terminated and truncated false), so the terminal observation is
+// returned by the ending step itself.
+enum class Autoreset : int32_t { kSameStep = 0, kDisabled = 1, kNextStep = 2 };
 
 // Agents per env copy that a per-env action row can hold (the row lives on the stack of the stepping thread).
 constexpr int32_t kMaxAgentsPerEnv = 64;
@@ -71,8 +76,13 @@ struct EnvBatch {
   }
 
   // One step of env e with validated actions; an episode that ends is recorded and, with same-step auto-reset,
-  // replaced by the next one (its last observation goes to final_obs / final_state).
+  // replaced by the next one (its last observation goes to final_obs / final_state). With next-step auto-reset an
+  // env whose episode ended in the previous step begins its next episode instead of moving.
   HD void step_env(int32_t e, const Action* actions) const {
+    if (autoreset == Autoreset::kNextStep && needs_reset[e]) {
+      reset_env(e, false);
+      return;
+    }
     const int32_t n = num_agents;
     float* r = rewards + int64_t(e) * n;
     const StepStatus status = Env::step(config, states[e], actions, r, rng(e));
@@ -131,6 +141,16 @@ struct ResetEnvs {
   EnvBatch<Env> batch;
   bool restart;
   HD void operator()(int32_t e) const { batch.reset_env(e, restart); }
+};
+
+// Begins the next episode of the envs whose flag in `chosen` ([E]) is set; the others are left exactly as they are.
+template <class Env>
+struct ResetChosenEnvs {
+  EnvBatch<Env> batch;
+  const bool* chosen;
+  HD void operator()(int32_t e) const {
+    if (chosen[e]) batch.reset_env(e, false);
+  }
 };
 
 // Steps env e with its row of `actions` ([E, N * kActionWidth] of any type that converts to Env::Action).

@@ -70,6 +70,14 @@ class BatchedEnv {
     threads_used_ = parallel_for(num_envs_, num_threads_, ResetEnvs<Env>{view(), restart});
   }
 
+  // Begins the next episode of the chosen envs ([E] flags) and leaves the others untouched (Gymnasium's reset
+  // mask, TorchRL's partial reset). The batch keeps its seed: each chosen env draws its next episode's stream.
+  void reset_envs(const bool* chosen) {
+    check_not_in_batch("reset_envs()");
+    if (!has_reset_) throw std::runtime_error("call reset() once before resetting chosen envs");
+    threads_used_ = parallel_for(num_envs_, num_threads_, ResetChosenEnvs<Env>{view(), chosen});
+  }
+
   // Validates every action, then steps every env. Accepts any integer element type (discrete envs) or float
   // (continuous envs, [E, N, kActionWidth]).
   template <class T>

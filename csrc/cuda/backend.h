@@ -36,6 +36,8 @@ class DeviceEnv {
   virtual uint64_t seed() const = 0;
   virtual bool has_reset() const = 0;
   virtual void reset(bool has_seed, uint64_t seed, uintptr_t stream) = 0;
+  // Begins the next episode of the envs flagged in `chosen` (device bool [E]); the others are left as they are.
+  virtual void reset_envs(const bool* chosen, uintptr_t stream) = 0;
   // `actions` [E, N] int32/int64 or [E, N, width] float32 on the device. With check_now the call waits for the
   // device-side check and raises before anything changes; without, a rejected step is skipped on the device and
   // raised by the next synchronising call (check_errors, drain_log, or another checked step).

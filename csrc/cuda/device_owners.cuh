@@ -121,6 +121,7 @@ class DeviceBatchedEnv final : public DeviceEnv {
     errors_ = ErrorWord(nullptr);
     reserve_stack_for<StepEnvs<Env, Action>>();
     reserve_stack_for<ResetEnvs<Env>>();
+    reserve_stack_for<ResetChosenEnvs<Env>>();
   }
 
   int32_t device() const override { return device_; }
@@ -139,6 +140,13 @@ class DeviceBatchedEnv final : public DeviceEnv {
     const bool restart = has_seed || !has_reset_;
     launch_for_each(num_envs_, as_stream(stream), ResetEnvs<Env>{view(), restart}, "reset kernel");
     has_reset_ = true;
+  }
+
+  void reset_envs(const bool* chosen, uintptr_t stream) override {
+    check_not_in_batch("reset_envs()");
+    if (!has_reset_) throw std::runtime_error("call reset() once before resetting chosen envs");
+    DeviceScope scope(device_);
+    launch_for_each(num_envs_, as_stream(stream), ResetChosenEnvs<Env>{view(), chosen}, "reset_envs kernel");
   }
 
   void step(const void* actions, DType dtype, uintptr_t stream, bool check_now) override {

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any
+
+import numpy as np
 
 INT32_MAX = 2**31 - 1
 
@@ -36,6 +39,32 @@ def as_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 def as_seed(value: Any) -> int:
     """A batch seed: an int in [0, 2**64)."""
     return as_int(value, "seed", 0, 2**64 - 1)
+
+
+def fresh_seed() -> int:
+    """A batch seed from the OS's entropy (for envs made or reset without a seed)."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def as_env_mask(value: Any, num_envs: int, name: str = "envs") -> np.ndarray:
+    """Which envs to act on, as a C-contiguous bool[num_envs]: a bool mask of that shape, or env indices (an int,
+    a sequence or an integer array; repeats allowed). Anything else is a TypeError/ValueError naming ``name``."""
+    array = np.asarray(value)
+    if array.dtype == np.bool_:
+        if array.shape != (num_envs,):
+            raise ValueError(f"{name} as a bool mask must have shape ({num_envs},), got {array.shape}")
+        return np.ascontiguousarray(array)
+    if array.size == 0 and array.dtype.kind not in "iu":  # [] is an empty list of indices
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu" or array.ndim > 1:
+        raise TypeError(f"{name} must be a bool mask of shape ({num_envs},) or env indices, got {value!r}")
+    indices = array.reshape(-1).astype(np.int64)
+    bad = indices[(indices < 0) | (indices >= num_envs)]
+    if bad.size:
+        raise IndexError(f"{name}: env index {int(bad[0])} is out of range [0, {num_envs})")
+    mask = np.zeros(num_envs, dtype=bool)
+    mask[indices] = True
+    return mask
 
 
 def as_env_index(value: Any, num_envs: int) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd.envs._args import as_seed
+from hmasd.envs._args import as_env_mask, as_seed
 from hmasd.envs.vec_env import VecEnv
 
 _DEVICE = re.compile(r"^cuda(?::(\d+))?$")
@@ -110,6 +110,18 @@ class DeviceVecEnv(VecEnv):
 
     def reset(self, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
         self._native.reset(None if seed is None else as_seed(seed), self._stream)
+        return self.obs, self._info
+
+    def reset_envs(self, envs: Any) -> tuple[Any, dict[str, Any]]:
+        """As :meth:`VecEnv.reset_envs`; a bool tensor [num_envs] on this device is used in place (no host sync),
+        anything else is read on the host and copied over."""
+        import torch
+
+        if isinstance(envs, torch.Tensor) and envs.dtype == torch.bool and envs.device == torch.device(self.device):
+            mask = envs.contiguous()  # shape is checked natively
+        else:
+            mask = torch.from_numpy(as_env_mask(envs, self.num_envs)).to(self.device)
+        self._native.reset_envs(mask, self._stream)
         return self.obs, self._info
 
     def step(self, actions: Any, check: bool = True) -> Any:

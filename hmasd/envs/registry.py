@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from hmasd.envs._args import INT32_MAX, as_choice, as_int, as_seed
+from hmasd.envs._args import INT32_MAX, as_choice, as_int, as_seed, fresh_seed
 from hmasd.envs.vec_env import VecEnv
+
+
+AUTORESET_MODES = ("same_step", "next_step", "disabled")
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def build_config(name: str, options: dict[str, Any]) -> Any:
 def make(
     name: str,
     num_envs: int = 1,
-    seed: int = 0,
+    seed: int | None = 0,
     num_threads: int = 1,
     autoreset: str = "same_step",
     device: Any = "cpu",
@@ -167,11 +170,14 @@ def make(
         name: a registered env (see :func:`registered_envs`).
         num_envs: number of env copies E (>= 1).
         seed: seed of the batch; env ``e`` draws from the stream keyed by ``(seed, e)``, so its trajectory does not
-            depend on ``num_envs`` or ``num_threads``.
+            depend on ``num_envs`` or ``num_threads``. ``None`` draws a fresh seed from the OS (Gymnasium's rule
+            for an unseeded env; ``env.seed`` tells which, to reproduce the run).
         num_threads: CPU threads stepping the batch: 0 means one per CPU this process may use (its affinity
             mask, which a container's cpuset narrows); at most that many, or 8 on smaller machines.
         autoreset: ``"same_step"`` (finished envs restart inside ``step``; the last observation is in
-            ``final_obs``) or ``"disabled"`` (call ``reset()`` after an episode ends).
+            ``final_obs``), ``"next_step"`` (the step that ends an episode returns its last observation; the next
+            ``step`` restarts that env and ignores its actions, with rewards 0: Gymnasium 1.x's default) or
+            ``"disabled"`` (call ``reset()``, or ``reset_envs()`` for the finished ones, after an episode ends).
         device: ``"cpu"`` (a :class:`VecEnv` of NumPy views) or ``"cuda"`` / ``"cuda:N"`` (a
             :class:`~hmasd.envs.device.DeviceVecEnv` of torch tensors in device memory; needs a CUDA build and a
             visible device, else a clear error). The same seed gives the same trajectories on either.
@@ -188,12 +194,12 @@ def make(
 
         check_cuda_available(index)
     num_envs = as_int(num_envs, "num_envs", 1, INT32_MAX)
-    seed = as_seed(seed)
+    seed = fresh_seed() if seed is None else as_seed(seed)
     max_threads = _native.max_threads()
     num_threads = as_int(num_threads, "num_threads", 0, max_threads,
                          f" (0 = one per usable CPU; this process may use {_native.usable_cpus()})")
     threads = num_threads or _native.usable_cpus()
-    autoreset = as_choice(autoreset, "autoreset", ("same_step", "disabled"))
+    autoreset = as_choice(autoreset, "autoreset", AUTORESET_MODES)
     config = build_config(name, options)
     if kind == "cuda":
         return _make_device(name, config, num_envs, seed, index, autoreset, options)

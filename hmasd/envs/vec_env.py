@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd.envs._args import as_env_index, as_seed
+from hmasd.envs._args import as_env_index, as_env_mask, as_seed
 
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
 ACTION_LOW, ACTION_HIGH = -1.0, 1.0
@@ -163,6 +163,13 @@ class VecEnv:
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Resets every env. With ``seed``, reseeds the batch and restarts the episode count."""
         self._native.reset(None if seed is None else as_seed(seed))
+        return self.obs, self._info
+
+    def reset_envs(self, envs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Begins the next episode of the chosen envs (a bool mask [num_envs] or env indices) and leaves every other
+        env exactly as it is; their rows of ``rewards``, ``terminated`` and ``truncated`` become 0/False. The batch
+        seed is kept: each chosen env continues its own stream. Needs one ``reset()`` first."""
+        self._native.reset_envs(as_env_mask(envs, self.num_envs))
         return self.obs, self._info
 
     def step(self, actions: Any) -> StepResult:

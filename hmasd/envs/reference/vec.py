@@ -20,7 +20,7 @@ REFERENCE_ENVS: dict[str, type[AliceAndBobRef] | type[StagHuntRef] | type[UavCov
     "uav_coverage": UavCoverageRef,
 }
 
-AUTORESET_MODES = ("same_step", "disabled")
+AUTORESET_MODES = ("same_step", "next_step", "disabled")
 
 
 class ReferenceVecEnv:
@@ -135,12 +135,15 @@ class ReferenceVecEnv:
         else:
             self._check_discrete(actions)
         # Checked for the whole batch first so that a refused step changes no env.
-        if self._finished.any():
+        if self.autoreset == "disabled" and self._finished.any():
             raise RuntimeError(
                 f"env(s) {np.flatnonzero(self._finished).tolist()} finished their episode and autoreset is "
                 "'disabled': call reset() before stepping again"
             )
         for e, env in enumerate(self.envs):
+            if self._finished[e]:  # next_step: the step after an episode's end begins the next one instead
+                self._begin_next_episode(e)
+                continue
             env_actions = actions[e] if self.action_type == "continuous" else actions[e].tolist()
             rewards, terminated, truncated = env.step(env_actions)
             self.rewards[e] = rewards
@@ -161,6 +164,23 @@ class ReferenceVecEnv:
             **self.episode_info,
         }
         return self.obs, self.rewards, self.terminated, self.truncated, info
+
+    def reset_envs(self, chosen: np.ndarray) -> None:
+        """Begins the next episode of the envs flagged in ``chosen`` (bool [E]); the others stay as they are."""
+        if not self._has_reset:
+            raise RuntimeError("call reset() once before resetting chosen envs")
+        for e in np.flatnonzero(chosen):
+            self._begin_next_episode(int(e))
+
+    def _begin_next_episode(self, e: int) -> None:
+        self.envs[e].reset(self.envs[e].episode + 1)
+        self._finished[e] = False
+        self._running_return[e] = 0.0
+        self._running_length[e] = 0
+        self.rewards[e] = 0.0
+        self.terminated[e] = False
+        self.truncated[e] = False
+        self._write_views(e)
 
     def _check_discrete(self, actions: np.ndarray) -> None:
         if actions.shape != (self.num_envs, self.num_agents) or not np.issubdtype(actions.dtype, np.integer):
