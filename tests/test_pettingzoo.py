@@ -19,6 +19,7 @@ from pettingzoo.test import (
     max_cycles_test,
     parallel_api_test,
     parallel_seed_test,
+    performance_benchmark,
     render_test,
     seed_test,
     state_test,
@@ -27,8 +28,10 @@ from pettingzoo.test import (
 import hmasd.envs
 from hmasd.envs.pettingzoo import alice_and_bob_v0, stag_hunt_v0, uav_coverage_v0
 from hmasd.envs.pettingzoo._adapter import HmasdParallelEnv
+from hmasd.envs.render import display_available
 
 MODULES = [alice_and_bob_v0, stag_hunt_v0]
+ALL_MODULES = [alice_and_bob_v0, stag_hunt_v0, uav_coverage_v0]
 ENV_NAMES = {alice_and_bob_v0: "alice_and_bob", stag_hunt_v0: "stag_hunt"}
 
 # (module, options): defaults, plus variants whose episodes end differently. Alice and Bob on a 4 x 4 grid
@@ -94,15 +97,18 @@ def test_max_cycles(module: ModuleType) -> None:
         max_cycles_test(module)
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", ALL_MODULES)
 def test_render(module: ModuleType) -> None:
-    def env_fn(render_mode: str | None = None) -> AECEnv:
-        # render_test first builds an env with render_mode="human" only to read metadata["render_modes"], then
-        # tests each listed mode; we offer rgb_array only (a "human" env raises, see test_render_modes).
-        return module.env(render_mode="rgb_array" if render_mode == "human" else render_mode)
-
     with no_warnings():
-        render_test(env_fn)
+        render_test(module.env)
+
+
+@pytest.mark.parametrize("module", ALL_MODULES)
+def test_performance_benchmark(module: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with no_warnings():
+        performance_benchmark(module.env())
+    turns = float(capsys.readouterr().out.split(" turns per second")[0].split()[-1])
+    assert turns > 1000, f"{module.__name__}: {turns:.0f} AEC turns per second"
 
 
 @pytest.mark.parametrize(("module", "options"), API_CONFIGS)
@@ -111,7 +117,7 @@ def test_state(module: ModuleType, options: dict[str, Any]) -> None:
         state_test(module.env(**options), module.parallel_env(**options), num_cycles=50)
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", ALL_MODULES)
 def test_pettingzoo_seed_tests(module: ModuleType) -> None:
     with no_warnings():
         seed_test(module.env, num_cycles=100)
@@ -126,8 +132,8 @@ def test_agents_spaces_and_metadata(module: ModuleType, options: dict[str, Any])
     env = module.parallel_env(**options)
     native = hmasd.envs.make(ENV_NAMES[module], **options)
     assert isinstance(env, ParallelEnv) and isinstance(env, HmasdParallelEnv)
-    assert env.metadata == {"name": f"{ENV_NAMES[module]}_v0", "render_modes": ["rgb_array"],
-                            "is_parallelizable": True}
+    assert env.metadata == {"name": f"{ENV_NAMES[module]}_v0", "is_parallelizable": True, "render_fps": 10,
+                            "render_modes": ["rgb_array", "human"] if display_available() else ["rgb_array"]}
     assert str(env) == f"{ENV_NAMES[module]}_v0"
     assert env.possible_agents == [f"agent_{i}" for i in range(native.num_agents)]
     assert env.agents == []  # no episode before reset
@@ -184,9 +190,9 @@ def test_agents_empty_after_truncation_and_stepping_then_raises() -> None:
         assert terminations == {"agent_0": False, "agent_1": False}
         assert truncations == {"agent_0": last, "agent_1": last}
         assert all(type(r) is float for r in rewards.values())
-        assert all(("episode" in info) == last for info in infos.values())
+        assert all(("episode_metrics" in info) == last for info in infos.values())
     assert env.agents == []
-    assert infos["agent_0"]["episode"] == {"return": 0.0, "length": 3, "success": 0.0, "diamonds_collected": 0.0}
+    assert infos["agent_0"]["episode_metrics"] == {"return": 0.0, "length": 3, "success": 0.0, "diamonds_collected": 0.0}
     with pytest.raises(RuntimeError, match="reset"):
         env.step({"agent_0": 4, "agent_1": 4})
     env.reset()
@@ -210,13 +216,13 @@ def test_agents_empty_after_termination_with_episode_info() -> None:
             assert truncations == {"agent_0": False, "agent_1": False}
             assert rewards == {"agent_0": 1.0, "agent_1": 1.0}
             for info in infos.values():
-                assert info["episode"]["success"] == 1.0 and info["episode"]["diamonds_collected"] == 2.0
-                assert info["episode"]["return"] == 1.0 and 1 <= info["episode"]["length"] <= 100
+                assert info["episode_metrics"]["success"] == 1.0 and info["episode_metrics"]["diamonds_collected"] == 2.0
+                assert info["episode_metrics"]["return"] == 1.0 and 1 <= info["episode_metrics"]["length"] <= 100
         else:
             assert truncations == {"agent_0": True, "agent_1": True}
             assert terminations == {"agent_0": False, "agent_1": False}
             for info in infos.values():
-                assert info["episode"]["success"] == 0.0 and info["episode"]["length"] == 100
+                assert info["episode_metrics"]["success"] == 0.0 and info["episode_metrics"]["length"] == 100
     assert terminated_episodes >= 3  # a random walk on a 2 x 2 interior usually succeeds within 100 steps
 
 
@@ -375,7 +381,7 @@ def test_matches_native_vec_env_step_by_step(module: ModuleType, options: dict[s
             assert truncations == dict.fromkeys(agents, bool(truncated[0]))
             if terminated[0] or truncated[0]:
                 for i, agent in enumerate(agents):
-                    episode_info = infos[agent]["episode"]
+                    episode_info = infos[agent]["episode_metrics"]
                     assert episode_info["return"] == float(native.episode_return[0, i])
                     assert episode_info["length"] == int(native.episode_length[0])
                     for field, values in native.episode_info.items():
@@ -455,5 +461,73 @@ def test_render_modes(module: ModuleType) -> None:
     with pytest.warns(UserWarning, match="without specifying any render mode"):
         assert silent.render() is None
     with pytest.raises(ValueError, match="render_mode"):
-        module.parallel_env(render_mode="human")
+        module.parallel_env(render_mode="ansi")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_human_render_without_a_display_says_so(module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    env = module.parallel_env(render_mode="human")  # PettingZoo's render_test builds one first, to read metadata
+    assert env.metadata["render_modes"] == ["rgb_array"] and env.metadata["render_fps"] > 0
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="needs a display.*render_mode='rgb_array'"):
+        env.render()
+
+
+@pytest.mark.parametrize("module", ALL_MODULES)
+def test_human_render_shows_the_frames_in_a_window(module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a display, "human" is offered and render_test passes on it too; the window shows the rgb_array frame.
+    matplotlib's Agg backend stands in for the screen (no display here): admitted as interactive for the test, with
+    Figure.show (which Agg cannot do) recorded instead."""
+    import matplotlib
+    import matplotlib.figure
+    import matplotlib.pyplot as pyplot
+
+    import hmasd.envs.render as render
+
+    matplotlib.use("agg")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(render, "_interactive_backend", lambda _: True)
+    opened: list[object] = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "show", lambda figure, *args, **kwargs: opened.append(figure))
+    with no_warnings():
+        render_test(module.env)  # every mode of metadata: rgb_array and human
+    env = module.parallel_env(render_mode="human")
+    assert env.metadata["render_modes"] == ["rgb_array", "human"]
+    twin = module.parallel_env(render_mode="rgb_array")
+    env.reset(seed=3)
+    twin.reset(seed=3)
+    for _ in range(3):
+        assert env.render() is None
+        shown = env._window._image.get_array()
+        np.testing.assert_array_equal(np.asarray(shown), twin.render())
+        actions = {agent: env.action_space(agent).sample() for agent in env.agents}
+        env.step(actions)
+        twin.step(actions)
+    figure = env._window._figure
+    assert opened[-1] is figure and opened.count(figure) == 1  # one window, opened at the first frame
+    env.close()
+    assert not pyplot.fignum_exists(figure.number)
+
+
+@pytest.mark.parametrize("module", [stag_hunt_v0, uav_coverage_v0])
+def test_unseeded_copies_differ_and_seeded_ones_repeat(module: ModuleType) -> None:
+    """SuperSuit's concatenated copies and TorchRL's SerialEnv build envs without seeds: they must not be clones."""
+    def trajectory(env: ParallelEnv, seed: int | None) -> list[np.ndarray]:
+        env.reset(seed=seed)
+        states = [env.state()]
+        for agent in env.agents:
+            env.action_space(agent).seed(0)
+        for _ in range(5):
+            env.step({agent: env.action_space(agent).sample() for agent in env.agents})
+            states.append(env.state())
+        return states
+
+    first, second = (trajectory(module.parallel_env(), None) for _ in range(2))
+    assert any(not np.array_equal(a, b) for a, b in zip(first, second))
+    replay = [trajectory(module.parallel_env(), 17) for _ in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(*replay))
+    fixed = [trajectory(module.parallel_env(seed=5), None) for _ in range(2)]  # a constructor seed fixes unseeded use
+    assert all(np.array_equal(a, b) for a, b in zip(*fixed))
 

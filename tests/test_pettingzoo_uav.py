@@ -175,7 +175,7 @@ def test_matches_native_vec_env_step_by_step(options: dict[str, Any]) -> None:
         assert rewards == {agent: float(native.rewards[0, i]) for i, agent in enumerate(agents)}
     assert truncations == dict.fromkeys(agents, True)
     for i, agent in enumerate(agents):
-        episode = infos[agent]["episode"]
+        episode = infos[agent]["episode_metrics"]
         assert episode["length"] == options["max_steps"]
         assert episode["return"] == float(native.episode_return[0, i])
         assert episode["coverage_ratio"] == float(native.episode_info["coverage_ratio"][0])

@@ -73,3 +73,79 @@ def render_state(name: str, options: dict[str, Any], state: np.ndarray,
     if name not in renderers:
         raise NotImplementedError(f"no renderer for env {name!r}")
     return renderers[name](options, state)
+
+
+# ---- render_mode="human": frames shown in a window --------------------------------------------------------------
+
+RENDER_FPS = 10
+"""Frames per second of a ``render_mode="human"`` window (and ``metadata["render_fps"]``)."""
+
+
+def display_available() -> bool:
+    """Whether this process can open a window: always on macOS and Windows, with an X11 or Wayland display on other
+    systems (a headless server, a container or CI has none)."""
+    import os
+    import sys
+
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _interactive_backend(pyplot: Any) -> bool:
+    import matplotlib
+
+    return matplotlib.get_backend().lower() in {name.lower() for name in
+                                               matplotlib.rcsetup.interactive_bk}  # type: ignore[attr-defined]
+
+
+class HumanWindow:
+    """A matplotlib window showing the frames of one env, ``fps`` of them per second at most.
+
+    The window opens at the first frame; without a display, matplotlib, or an interactive matplotlib backend the
+    first frame raises a RuntimeError that says which one is missing and how to get frames without a window.
+    """
+
+    def __init__(self, title: str, fps: int = RENDER_FPS) -> None:
+        self.title = title
+        self.fps = fps
+        self._figure: Any = None
+        self._image: Any = None
+
+    def show(self, frame: np.ndarray) -> None:
+        if self._figure is None:
+            self._open(frame)
+        else:
+            self._image.set_data(frame)
+        self._figure.canvas.draw_idle()
+        self._figure.canvas.flush_events()
+        self._figure.canvas.start_event_loop(1.0 / self.fps)
+
+    def _open(self, frame: np.ndarray) -> None:
+        fallback = "; use render_mode='rgb_array' to get the frames as arrays instead"
+        if not display_available():
+            raise RuntimeError("render_mode='human' needs a display to open a window, and this process has none "
+                               "(DISPLAY and WAYLAND_DISPLAY are unset)" + fallback)
+        try:
+            import matplotlib.pyplot as pyplot
+        except ImportError:
+            raise RuntimeError("render_mode='human' draws its window with matplotlib, which is not installed "
+                               "(pip install matplotlib)" + fallback) from None
+        if not _interactive_backend(pyplot):
+            import matplotlib
+
+            raise RuntimeError(f"render_mode='human': matplotlib's backend {matplotlib.get_backend()!r} cannot open "
+                               "a window (install tkinter or PyQt, or set MPLBACKEND)" + fallback)
+        pyplot.ion()
+        self._figure, axes = pyplot.subplots(num=self.title)
+        axes.set_axis_off()
+        self._image = axes.imshow(frame)
+        self._figure.tight_layout()
+        self._figure.show()
+
+    def close(self) -> None:
+        if self._figure is not None:
+            import matplotlib.pyplot as pyplot
+
+            pyplot.close(self._figure)
+            self._figure = self._image = None

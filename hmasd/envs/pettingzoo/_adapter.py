@@ -12,7 +12,9 @@ from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
+from hmasd.envs.agent_rows import EPISODE_KEY
 from hmasd.envs.registry import make, option_names
+from hmasd.envs.render import RENDER_FPS, HumanWindow, display_available
 
 
 def _as_seed(seed: Any) -> int:
@@ -37,31 +39,40 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
     holds ``action_mask`` (``int8[num_actions]``, 1 = valid; masked moves act as "stay"); continuous envs
     (``uav_coverage`` by default) take a float vector of shape ``(action_dim,)`` per agent (a ``Box(-1, 1)``
     space; values outside are clipped by the env) and have no ``action_mask``. On the step that ends the
-    episode, each info also holds ``episode``: its return, the episode length and the env's episode fields
-    (docs/envs.md).
+    episode, each info also holds ``episode_metrics``: the agent's return, the episode length and the env's
+    episode fields (docs/envs.md). (Not ``episode``: SB3's ``Monitor`` and Gymnasium's ``RecordEpisodeStatistics``
+    write their ``{"r", "l", "t"}`` there.)
 
     Seeding: ``reset(seed=s)`` reseeds (same ``s``, same episodes); ``reset()`` without a seed starts the next
-    episode of the current stream, so it differs from the previous one. An env that was never reset with a seed
-    uses seed 0, so unseeded use is reproducible too. ``reset(options=...)`` is accepted for API compatibility
+    episode of the current stream, so it differs from the previous one. An env first reset without a seed draws a
+    fresh one from the OS (Gymnasium's rule), so unseeded copies (SuperSuit's, TorchRL's ``SerialEnv``) differ;
+    ``seed`` in the constructor fixes it instead. ``reset(options=...)`` is accepted for API compatibility
     and ignored: env options are fixed at construction.
 
     Args:
         env_name: a registered env (``hmasd.envs.registered_envs()``).
-        render_mode: ``None`` or ``"rgb_array"`` (``render()`` then returns ``uint8[H, W, 3]``).
+        render_mode: ``None``, ``"rgb_array"`` (``render()`` returns ``uint8[H, W, 3]``) or ``"human"`` (a window,
+            at ``metadata["render_fps"]`` frames per second; where no window can open, ``render()`` raises a
+            RuntimeError saying why, and ``metadata["render_modes"]`` lists ``"rgb_array"`` only).
+        seed: the seed of the first ``reset()`` without one (None: fresh entropy).
         max_cycles: PettingZoo's name for the episode length; sets the env option ``max_steps``.
         **options: env options (docs/envs.md); unknown names raise TypeError.
     """
 
-    metadata: dict[str, Any] = {"name": "hmasd", "render_modes": ["rgb_array"], "is_parallelizable": True}
+    metadata: dict[str, Any] = {"name": "hmasd", "render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS,
+                                "is_parallelizable": True}
 
     def __init__(self, env_name: str, render_mode: str | None = None, max_cycles: int | None = None,
-                 **options: Any) -> None:
+                 seed: int | None = None, **options: Any) -> None:
         metadata = dict(type(self).metadata)
         if type(self) is HmasdParallelEnv:
             metadata["name"] = env_name
-        self.metadata = metadata
         if render_mode is not None and render_mode not in metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {metadata['render_modes']}, got {render_mode!r}")
+        if not display_available():  # what this process can show: no window without a display
+            metadata["render_modes"] = [mode for mode in metadata["render_modes"] if mode != "human"]
+        self.metadata = metadata
+        self._window = HumanWindow(f"hmasd {env_name}", metadata["render_fps"]) if render_mode == "human" else None
         if max_cycles is not None:
             if "max_steps" not in option_names(env_name):
                 raise TypeError(f"env {env_name!r} has no episode length option, so max_cycles is not supported")
@@ -71,7 +82,8 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
             options["max_steps"] = max_cycles
         self.env_name = env_name
         self.render_mode = render_mode
-        self._vec = make(env_name, num_envs=1, autoreset="disabled", **options)
+        self._vec = make(env_name, num_envs=1, seed=None if seed is None else _as_seed(seed), autoreset="disabled",
+                         **options)
         num_agents = self._vec.num_agents
         self.possible_agents: list[str] = [f"agent_{i}" for i in range(num_agents)]
         self.agents: list[str] = []
@@ -153,15 +165,22 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
         return self._vec.state[0].copy()
 
     def render(self) -> np.ndarray | None:
-        """``uint8[H, W, 3]`` with ``render_mode="rgb_array"``; warns and returns None without a render mode."""
+        """``uint8[H, W, 3]`` with ``render_mode="rgb_array"``; with ``"human"``, shows the frame in a window and
+        returns None; warns and returns None without a render mode."""
         if self.render_mode is None:
             gymnasium.logger.warn("You are calling render method without specifying any render mode. "
                                   f"Pass render_mode='rgb_array' when creating {self.metadata['name']!r}.")
             return None
-        return self._vec.render(0)
+        frame = self._vec.render(0)
+        if self._window is not None:
+            self._window.show(frame)
+            return None
+        return frame
 
     def close(self) -> None:
-        """Nothing to release: the native env is freed with this object."""
+        """Closes the window of ``render_mode="human"``; the native env is freed with this object."""
+        if self._window is not None:
+            self._window.close()
 
     # ---- helpers ---------------------------------------------------------------------------------
     @staticmethod
@@ -201,7 +220,7 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
                 for field, values in vec.episode_info.items():
                     row = values[0]
                     episode[field] = float(row[i] if np.ndim(row) else row)
-                infos[agent]["episode"] = episode
+                infos[agent][EPISODE_KEY] = episode
         return infos
 
     def __repr__(self) -> str:
