@@ -1,0 +1,121 @@
+"""The face MAPPO-style runners expect (the ``on-policy`` code's ``ShareVecEnv``, SMAC form): obs [E, N, O],
+share_obs [E, N, S], rewards [E, N, 1], dones [E, N], per-agent infos and available_actions [E, N, A], over one
+native batch with same-step autoreset."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from hmasd.envs.agent_rows import EPISODE_KEY, AgentRows
+from hmasd.envs.registry import make
+from hmasd.envs.vec_env import VecEnv
+
+Step = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Any], np.ndarray]
+
+
+class MappoVecEnv:
+    """E copies of one env for a MAPPO runner: ``reset() -> (obs, share_obs, available_actions)`` and
+    ``step(actions) -> (obs, share_obs, rewards, dones, infos, available_actions)``.
+
+    Every array returned is a fresh copy. ``share_obs`` is the global state, the same row for every agent of a copy.
+    ``available_actions`` is float32 1/0 (continuous envs: ones of width 1, as runners expect an array). An ended
+    episode is restarted inside the step (its last observation is in ``infos[e][i]["terminal_obs"]``).
+    ``infos[e]`` is a list of N mappings: ``bad_transition`` (True when the episode was cut by its time limit, the
+    flag MAPPO runners read to bootstrap) on every step, and on an ending step also ``episode_metrics`` (the agent's
+    return, the length and the env's episode fields). The copies without news share one read-only mapping per agent
+    (no Python loop over envs per step): copy one before writing to it.
+
+    Args:
+        env: a registered env name, or an existing native :class:`~hmasd.envs.VecEnv` made with
+            ``autoreset="same_step"``.
+        num_envs: env copies E (with a name). seed: the batch seed (None: fresh entropy). num_threads: native
+        threads. **options: env options (docs/envs.md).
+    """
+
+    def __init__(self, env: str | VecEnv = "stag_hunt", num_envs: int = 1, seed: int | None = None,
+                 num_threads: int = 1, **options: Any) -> None:
+        if isinstance(env, VecEnv):
+            if env.autoreset != "same_step":
+                raise ValueError(f"MappoVecEnv needs an env made with autoreset='same_step', got {env.autoreset!r}")
+            self.vec = env
+        else:
+            self.vec = make(env, num_envs=num_envs, seed=seed, num_threads=num_threads, **options)
+        vec = self.vec
+        self.num_envs, self.num_agents = vec.num_envs, vec.num_agents
+        self.observation_space = [vec.observation_space for _ in range(self.num_agents)]
+        self.share_observation_space = [vec.state_space for _ in range(self.num_agents)]
+        self.action_space = [vec.action_space for _ in range(self.num_agents)]
+        self._rows = AgentRows(vec)
+        self._quiet = [MappingProxyType({"bad_transition": False})] * self.num_agents
+        self._pending: Any = None
+        self._seed: int | None = None
+
+    def seed(self, seed: int) -> None:
+        """The batch seed of the next ``reset()`` (the on-policy runners call this before the first reset)."""
+        self._seed = int(seed)
+
+    def reset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Resets every copy (reseeded by an earlier :meth:`seed`) and returns obs, share_obs, available_actions."""
+        seed, self._seed = self._seed, None
+        self.vec.reset(seed)
+        return self.vec.obs.copy(), self._share_obs(), self._available_actions()
+
+    def step_async(self, actions: Any) -> None:
+        self._pending = actions
+
+    def step_wait(self) -> Step:
+        actions, self._pending = self._pending, None
+        return self.step(actions)
+
+    def step(self, actions: Any) -> Step:
+        """Steps every copy with actions [E, N] or [E, N, 1] (discrete; one-hot [E, N, A] is accepted too) or
+        [E, N, action_dim] (continuous)."""
+        vec = self.vec
+        vec.step(self._native_actions(actions))
+        ended = vec.terminated | vec.truncated
+        infos: list[Any] = [self._quiet] * self.num_envs
+        for e in np.flatnonzero(ended):  # the copies whose episode ended: fresh dicts for them only
+            infos[e] = self._ended_infos(int(e))
+        dones = np.repeat(ended[:, None], self.num_agents, axis=1)
+        rewards = vec.rewards[:, :, None].copy()
+        return vec.obs.copy(), self._share_obs(), rewards, dones, infos, self._available_actions()
+
+    def render(self, mode: str = "rgb_array", env_index: int = 0) -> np.ndarray:
+        if mode != "rgb_array":
+            raise ValueError(f"mode must be 'rgb_array', got {mode!r}")
+        return self.vec.render(env_index)
+
+    def close(self) -> None:
+        """Nothing to release: the native env is freed with this object."""
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def _native_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions)
+        e, n, vec = self.num_envs, self.num_agents, self.vec
+        if vec.continuous:
+            return array
+        if array.shape == (e, n, 1):
+            return array[:, :, 0]
+        if array.shape == (e, n, vec.num_actions) and vec.num_actions > 1:  # one-hot, as some runners send
+            if not np.isin(array, (0, 1)).all() or not (array.sum(axis=2) == 1).all():
+                raise ValueError(f"actions of shape {array.shape} must be one-hot over the {vec.num_actions} actions")
+            return array.argmax(axis=2)
+        return array
+
+    def _share_obs(self) -> np.ndarray:
+        return np.repeat(self.vec.state[:, None, :], self.num_agents, axis=1)
+
+    def _available_actions(self) -> np.ndarray:
+        if self.vec.continuous:
+            return np.ones((self.num_envs, self.num_agents, 1), dtype=np.float32)
+        return self.vec.action_mask.astype(np.float32)
+
+    def _ended_infos(self, e: int) -> list[dict[str, Any]]:
+        vec = self.vec
+        cut = bool(vec.truncated[e] and not vec.terminated[e])
+        records = self._rows.episode_records(np.array([e]))
+        return [{"bad_transition": cut, "terminal_obs": vec.final_obs[e, i].copy(), EPISODE_KEY: record}
+                for i, record in enumerate(records)]
