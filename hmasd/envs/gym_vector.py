@@ -83,6 +83,8 @@ class HmasdVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._masked = not self.vec.continuous
+        self._every_row = np.ones(self.num_envs, dtype=bool)
+        self._every_row.flags.writeable = False
         self._has_reset = False
 
     # ---- protocol ------------------------------------------------------------------------------------
@@ -154,8 +156,8 @@ class HmasdVectorEnv(VectorEnv):
     def _step_info(self) -> dict[str, Any]:
         if not self._masked:
             return {}
-        return {"action_mask": self.rows.action_masks().astype(np.int8),
-                "_action_mask": np.ones(self.num_envs, dtype=bool)}
+        return {"action_mask": self.vec.action_mask.reshape(self.num_envs, -1).astype(np.int8),
+                "_action_mask": self._every_row}
 
     def _add_episode_info(self, info: dict[str, Any], ended: np.ndarray) -> None:
         rows = self.rows.per_row(ended)

@@ -20,7 +20,8 @@ class MappoVecEnv:
     """E copies of one env for a MAPPO runner: ``reset() -> (obs, share_obs, available_actions)`` and
     ``step(actions) -> (obs, share_obs, rewards, dones, infos, available_actions)``.
 
-    Every array returned is a fresh copy. ``share_obs`` is the global state, the same row for every agent of a copy.
+    Every array returned is a fresh copy (never a view of native memory). ``share_obs`` is the global state, the
+    same row for every agent of a copy: a read-only broadcast view of one copy (assign or ``.copy()`` it).
     ``available_actions`` is float32 1/0 (continuous envs: ones of width 1, as runners expect an array). An ended
     episode is restarted inside the step (its last observation is in ``infos[e][i]["terminal_obs"]``).
     ``infos[e]`` is a list of N mappings: ``bad_transition`` (True when the episode was cut by its time limit, the
@@ -77,8 +78,8 @@ class MappoVecEnv:
         vec.step(self._native_actions(actions))
         ended = vec.terminated | vec.truncated
         infos: list[Any] = [self._quiet] * self.num_envs
-        for e in np.flatnonzero(ended):  # the copies whose episode ended: fresh dicts for them only
-            infos[e] = self._ended_infos(int(e))
+        if ended.any():
+            self._add_ended_infos(infos, np.flatnonzero(ended))
         dones = np.repeat(ended[:, None], self.num_agents, axis=1)
         rewards = vec.rewards[:, :, None].copy()
         return vec.obs.copy(), self._share_obs(), rewards, dones, infos, self._available_actions()
@@ -106,16 +107,21 @@ class MappoVecEnv:
         return array
 
     def _share_obs(self) -> np.ndarray:
-        return np.repeat(self.vec.state[:, None, :], self.num_agents, axis=1)
+        # a read-only broadcast of one copy of the state: [E, N, S] without writing the state N times
+        state = self.vec.state.copy()
+        return np.broadcast_to(state[:, None, :], (self.num_envs, self.num_agents, state.shape[1]))
 
     def _available_actions(self) -> np.ndarray:
         if self.vec.continuous:
             return np.ones((self.num_envs, self.num_agents, 1), dtype=np.float32)
         return self.vec.action_mask.astype(np.float32)
 
-    def _ended_infos(self, e: int) -> list[dict[str, Any]]:
-        vec = self.vec
-        cut = bool(vec.truncated[e] and not vec.terminated[e])
-        records = self._rows.episode_records(np.array([e]))
-        return [{"bad_transition": cut, "terminal_obs": vec.final_obs[e, i].copy(), EPISODE_KEY: record}
-                for i, record in enumerate(records)]
+    def _add_ended_infos(self, infos: list[Any], env_ids: np.ndarray) -> None:
+        """Fresh per-agent dicts for the copies whose episode ended (the only Python loop, over those copies)."""
+        vec, n = self.vec, self.num_agents
+        records = self._rows.episode_records(env_ids)
+        final_obs = vec.final_obs[env_ids]  # one copy for all of them
+        cut = (vec.truncated & ~vec.terminated)[env_ids].tolist()
+        for j, e in enumerate(env_ids.tolist()):
+            infos[e] = [{"bad_transition": cut[j], "terminal_obs": final_obs[j, i], EPISODE_KEY: records[j * n + i]}
+                        for i in range(n)]
