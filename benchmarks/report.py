@@ -24,7 +24,8 @@ README = BENCH_DIR / "README.md"
 DEFAULT_JSON = REPO_ROOT / ".benchmarks" / "env_throughput.json"
 # README block name -> the benchmark kinds it reports.
 BLOCKS = {"results": ("throughput", "round_trip", "engine_overhead", "engine_store_floor"),
-          "uav-results": ("uav_throughput",)}
+          "uav-results": ("uav_throughput",),
+          "adapter-results": ("adapter_overhead", "adapter_speedup")}
 
 # The issue's targets.
 TARGET_RATE = 5e6  # agent-steps/s at E = 4096 on one thread, each env
@@ -37,6 +38,10 @@ UAV_TARGET_NUM_ENVS = 1024
 UAV_TARGET_RATE = 100_000.0
 UAV_TARGET_SPEEDUP = 20.0
 UAV_OLD_SYSTEM_RATE = 23.0  # env steps/s of the old system, the issue's baseline
+# Adapters for other trainers: overhead over the bare native step at E = 1024 (no policy), and speedups over the
+# paths users had before (SuperSuit for SB3, PettingZooWrapper + SerialEnv for TorchRL).
+ADAPTER_TARGET_OVERHEAD = 0.25
+ADAPTER_TARGET_SPEEDUP = {"sb3_collect_rollouts": 5.0, "torchrl_rollout": 50.0}
 
 
 @dataclass(frozen=True)
@@ -321,8 +326,49 @@ def render_uav(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"results": render, "uav-results": render_uav}
-HEADINGS = {"results": "Results", "uav-results": "uav_coverage results"}
+def render_adapters(data: dict[str, Any]) -> str:
+    """The markdown of the ``adapter-results`` block: each adapter's overhead over the bare step, and speedups."""
+    benches = [(b["extra_info"], b["stats"]) for b in data["benchmarks"]
+               if b["extra_info"].get("kind") in ("adapter_overhead", "adapter_speedup")]
+    lines = [*run_header(data), ""]
+    overhead = [(i, st) for i, st in benches if i["kind"] == "adapter_overhead"]
+    bare = {(i["env"], i["num_envs"]): st for i, st in overhead if i["backend"] == "bare"}
+    if overhead:
+        lines += ["### Adapter overhead over the bare native step (no policy; median calls, same run)", "",
+                  "| adapter | env | E | agent-steps/s | bare agent-steps/s | overhead | target |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        for info, stats in sorted(overhead, key=lambda x: (x[0]["backend"], x[0]["env"])):
+            base = bare.get((info["env"], info["num_envs"]))
+            if info["backend"] == "bare" or base is None:
+                continue
+            extra = stats["median"] / base["median"] - 1
+            lines.append(f"| {info['backend']} | {info['env']} | {info['num_envs']} | "
+                         f"{fmt_rate(info['agent_steps'] / stats['median'])} | "
+                         f"{fmt_rate(info['agent_steps'] / base['median'])} | {fmt_pct(extra)} | "
+                         f"<= {fmt_pct(ADAPTER_TARGET_OVERHEAD)}: {verdict(extra <= ADAPTER_TARGET_OVERHEAD)} |")
+    speedup = [(i, st) for i, st in benches if i["kind"] == "adapter_speedup"]
+    if speedup:
+        lines += ["", "### Through hmasd's adapter vs the path users had before (same envs, same run)", "",
+                  "| comparison | env | E | hmasd (env-steps/s) | before (env-steps/s) | speedup | target |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        pairs: dict[tuple[str, str, int], dict[str, float]] = {}
+        for info, stats in speedup:
+            pairs.setdefault((info["comparison"], info["env"], info["num_envs"]), {})[info["role"]] = (
+                info["env_steps"] / stats["median"])
+        for (comparison, env, num_envs), rates in sorted(pairs.items()):
+            if not {"hmasd", "before"} <= rates.keys():
+                continue
+            ratio = rates["hmasd"] / rates["before"]
+            target = ADAPTER_TARGET_SPEEDUP.get(comparison)
+            goal = f">= {target:.0f}x: {verdict(ratio >= target)}" if target else ""
+            lines.append(f"| {comparison} | {env} | {num_envs} | {fmt_rate(rates['hmasd'])} | "
+                         f"{fmt_rate(rates['before'])} | {ratio:,.1f}x | {goal} |")
+    return "\n".join(lines)
+
+
+RENDERERS = {"results": render, "uav-results": render_uav, "adapter-results": render_adapters}
+HEADINGS = {"results": "Results", "uav-results": "uav_coverage results",
+            "adapter-results": "Adapters for other trainers"}
 
 
 def render_blocks(data: dict[str, Any]) -> dict[str, str]:

@@ -120,8 +120,9 @@ class MappoVecEnv:
         """Fresh per-agent dicts for the copies whose episode ended (the only Python loop, over those copies)."""
         vec, n = self.vec, self.num_agents
         records = self._rows.episode_records(env_ids)
-        final_obs = vec.final_obs[env_ids]  # one copy for all of them
-        cut = (vec.truncated & ~vec.terminated)[env_ids].tolist()
+        final_obs = list(vec.final_obs[env_ids].reshape(len(env_ids) * n, -1))  # rows of one copy
+        cut = np.repeat((vec.truncated & ~vec.terminated)[env_ids], n).tolist()
+        per_agent = [{"bad_transition": c, "terminal_obs": o, EPISODE_KEY: r}
+                     for c, o, r in zip(cut, final_obs, records)]
         for j, e in enumerate(env_ids.tolist()):
-            infos[e] = [{"bad_transition": cut[j], "terminal_obs": final_obs[j, i], EPISODE_KEY: records[j * n + i]}
-                        for i in range(n)]
+            infos[e] = per_agent[j * n:(j + 1) * n]
