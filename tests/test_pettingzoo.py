@@ -526,6 +526,9 @@ def test_unseeded_copies_differ_and_seeded_ones_repeat(module: ModuleType) -> No
 
     first, second = (trajectory(module.parallel_env(), None) for _ in range(2))
     assert any(not np.array_equal(a, b) for a, b in zip(first, second))
+    original = module.parallel_env()
+    copies = [trajectory(copy.deepcopy(original), None) for _ in range(2)]  # copied before the first reset
+    assert any(not np.array_equal(a, b) for a, b in zip(*copies))
     replay = [trajectory(module.parallel_env(), 17) for _ in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(*replay))
     fixed = [trajectory(module.parallel_env(seed=5), None) for _ in range(2)]  # a constructor seed fixes unseeded use

@@ -85,12 +85,14 @@ class AgentRows:
         env = self.env
         ids = np.asarray(env_ids)
         n = self.num_agents
-        columns: dict[str, list[Any]] = {
-            "return": env.episode_return[ids].reshape(-1).tolist(),
-            "length": np.repeat(env.episode_length[ids], n).tolist(),
-        }
+        returns = env.episode_return[ids].reshape(-1).tolist()
+        lengths = np.repeat(env.episode_length[ids], n).tolist()
+        records = [{"return": r, "length": length} for r, length in zip(returns, lengths)]
+        # Filled a field at a time: a dict display plus one store per value is ~2x cheaper than dict(zip(...)) per
+        # row, and every env copy of a batch can end in the same step (E * N records at once).
         for field, values in env.episode_info.items():
             chosen = values[ids]
-            columns[field] = (chosen.reshape(-1) if chosen.ndim == 2 else np.repeat(chosen, n)).tolist()
-        keys = list(columns)
-        return [dict(zip(keys, row)) for row in zip(*columns.values())]
+            per_row = chosen.reshape(-1) if chosen.ndim == 2 else np.repeat(chosen, n)
+            for record, value in zip(records, per_row.tolist()):
+                record[field] = value
+        return records

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
+from hmasd.envs._args import fresh_seed
 from hmasd.envs.agent_rows import EPISODE_KEY
 from hmasd.envs.registry import make, option_names
 from hmasd.envs.render import RENDER_FPS, HumanWindow, display_available
@@ -82,8 +83,11 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
             options["max_steps"] = max_cycles
         self.env_name = env_name
         self.render_mode = render_mode
-        self._vec = make(env_name, num_envs=1, seed=None if seed is None else _as_seed(seed), autoreset="disabled",
+        # Without a seed the stream is drawn at the first reset, not here: SuperSuit and TorchRL copy an env
+        # before resetting it, and copies made now must not share one stream.
+        self._vec = make(env_name, num_envs=1, seed=0 if seed is None else _as_seed(seed), autoreset="disabled",
                          **options)
+        self._draw_seed = seed is None
         num_agents = self._vec.num_agents
         self.possible_agents: list[str] = [f"agent_{i}" for i in range(num_agents)]
         self.agents: list[str] = []
@@ -121,6 +125,9 @@ class HmasdParallelEnv(ParallelEnv[str, np.ndarray, Action]):
     def reset(self, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Starts an episode: reseeded with ``seed``, else the next one of the stream; ``options`` is ignored."""
+        if seed is None and self._draw_seed:
+            seed = fresh_seed()
+        self._draw_seed = False
         self._vec.reset(None if seed is None else _as_seed(seed))
         self.agents = self.possible_agents[:]
         return self._observations(), self._infos(ended=False)
