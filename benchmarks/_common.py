@@ -32,3 +32,20 @@ def stepper(step: Callable[[np.ndarray], Any], actions: list[np.ndarray]) -> Cal
             step(a)
 
     return run
+
+
+def record(benchmark: Any, *, kind: str, backend: str, env: str, num_envs: int, num_threads: int | None,
+           num_agents: int, steps: int) -> None:
+    """A benchmark's group and the labels report.py reads (steps per call: env steps and agent-steps)."""
+    benchmark.group = f"{kind} {env} E={num_envs}"
+    benchmark.extra_info.update({
+        "kind": kind,
+        "backend": backend,
+        "env": env,
+        "num_envs": num_envs,
+        "num_threads": num_threads,
+        "num_agents": num_agents,
+        "steps_per_call": steps,
+        "env_steps": steps * num_envs,
+        "agent_steps": steps * num_envs * num_agents,
+    })

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import os
 from typing import Any
 
@@ -55,3 +57,15 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["numpy_version"] = np.__version__
     machine_info["hmasd_build"] = {key: (list(v) if isinstance(v, tuple) else v)
                                    for key, v in _native.build_info().items()}
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for the test: deterministic runs, and on this 2-core machine a core busy with the
+    native env (or another process) would stall every parallel torch op."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import hmasd.envs
-from benchmarks._common import make_actions, stepper
+from benchmarks._common import record, make_actions, stepper
 from hmasd.envs.reference.vec import ReferenceVecEnv
 
 ENVS = ("alice_and_bob", "stag_hunt")
@@ -21,20 +21,6 @@ NATIVE_ROUNDS = {1: 60, 64: 60, 4096: 25}
 # The reference steps its envs one by one in Python (seconds per step at E = 4096): few steps, few rounds.
 REFERENCE_STEPS = {1: 20, 64: 3, 4096: 1}
 REFERENCE_ROUNDS = {1: 5, 64: 3, 4096: 3}
-
-def record(benchmark: Any, *, kind: str, backend: str, env: str, num_envs: int, num_threads: int | None,
-           num_agents: int, steps: int) -> None:
-    benchmark.group = f"{kind} {env} E={num_envs}"
-    benchmark.extra_info.update({
-        "kind": kind,
-        "backend": backend,
-        "env": env,
-        "num_envs": num_envs,
-        "num_threads": num_threads,
-        "num_agents": num_agents,
-        "steps_per_call": steps,
-        "agent_steps": steps * num_envs * num_agents,
-    })
 
 
 @pytest.mark.parametrize("num_threads", THREADS)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -86,17 +86,6 @@ def compare(benchmark: Any, baseline: BaselineRounds) -> tuple[float, float] | N
         return None
     stats = benchmark.stats.stats
     return float(stats.median), float(stats.min)
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """The policy on one torch thread on both sides (the 2-core machine's other core stays for the rest)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rollout_collector(env: Any, weights: dict[str, Any] | None) -> tuple[Callable[[], None], Any]:

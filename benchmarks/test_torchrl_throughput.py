@@ -23,14 +23,14 @@ benchmark's partner runs right after it (the backend is the innermost parameter)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 import hmasd.envs
-from benchmarks._common import make_actions, make_continuous_actions
+from benchmarks._common import record, make_actions, make_continuous_actions
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchrl")
@@ -53,33 +53,11 @@ OVERHEAD_NUM_ENVS = 1024
 OVERHEAD_ROUNDS = {"stag_hunt": 15, "uav_coverage": 6}  # uav_coverage: ~6 ms per step at E = 1024
 
 # Median call time of each benchmark of a comparison, by group and backend, to divide within this run.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # benchmarks/conftest.py
+
 _MEDIANS: dict[str, dict[str, float]] = {}
 _RECORDS: dict[str, dict[str, Any]] = {}
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: the native side runs on one, and on a shared 2-core machine a busy core stalls every
-    parallel torch op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def record(benchmark: Any, *, kind: str, backend: str, env: str, num_envs: int, num_agents: int, steps: int) -> None:
-    benchmark.group = f"{kind} {env} E={num_envs}"
-    benchmark.extra_info.update({
-        "kind": kind,
-        "backend": backend,
-        "env": env,
-        "num_envs": num_envs,
-        "num_threads": 1,
-        "num_agents": num_agents,
-        "steps_per_call": steps,
-        "env_steps": steps * num_envs,
-        "agent_steps": steps * num_envs * num_agents,
-    })
 
 
 def remember(benchmark: Any, backend: str) -> dict[str, float]:
@@ -129,8 +107,8 @@ def test_torchrl_rollout_throughput(benchmark: Any, num_envs: int, backend: str)
     n = spec.shape[-1]
     actions = [torch.from_numpy(a).long() for a in make_actions(EPISODE_STEPS, e, n, spec.space.n)]
     policy = replay(actions, action_key)
-    record(benchmark, kind="torchrl_rollout", backend=backend, env=ROLLOUT_ENV, num_envs=e, num_agents=n,
-           steps=EPISODE_STEPS)
+    record(benchmark, kind="torchrl_rollout", backend=backend, env=ROLLOUT_ENV, num_envs=e, num_threads=1,
+           num_agents=n, steps=EPISODE_STEPS)
     data = benchmark.pedantic(lambda: env.rollout(EPISODE_STEPS, policy=policy, break_when_any_done=False),
                               rounds=ROLLOUT_ROUNDS[backend, e], iterations=1, warmup_rounds=1)
     assert data.batch_size == (e, EPISODE_STEPS) and data["next", "done"][:, -1].all()
@@ -204,7 +182,7 @@ LOOPS = {"bare": bare_loop, "adapter": adapter_loop, "torchrl": torchrl_loop}
 def test_torchrl_overhead(benchmark: Any, env_name: str, backend: str) -> None:
     run, vec = LOOPS[backend](env_name)
     record(benchmark, kind="torchrl_overhead", backend=backend, env=env_name, num_envs=OVERHEAD_NUM_ENVS,
-           num_agents=vec.num_agents, steps=EPISODE_STEPS)
+           num_threads=1, num_agents=vec.num_agents, steps=EPISODE_STEPS)
     benchmark.pedantic(run, rounds=OVERHEAD_ROUNDS[env_name], iterations=1, warmup_rounds=1)
     assert np.isfinite(vec.rewards).all()
     medians = remember(benchmark, backend)

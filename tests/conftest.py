@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import json
 import os
 import sys
@@ -80,3 +82,15 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     log = _fuzz_log()
     if log is not None and log.violations and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for the test: deterministic runs, and on this 2-core machine a core busy with the
+    native env (or another process) would stall every parallel torch op."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,7 +7,7 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+
 from typing import Any
 
 import gymnasium
@@ -355,17 +355,6 @@ EVAL_EPISODES = 2 * EVAL_ENVS * 4  # two episodes per row
 PPO_KWARGS = {"n_steps": 64, "batch_size": 512, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.95, "seed": 0,
               "device": "cpu", "verbose": 0}
 MARGIN = 1.75  # the trained policy's mean return must be at least this many times random play's
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread: deterministic runs, and the 2-core machine's other core for the env and other tests."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def random_play_return(seed: int) -> float:

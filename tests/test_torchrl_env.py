@@ -5,7 +5,7 @@ and a PPO loop that learns stag_hunt."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -36,15 +36,6 @@ TWIN_CASES = {
     "uav_coverage": {"max_steps": 9, "num_users": 12},
     "uav_coverage_discrete": {"max_steps": 9, "num_users": 12, "action_type": "discrete"},
 }
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine a busy core stalls every parallel torch op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def replay(actions: list[torch.Tensor]) -> Callable[[TensorDict], TensorDict]:
