@@ -197,3 +197,27 @@ def test_bad_decisions_on_device_tensors_raise():
 def test_a_bad_device_index_is_refused():
     with pytest.raises(ValueError, match="CUDA device"):
         hmasd.envs.make("stag_hunt", device=f"cuda:{_INFO['cuda_devices']}")
+
+
+@pytest.mark.parametrize("name", ["stag_hunt", "alice_and_bob"])
+def test_next_step_autoreset_and_chosen_resets_match_the_cpu_backend(name):
+    """The rules the adapters for other trainers use: next-step autoreset (Gymnasium) and reset_envs (TorchRL,
+    Gymnasium's reset_mask), given a device bool tensor or host indices."""
+    options = {"max_steps": 9}
+    for mode in ("next_step", "disabled"):
+        cpu = hmasd.envs.make(name, num_envs=65, seed=3, autoreset=mode, **options)
+        gpu = hmasd.envs.make(name, num_envs=65, seed=3, autoreset=mode, device="cuda", **options)
+        cpu.reset(), gpu.reset()
+        rng = np.random.default_rng(1)
+        for t in range(60):
+            ended = cpu.terminated | cpu.truncated
+            if mode == "disabled" and (ended.any() or t % 7 == 6):
+                chosen = ended | (rng.random(65) < 0.2)
+                cpu.reset_envs(chosen)
+                gpu.reset_envs(torch.from_numpy(chosen).cuda() if t % 2 else np.flatnonzero(chosen))
+            else:
+                actions = actions_for(cpu, rng, cpu.action_mask)
+                cpu.step(actions)
+                gpu.step(torch.from_numpy(actions).cuda())
+            for key in ("obs", "state", "rewards", "terminated", "truncated", "action_mask"):
+                assert_same(getattr(cpu, key), getattr(gpu, key), f"{mode}: {key} at step {t}", name)
