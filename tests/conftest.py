@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest

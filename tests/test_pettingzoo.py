@@ -488,7 +488,7 @@ def test_human_render_shows_the_frames_in_a_window(module: ModuleType, monkeypat
 
     matplotlib.use("agg")
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(render, "_interactive_backend", lambda _: True)
+    monkeypatch.setattr(render, "_interactive_backend", lambda: True)
     opened: list[object] = []
     monkeypatch.setattr(matplotlib.figure.Figure, "show", lambda figure, *args, **kwargs: opened.append(figure))
     with no_warnings():

@@ -53,6 +53,15 @@ class AgentRows:
         """The rows of the envs ``env_ids`` (each env's N agents in order)."""
         return (np.asarray(env_ids)[:, None] * self.num_agents + self._agent_offsets).reshape(-1)
 
+    def ended_rows(self, env_ids: np.ndarray) -> tuple[list[np.ndarray], list[bool]]:
+        """For the envs ``env_ids`` whose episode ended in the last step, per row (in row order): its last
+        observation (row views of one fresh copy of ``final_obs``) and whether the episode was cut by its time
+        limit (truncated and not terminated: the rows a learner bootstraps)."""
+        env = self.env
+        final_obs = env.final_obs[env_ids].reshape(len(env_ids) * self.num_agents, -1)
+        cut = np.repeat(env.truncated[env_ids] & ~env.terminated[env_ids], self.num_agents)
+        return list(final_obs), cut.tolist()
+
     # ---- rows -> native buffers ----------------------------------------------------------------------------
     def env_actions(self, row_actions: Any) -> np.ndarray:
         """Row actions ([E * N] ints, or [E * N, action_dim] floats) as the native [E, N(, action_dim)] array. The

@@ -173,10 +173,10 @@ class HmasdVectorEnv(VectorEnv):
         if self.metadata["autoreset_mode"] is not AutoresetMode.SAME_STEP:
             info[EPISODE_KEY], info["_" + EPISODE_KEY] = record, rows
             return
+        env_ids = np.flatnonzero(ended)
         final_obs = np.full(self.num_envs, None, dtype=object)
-        final_rows = self.rows.obs(vec.final_obs)
-        for row in np.flatnonzero(rows):  # rows of ended episodes only
-            final_obs[row] = final_rows[row]
+        for row, last in zip(self.rows.rows_of(env_ids).tolist(), self.rows.ended_rows(env_ids)[0]):
+            final_obs[row] = last  # Gymnasium's format: an object array, one observation per ended row
         info["final_obs"], info["_final_obs"] = final_obs, rows
         info["final_info"] = {EPISODE_KEY: record, "_" + EPISODE_KEY: rows}
         info["_final_info"] = rows

@@ -118,10 +118,9 @@ class MappoVecEnv:
 
     def _add_ended_infos(self, infos: list[Any], env_ids: np.ndarray) -> None:
         """Fresh per-agent dicts for the copies whose episode ended (the only Python loop, over those copies)."""
-        vec, n = self.vec, self.num_agents
+        n = self.num_agents
         records = self._rows.episode_records(env_ids)
-        final_obs = list(vec.final_obs[env_ids].reshape(len(env_ids) * n, -1))  # rows of one copy
-        cut = np.repeat((vec.truncated & ~vec.terminated)[env_ids], n).tolist()
+        final_obs, cut = self._rows.ended_rows(env_ids)
         per_agent = [{"bad_transition": c, "terminal_obs": o, EPISODE_KEY: r}
                      for c, o, r in zip(cut, final_obs, records)]
         for j, e in enumerate(env_ids.tolist()):

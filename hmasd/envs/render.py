@@ -1,7 +1,9 @@
-"""RGB rendering of one env copy from its global state (pure NumPy; no graphics library needed)."""
+"""RGB rendering of one env copy from its global state (pure NumPy), and the window of render_mode="human"."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -84,15 +86,13 @@ RENDER_FPS = 10
 def display_available() -> bool:
     """Whether this process can open a window: always on macOS and Windows, with an X11 or Wayland display on other
     systems (a headless server, a container or CI has none)."""
-    import os
-    import sys
-
     if sys.platform in ("darwin", "win32"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _interactive_backend(pyplot: Any) -> bool:
+def _interactive_backend() -> bool:
+    """Whether matplotlib's backend (after pyplot chose one) can open windows."""
     import matplotlib
 
     return matplotlib.get_backend().lower() in {name.lower() for name in
@@ -131,7 +131,7 @@ class HumanWindow:
         except ImportError:
             raise RuntimeError("render_mode='human' draws its window with matplotlib, which is not installed "
                                "(pip install matplotlib)" + fallback) from None
-        if not _interactive_backend(pyplot):
+        if not _interactive_backend():
             import matplotlib
 
             raise RuntimeError(f"render_mode='human': matplotlib's backend {matplotlib.get_backend()!r} cannot open "

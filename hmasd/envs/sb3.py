@@ -147,8 +147,7 @@ class HmasdSB3VecEnv(SB3VecEnv):
         """``infos`` with fresh dicts at the rows of the copies ``env_ids`` that ended in the last step (one pass over
         those rows; when every copy ended, the fresh list replaces ``infos``)."""
         vec, n = self.vec, self.num_agents
-        final_rows = list(vec.final_obs[env_ids].reshape(env_ids.size * n, -1))  # row views of one fresh copy
-        truncated = np.repeat(vec.truncated[env_ids] & ~vec.terminated[env_ids], n).tolist()
+        final_rows, truncated = self.rows.ended_rows(env_ids)
         # Monitor's round(r, 6) on a float64 sum; for a float32 return, x * 1e6 is exact in float64, so NumPy's
         # multiply-rint-divide gives the same number as Python's round, without a call per row.
         returns = np.round(vec.episode_return[env_ids].reshape(-1).astype(np.float64), MONITOR_DIGITS).tolist()
