@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the learner needs the train extra (torch); CI installs it")
 
 from hmasd.algo.coordinator import SkillCoordinator  # noqa: E402
-from hmasd.algo.ppo import compute_gae  # noqa: E402
+from hmasd.algo.targets import gae  # noqa: E402
 from hmasd.train import preset  # noqa: E402
 from hmasd.train.loop import build, collect, evaluate, high_level_batch, iterate, low_level_batch  # noqa: E402
 
@@ -55,7 +57,7 @@ def test_gae_matches_a_hand_computed_example():
     next_values = torch.tensor([1.0, 3.0, 2.0, 7.0])
     terminated = torch.tensor([False, False, False, True])
     breaks = torch.tensor([False, True, False, True])
-    adv, ret = compute_gae(rewards, values, next_values, terminated, breaks, gamma, lam)
+    adv, ret = gae(rewards, values, next_values, terminated, breaks, gamma, lam)
     d3 = 1.0 - 2.0
     d2 = 2.0 + 0.9 * 2.0 - 1.5
     d1 = 0.0 + 0.9 * 3.0 - 1.0
@@ -188,13 +190,17 @@ def test_recurrent_chunks_replay_the_rollout_exactly():
     iterate(trainer)  # a second batch starts from carried-over hidden states
     collect(trainer)
     batch, _, _ = low_level_batch(trainer)
-    logp, _ = trainer.agent._actor_eval(batch)
+    def replay(batch):  # what the PPO update re-scores: log-probs and values of the stored steps
+        learner = trainer.agent.low_learner(trainer.agent.learners[0], batch, batch.returns)
+        logp, _, values = learner.evaluate()
+        return logp, values
+
+    logp, values = replay(batch)
     torch.testing.assert_close(logp, to_chunks(batch.old_logp, 6), atol=1e-5, rtol=0)
-    values = trainer.agent._critic_eval(batch)
     torch.testing.assert_close(values, to_chunks(batch.old_values, 6), atol=1e-5, rtol=0)
     # the replay depends on the stored chunk-start states: zeroing them changes the result
     batch.actor_hidden = torch.zeros_like(batch.actor_hidden)
-    assert not torch.allclose(trainer.agent._actor_eval(batch)[0], logp, atol=1e-4)
+    assert not torch.allclose(replay(batch)[0], logp, atol=1e-4)
 
 
 def test_recurrent_state_resets_at_episode_starts_and_not_at_skill_switches():
@@ -244,7 +250,7 @@ def test_independent_learners_update_each_agent_from_its_own_samples(algo):
     batch.advantages = batch.advantages.reshape(batch.advantages.shape[0], -1, 4)
     batch.advantages[..., 1:] = 0.0  # only agent 0 has a learning signal ...
     batch.advantages = batch.advantages.reshape(batch.advantages.shape[0], -1)
-    trainer.config.low_entropy_coef = 0.0
+    agent.config = dataclasses.replace(agent.config, low_entropy_coef=0.0)
     agent.update_discoverer(batch)
     after = [list(actor.parameters()) for actor in agent.actors]
     changed = [not all(torch.equal(a, b) for a, b in zip(before[i], after[i])) for i in range(4)]

@@ -1,4 +1,5 @@
-"""The HMASD agent: networks, optimisers, and the updates of coordinator, discoverer and discriminators."""
+"""The HMASD agent: its networks and optimisers, how it acts, and its three updates (coordinator, skill discoverer,
+discriminators), each a call of the shared PPO or cross-entropy update."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hmasd.algo.config import AlgoConfig
 from hmasd.algo.coordinator import SkillCoordinator
 from hmasd.algo.networks import Discriminator, LowActor, LowCritic
-from hmasd.algo.ppo import ValueNorm, explained_variance, normalize_advantages, policy_loss, value_loss
+from hmasd.algo.ppo import (Networks, PPOLearner, PPOSettings, ValueNorm, normalize_advantages, ppo_update,
+                            supervised_update)
+from hmasd.algo.targets import expected_barrier_value
 
 
 @dataclass
@@ -81,40 +85,66 @@ class DiscBatch:
     indiv_skill: torch.Tensor  # [B*N]
 
 
-def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(module.parameters(), lr=lr, eps=1e-5)
+def agent_rows(x: torch.Tensor, num_agents: int, agents: slice) -> torch.Tensor:
+    """[T, E*N, ...] agent rows -> [T, E*n, ...], the rows of the agents in ``agents`` (all of them: a view)."""
+    if agents == slice(None):
+        return x
+    t, rows = x.shape[:2]
+    picked = x.reshape(t, rows // num_agents, num_agents, *x.shape[2:])[:, :, agents]
+    return picked.reshape(t, picked.shape[1] * picked.shape[2], *x.shape[2:])
+
+
+def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam as the official code sets it (eps 1e-5), with the multi-tensor kernels: a network's parameters are
+    updated in a few large ops instead of a dozen small ones each."""
+    return torch.optim.Adam(module.parameters(), lr=lr, eps=1e-5, foreach=True)
+
+
+@dataclass
+class LowLearner:
+    """One low-level actor/critic pair and the agents it acts for: every agent (shared) or one (independent)."""
+
+    actor: LowActor
+    critic: LowCritic
+    agents: slice
+    actor_key: str   # its optimisers' names
+    critic_key: str
 
 
 class HMASDAgent(nn.Module):
-    """Coordinator pi_h, discoverer (actor pi_l, critic V_l), discriminators q_D and q_d, each with its optimiser."""
+    """Coordinator pi_h, discoverer (actor pi_l, critic V_l), discriminators q_D and q_d, each with its optimiser.
 
-    def __init__(self, dims: EnvDims, config) -> None:
+    With ``policy_sharing="shared"`` one actor/critic pair serves every agent; with ``"independent"`` each agent
+    has its own (IPPO with mappo). Both are lists of :class:`LowLearner`, so acting and updating loop over
+    learners and never branch on the sharing mode.
+    """
+
+    def __init__(self, dims: EnvDims, config: AlgoConfig) -> None:
         super().__init__()
+        if not isinstance(config, AlgoConfig):
+            raise TypeError(f"config must be an AlgoConfig (TrainConfig.algo_config()), got {type(config).__name__}")
         self.dims, self.config = dims, config
-        n_z, n_Z = config.num_indiv_skills, config.num_team_skills
-        self.coordinator = SkillCoordinator(dims.state_dim, dims.obs_dim, dims.num_agents, n_Z, n_z, config.n_embd,
-                                            config.n_head, config.n_block, config.agent_pos_embedding)
-        # one actor and critic shared by every agent, or one per agent (independent learners, IPPO for mappo)
-        self.independent = config.policy_sharing == "independent"
-        copies = dims.num_agents if self.independent else 1
-        self.actors = nn.ModuleList(LowActor(dims.obs_dim, n_z, dims.num_actions, config.hidden,
-                                             config.skill_last_layer, config.recurrent, dims.action_dim,
-                                             config.log_std_init) for _ in range(copies))
-        self.critics = nn.ModuleList(LowCritic(dims.state_dim, n_Z, config.hidden, config.skill_last_layer,
-                                               config.recurrent) for _ in range(copies))
-        self.team_disc = Discriminator(dims.state_dim, n_Z, config.hidden)
-        self.indiv_disc = Discriminator(dims.obs_dim + n_Z, n_z, config.hidden)
+        c, n_z, n_Z = config, config.num_indiv_skills, config.num_team_skills
+        self.coordinator = SkillCoordinator(dims.state_dim, dims.obs_dim, dims.num_agents, n_Z, n_z, c.n_embd,
+                                            c.n_head, c.n_block, c.agent_pos_embedding)
+        copies = dims.num_agents if c.independent else 1
+        self.actors = nn.ModuleList(LowActor(dims.obs_dim, n_z, dims.num_actions, c.hidden, c.skill_last_layer,
+                                             c.recurrent, dims.action_dim, c.log_std_init) for _ in range(copies))
+        self.critics = nn.ModuleList(LowCritic(dims.state_dim, n_Z, c.hidden, c.skill_last_layer, c.recurrent)
+                                     for _ in range(copies))
+        self.team_disc = Discriminator(dims.state_dim, n_Z, c.hidden)
+        self.indiv_disc = Discriminator(dims.obs_dim + n_Z, n_z, c.hidden)
         self.high_value_norm = ValueNorm()
         self.low_value_norm = ValueNorm()
-        self.optimizers = {
-            "coordinator": _adam(self.coordinator, config.lr),
-            "team_disc": _adam(self.team_disc, config.lr),
-            "indiv_disc": _adam(self.indiv_disc, config.lr),
-        }
+        self.optimizers = {"coordinator": adam(self.coordinator, c.lr), "team_disc": adam(self.team_disc, c.lr),
+                           "indiv_disc": adam(self.indiv_disc, c.lr)}
+        self.learners: list[LowLearner] = []
         for i, (actor, critic) in enumerate(zip(self.actors, self.critics)):
-            suffix = f"_{i}" if self.independent else ""
-            self.optimizers[f"actor{suffix}"] = _adam(actor, config.lr)
-            self.optimizers[f"critic{suffix}"] = _adam(critic, config.lr)
+            suffix = f"_{i}" if c.independent else ""
+            self.optimizers[f"actor{suffix}"] = adam(actor, c.lr)
+            self.optimizers[f"critic{suffix}"] = adam(critic, c.lr)
+            agents = slice(i, i + 1) if c.independent else slice(None)
+            self.learners.append(LowLearner(actor, critic, agents, f"actor{suffix}", f"critic{suffix}"))
         # per agent: optimiser steps its policy received and samples it contributed (for the symmetry audit)
         self.updates_applied = [0] * dims.num_agents
         self.samples_pushed = [0] * dims.num_agents
@@ -128,15 +158,17 @@ class HMASDAgent(nn.Module):
     def critic(self) -> LowCritic:
         return self.critics[0]
 
+    def learner_of(self, agent: int) -> LowLearner:
+        return self.learners[agent if self.config.independent else 0]
+
     def network_config(self, agent: int) -> dict:
         """What agent ``agent``'s low-level networks were built with (identical across agents unless a bug)."""
-        c = self.config
-        actor = self.actors[agent if self.independent else 0]
-        return {"lr": self.optimizers[f"actor_{agent}" if self.independent else "actor"].param_groups[0]["lr"],
+        c, learner = self.config, self.learner_of(agent)
+        return {"lr": self.optimizers[learner.actor_key].param_groups[0]["lr"],
                 "hidden": c.hidden, "skill_last_layer": c.skill_last_layer, "recurrent": c.recurrent,
                 "obs_dim": self.dims.obs_dim, "num_indiv_skills": c.num_indiv_skills,
                 "low_entropy_coef": c.low_entropy_coef, "clip": c.clip, "low_epochs": c.low_epochs,
-                "parameters": sum(p.numel() for p in actor.parameters()), "policy_sharing": c.policy_sharing}
+                "parameters": sum(p.numel() for p in learner.actor.parameters()), "policy_sharing": c.policy_sharing}
 
     # ---- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -145,31 +177,56 @@ class HMASDAgent(nn.Module):
                 critic_hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None):
         """One step for E envs: obs [E, N, O], indiv_skill [E, N], mask [E, N, A], state [E, S], team_skill [E]
         (with a GRU: hidden states [E, N, H] and [E, H], episode starts [E]) -> actions, logp, the critic's
-        normalised values, all [E, N], and the next hidden states (None for the MLP)."""
-        e, n = obs.shape[:2]
-        if self.independent:
-            steps = [self.actors[i].get_action_and_logp(obs[None, :, i], indiv_skill[None, :, i], mask[None, :, i],
-                                                        deterministic=deterministic) for i in range(n)]
-            values = torch.stack([critic(state[None], team_skill[None])[0][0] for critic in self.critics], -1)
-            return (torch.stack([a[0] for a, *_ in steps], -1), torch.stack([lp[0] for _, lp, *_ in steps], -1),
-                    values, None, None)
-        rows = lambda x: x.reshape(1, e * n, *x.shape[2:])  # noqa: E731  one step of E*N agent rows
-        agent_starts = None if starts is None else starts.unsqueeze(-1).expand(e, n).reshape(1, e * n)
-        h_actor = None if actor_hidden is None else actor_hidden.reshape(e * n, -1)
-        actions, logp, _, h_actor = self.actor.get_action_and_logp(
-            rows(obs), rows(indiv_skill), rows(mask), deterministic=deterministic, h=h_actor, starts=agent_starts)
-        values, h_critic = self.critic(state.unsqueeze(0), team_skill.unsqueeze(0), critic_hidden,
-                                       None if starts is None else starts.unsqueeze(0))
-        h_actor = None if h_actor is None else h_actor.reshape(e, n, -1)
-        return actions.view(e, n, *actions.shape[2:]), logp.view(e, n), values[0].unsqueeze(-1).expand(e, n), h_actor, h_critic
+        normalised values, all [E, N], and the next hidden states (None for the MLP; the GRU is shared-only)."""
+        e = obs.shape[0]
+        actions, logps, values = [], [], []
+        h_actor = None if actor_hidden is None else actor_hidden.reshape(-1, actor_hidden.shape[-1])
+        for learner in self.learners:
+            n = len(range(self.dims.num_agents)[learner.agents])
+            rows = lambda x: x[:, learner.agents].reshape(1, e * n, *x.shape[2:])  # noqa: E731  one step, E*n rows
+            agent_starts = None if starts is None else starts.unsqueeze(-1).expand(e, n).reshape(1, e * n)
+            action, logp, _, h_actor = learner.actor.get_action_and_logp(
+                rows(obs), rows(indiv_skill), rows(mask), deterministic=deterministic, h=h_actor, starts=agent_starts)
+            value, critic_hidden = learner.critic(state.unsqueeze(0), team_skill.unsqueeze(0), critic_hidden,
+                                                  None if starts is None else starts.unsqueeze(0))
+            actions.append(action.view(e, n, *action.shape[2:]))
+            logps.append(logp.view(e, n))
+            values.append(value[0].unsqueeze(-1).expand(e, n))
+        h_actor = None if h_actor is None else h_actor.reshape(actor_hidden.shape)
+        return torch.cat(actions, 1), torch.cat(logps, 1), torch.cat(values, 1), h_actor, critic_hidden
 
     @torch.no_grad()
-    def critic_values(self, state: torch.Tensor, team_skill: torch.Tensor, num_agents: int,
-                      hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None) -> torch.Tensor:
+    def critic_values(self, state: torch.Tensor, team_skill: torch.Tensor, hidden: torch.Tensor | None = None,
+                      starts: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised values [..., N] of states [..., S] under team skills [...] (for bootstrapping)."""
-        if self.independent:
-            return torch.stack([critic(state, team_skill)[0] for critic in self.critics], -1)
-        return self.critic(state, team_skill, hidden, starts)[0].unsqueeze(-1).expand(*team_skill.shape, num_agents)
+        n = self.dims.num_agents
+        values = []
+        for learner in self.learners:
+            value = learner.critic(state, team_skill, hidden, starts)[0]
+            values.append(value.unsqueeze(-1).expand(*value.shape, len(range(n)[learner.agents])))
+        return torch.cat(values, -1)
+
+    @torch.no_grad()
+    def team_skill_probs(self, state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """pi_h(Z | s, o_1..o_N), [E, n_Z]: the first decoded token, which sees only the start symbol."""
+        coordinator = self.coordinator
+        rep, _ = coordinator.encode(state, obs)
+        start = coordinator.shifted_input(torch.zeros(state.shape[0], self.dims.num_agents + 1, dtype=torch.long,
+                                                      device=state.device))
+        logits = coordinator.decode(start, rep)[:, 0, :self.config.num_team_skills]
+        return torch.softmax(logits, -1)
+
+    @torch.no_grad()
+    def barrier_values(self, state: torch.Tensor, team_probs: torch.Tensor, hidden: torch.Tensor | None = None,
+                       starts: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised E_{Z'}[V_l(s_T, Z')] [E, N] at the barrier states [E, S] (see targets.expected_barrier_value);
+        ``hidden`` [E, H] and ``starts`` [E] are the GRU's state there."""
+        e, n_Z = team_probs.shape
+        every_team = torch.arange(n_Z, device=state.device).repeat(e)  # env-major: row e * n_Z + Z
+        repeat = lambda x: None if x is None else x.repeat_interleave(n_Z, 0)  # noqa: E731
+        values = self.critic_values(repeat(state).unsqueeze(0), every_team.unsqueeze(0), repeat(hidden),
+                                    None if starts is None else repeat(starts).unsqueeze(0))[0]
+        return expected_barrier_value(team_probs, values.reshape(e, n_Z, -1))
 
     def intrinsic_rewards(self, next_state: torch.Tensor, next_obs: torch.Tensor, team_skill: torch.Tensor,
                           indiv_skill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,124 +239,78 @@ class HMASDAgent(nn.Module):
         return team, indiv
 
     # ---- updates --------------------------------------------------------------------------------
-    def _step(self, name: str, module: nn.Module, loss: torch.Tensor) -> None:
-        self._step_many([(name, module)], loss)
+    def ppo_settings(self, epochs: int) -> PPOSettings:
+        c = self.config
+        return PPOSettings(epochs, c.clip, c.value_clip, c.huber_delta, c.value_coef, c.max_grad_norm)
 
-    def _step_many(self, parts: list[tuple[str, nn.Module]], loss: torch.Tensor) -> None:
-        """One optimiser step of each part on ``loss``; gradients are clipped per network."""
-        for name, _ in parts:
-            self.optimizers[name].zero_grad(set_to_none=True)
-        loss.backward()
-        for name, module in parts:
-            nn.utils.clip_grad_norm_(module.parameters(), self.config.max_grad_norm)
-            self.optimizers[name].step()
+    def networks(self, *names: str) -> Networks:
+        modules = {"coordinator": self.coordinator, "team_disc": self.team_disc, "indiv_disc": self.indiv_disc}
+        for learner in self.learners:
+            modules[learner.actor_key], modules[learner.critic_key] = learner.actor, learner.critic
+        return [(self.optimizers[name], modules[name]) for name in names]
 
     def update_coordinator(self, batch: HighBatch) -> dict[str, torch.Tensor]:
-        """PPO on the skill coordinator, every token of every decision at once (Eq. 6, averaged as in the code)."""
+        """Eq. 6: PPO on the skill coordinator, every token of every decision at once (averaged as in the code)."""
         c = self.config
         self.high_value_norm.update(batch.returns)
-        returns = self.high_value_norm.normalize(batch.returns)
-        advantages = normalize_advantages(batch.advantages)
-        for _ in range(c.high_epochs):
-            logp, entropy, values = self.coordinator.evaluate(batch.state, batch.obs, batch.skills)
-            pg_loss, approx_kl, clipfrac = policy_loss(logp, batch.old_logp, advantages, c.clip)
-            v_loss = value_loss(values, batch.old_values, returns, c.value_clip, c.huber_delta)
-            entropy_mean = entropy.mean()
-            loss = pg_loss + c.value_coef * v_loss - c.high_entropy_coef * entropy_mean
-            self._step("coordinator", self.coordinator, loss)
-        return {"total": loss.detach(), "policy": pg_loss.detach(), "value": v_loss.detach(),
-                "entropy": entropy_mean.detach(), "approx_kl": approx_kl, "clipfrac": clipfrac,
-                "explained_variance": explained_variance(values.detach(), returns)}
-
-    def _actor_eval(self, batch: LowBatch):
-        """log-probs and entropies [T, E*N] of the stored actions; a GRU replays chunks of ``chunk_length`` steps."""
-        if self.independent:
-            t, rows = batch.actions.shape
-            n = self.dims.num_agents
-            per_agent = lambda x, i: x.reshape(t, rows // n, n, *x.shape[2:])[:, :, i]  # noqa: E731
-            outs = [self.actors[i].get_action_and_logp(per_agent(batch.obs, i), per_agent(batch.indiv_skill, i),
-                                                       per_agent(batch.action_mask, i),
-                                                       action=per_agent(batch.actions, i)) for i in range(n)]
-            return (torch.stack([o[1] for o in outs], -1).reshape(t, rows),
-                    torch.stack([o[2] for o in outs], -1).reshape(t, rows))
-        if not self.config.recurrent:
-            _, logp, entropy, _ = self.actor.get_action_and_logp(batch.obs, batch.indiv_skill, batch.action_mask,
-                                                                 action=batch.actions)
-            return logp, entropy
-        length = self.config.chunk_length
-        _, logp, entropy, _ = self.actor.get_action_and_logp(
-            to_chunks(batch.obs, length), to_chunks(batch.indiv_skill, length), to_chunks(batch.action_mask, length),
-            action=to_chunks(batch.actions, length), h=chunk_starts(batch.actor_hidden, length),
-            starts=to_chunks(batch.actor_starts, length))
-        return logp, entropy
-
-    def _critic_eval(self, batch: LowBatch) -> torch.Tensor:
-        """Values [T, E, N] (chunked for a GRU) of the stored states, with gradients."""
-        n = self.dims.num_agents
-        if self.independent:
-            return torch.stack([critic(batch.state, batch.team_skill)[0] for critic in self.critics], -1)
-        if not self.config.recurrent:
-            return self.critic(batch.state, batch.team_skill)[0].unsqueeze(-1).expand(*batch.team_skill.shape, n)
-        length = self.config.chunk_length
-        values = self.critic(to_chunks(batch.state, length), to_chunks(batch.team_skill, length),
-                             chunk_starts(batch.critic_hidden, length), to_chunks(batch.critic_starts, length))[0]
-        return values.unsqueeze(-1).expand(*values.shape, n)
-
-    def _agent_means(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-agent means of [T, E*N] rows: [N] with independent learners, else the overall mean [1]."""
-        if not self.independent:
-            return x.mean().unsqueeze(0)
-        return x.reshape(x.shape[0], -1, self.dims.num_agents).mean(dim=(0, 1))
+        learner = PPOLearner(evaluate=lambda: self.coordinator.evaluate(batch.state, batch.obs, batch.skills),
+                             old_logp=batch.old_logp, advantages=normalize_advantages(batch.advantages),
+                             old_values=batch.old_values, returns=self.high_value_norm.normalize(batch.returns),
+                             entropy_coef=c.high_entropy_coef)
+        return ppo_update([learner], self.networks("coordinator"), self.ppo_settings(c.high_epochs))
 
     def update_discoverer(self, batch: LowBatch) -> dict[str, torch.Tensor]:
-        """PPO on the actor(s) and the centralised critic(s) (Eq. 7); with independent learners every agent's loss
-        is its own mean, so the summed loss updates each agent's networks from its own samples only."""
-        c = self.config
-        chunk = (lambda x: to_chunks(x, c.chunk_length)) if c.recurrent else (lambda x: x)  # noqa: E731
+        """Eq. 7: PPO on the actor(s) and the centralised critic(s). Each learner's advantages are normalised over
+        its own samples; with independent learners each agent's networks see only its own samples."""
+        c, n = self.config, self.dims.num_agents
         self.low_value_norm.update(batch.returns)
-        returns = chunk(self.low_value_norm.normalize(batch.returns))
-        advantages = batch.advantages
-        if self.independent:  # normalise each agent's advantages over its own samples
-            per_agent = advantages.reshape(advantages.shape[0], -1, self.dims.num_agents)
-            advantages = ((per_agent - per_agent.mean((0, 1))) / (per_agent.std((0, 1)) + 1e-8)).reshape_as(advantages)
-        else:
-            advantages = normalize_advantages(advantages)
-        advantages, old_logp, old_values = chunk(advantages), chunk(batch.old_logp), chunk(batch.old_values)
-        actor_parts = [(f"actor_{i}" if self.independent else "actor", a) for i, a in enumerate(self.actors)]
-        critic_parts = [(f"critic_{i}" if self.independent else "critic", m) for i, m in enumerate(self.critics)]
-        for _ in range(c.low_epochs):
-            logp, entropy = self._actor_eval(batch)
-            ratio = (logp - old_logp).exp()
-            surrogate = torch.min(ratio * advantages, ratio.clamp(1 - c.clip, 1 + c.clip) * advantages)
-            pg_losses = -self._agent_means(surrogate)
-            entropies = self._agent_means(entropy)
-            self._step_many(actor_parts, (pg_losses - c.low_entropy_coef * entropies).sum())
-            values = self._critic_eval(batch)
-            v_losses = torch.stack([value_loss(values[..., i], old_values[..., i], returns[..., i], c.value_clip,
-                                               c.huber_delta) for i in range(len(self.critics))]) \
-                if self.independent else value_loss(values, old_values, returns, c.value_clip, c.huber_delta)
-            self._step_many(critic_parts, c.value_coef * v_losses.sum())
-        for i in range(self.dims.num_agents):
+        returns = self.low_value_norm.normalize(batch.returns)
+        learners = [self.low_learner(learner, batch, returns) for learner in self.learners]
+        names = [name for learner in self.learners for name in (learner.actor_key, learner.critic_key)]
+        stats = ppo_update(learners, self.networks(*names), self.ppo_settings(c.low_epochs))
+        for i in range(n):
             self.updates_applied[i] += c.low_epochs
-            self.samples_pushed[i] += batch.old_logp.numel() // self.dims.num_agents
-        with torch.no_grad():
-            _, approx_kl, clipfrac = policy_loss(logp, old_logp, advantages, c.clip)
-        pg_loss, v_loss, entropy_mean = pg_losses.mean(), v_losses.mean(), entropies.mean()
-        return {"total": (pg_loss + c.value_coef * v_loss - c.low_entropy_coef * entropy_mean).detach(),
-                "policy": pg_loss.detach(), "value": v_loss.detach(), "entropy": entropy_mean.detach(),
-                "approx_kl": approx_kl, "clipfrac": clipfrac,
-                "explained_variance": explained_variance(values.detach(), returns)}
+            self.samples_pushed[i] += batch.old_logp.numel() // n
+        return stats
+
+    def low_learner(self, learner: LowLearner, batch: LowBatch, returns: torch.Tensor) -> PPOLearner:
+        """What PPO needs of one low-level learner: its agents' rows of the batch, time-major, chunked for a GRU."""
+        c, n = self.config, self.dims.num_agents
+        rows = lambda x: agent_rows(x, n, learner.agents)  # noqa: E731  [T, E*N, ...] -> [T, E*n, ...]
+        chunk = (lambda x: to_chunks(x, c.chunk_length)) if c.recurrent else (lambda x: x)  # noqa: E731
+        obs, skill, mask, actions = (chunk(rows(x)) for x in (batch.obs, batch.indiv_skill, batch.action_mask,
+                                                                batch.actions))
+        actor_h = critic_h = actor_starts = critic_starts = None
+        if c.recurrent:  # the stored hidden state at every chunk's first step
+            actor_h = chunk_starts(batch.actor_hidden, c.chunk_length)
+            critic_h = chunk_starts(batch.critic_hidden, c.chunk_length)
+            actor_starts, critic_starts = chunk(batch.actor_starts), chunk(batch.critic_starts)
+        state, team = chunk(batch.state), chunk(batch.team_skill)
+        agents = len(range(n)[learner.agents])
+
+        def evaluate() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            _, logp, entropy, _ = learner.actor.get_action_and_logp(obs, skill, mask, action=actions, h=actor_h,
+                                                                    starts=actor_starts)
+            value = learner.critic(state, team, critic_h, critic_starts)[0]
+            return logp, entropy, value.unsqueeze(-1).expand(*value.shape, agents)
+
+        return PPOLearner(evaluate=evaluate, old_logp=chunk(rows(batch.old_logp)),
+                          advantages=chunk(normalize_advantages(rows(batch.advantages))),
+                          old_values=chunk(batch.old_values[..., learner.agents]),
+                          returns=chunk(returns[..., learner.agents]), entropy_coef=c.low_entropy_coef)
 
     def update_discriminators(self, batch: DiscBatch, train_team: bool, train_indiv: bool) -> dict[str, torch.Tensor]:
-        """Cross-entropy on the current rollout (Eq. 8), each discriminator with its own optimiser."""
+        """Eq. 8: cross-entropy on the current rollout, both discriminators in one pass per epoch."""
         ce = nn.functional.cross_entropy
         z_onehot = nn.functional.one_hot(batch.row_team.long(), self.config.num_team_skills).float()
         indiv_input = torch.cat([batch.next_obs, z_onehot], dim=-1)
-        for _ in range(self.config.disc_epochs):
-            if train_team:
-                self._step("team_disc", self.team_disc, ce(self.team_disc(batch.next_state), batch.team_skill.long()))
-            if train_indiv:
-                self._step("indiv_disc", self.indiv_disc, ce(self.indiv_disc(indiv_input), batch.indiv_skill.long()))
+        team_loss = lambda: ce(self.team_disc(batch.next_state), batch.team_skill.long())  # noqa: E731
+        indiv_loss = lambda: ce(self.indiv_disc(indiv_input), batch.indiv_skill.long())  # noqa: E731
+        trained = [(loss, name) for loss, name, on in ((team_loss, "team_disc", train_team),
+                                                       (indiv_loss, "indiv_disc", train_indiv)) if on]
+        if trained:
+            supervised_update([loss for loss, _ in trained], self.networks(*(name for _, name in trained)),
+                              self.config.disc_epochs, self.config.max_grad_norm)
         with torch.no_grad():
             team_logits, indiv_logits = self.team_disc(batch.next_state), self.indiv_disc(indiv_input)
             return {

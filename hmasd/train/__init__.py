@@ -2,11 +2,4 @@
 
 from hmasd.train.config import ALGOS, PRESETS, TrainConfig, preset
 
-__all__ = ["ALGOS", "PRESETS", "TrainConfig", "preset", "run"]
-
-
-def run(config: TrainConfig, **kwargs):
-    """Trains with ``config``; see :func:`hmasd.train.loop.run`."""
-    from hmasd.train.loop import run as _run
-
-    return _run(config, **kwargs)
+__all__ = ["ALGOS", "PRESETS", "TrainConfig", "preset"]

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from hmasd.algo.config import AlgoConfig
+
 ALGOS = ("hmasd", "mappo", "no_team", "no_indi", "no_high")
 
 
@@ -108,6 +110,10 @@ class TrainConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
+
+    def algo_config(self) -> AlgoConfig:
+        """The algorithm's settings (what the agent and the targets use), without the run's."""
+        return AlgoConfig.from_fields(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

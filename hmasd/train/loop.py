@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +13,8 @@ import numpy as np
 import torch
 
 import hmasd.envs
+from hmasd.algo import targets
 from hmasd.algo.agent import DiscBatch, EnvDims, HighBatch, HMASDAgent, LowBatch
-from hmasd.algo.ppo import compute_gae
 from hmasd.rollout import DeviceRolloutEngine, RolloutEngine
 from hmasd.train.config import TrainConfig
 
@@ -87,7 +86,6 @@ class Trainer:
     generator: torch.Generator
     iteration: int = 0
     env_steps: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
     last_batch: BatchRecord | None = None
     best_eval: dict[str, Any] | None = None
     # low-level GRU state carried across batches (zeros and unused for the MLP)
@@ -157,7 +155,7 @@ def build(config: TrainConfig, env: Any = None) -> Trainer:
     engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
                            config.num_indiv_skills, clock=config.clock)
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
-    agent = HMASDAgent(dims, config).to(device)
+    agent = HMASDAgent(dims, config.algo_config()).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     e, n, h = env.num_envs, env.num_agents, config.hidden
     return Trainer(config, env, engine, agent, device, generator,
@@ -359,43 +357,23 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     t_len, e, n = low["rewards"].shape
     team, indiv = low["team_skill"], low["indiv_skill"]
     r_team, r_indiv = agent.intrinsic_rewards(next_state, next_obs, team, indiv)
-    rewards = c.lambda_env * low["rewards"] + c.lambda_team * r_team.unsqueeze(-1) + c.lambda_indi * r_indiv
-
+    rewards = targets.low_level_reward(low["rewards"], r_team, r_indiv, c.lambda_env, c.lambda_team, c.lambda_indi)
     norm = agent.low_value_norm
     values = norm.denormalize(low["values"])  # [T, E, N]; equal over agents with a shared critic
     ended = low["terminated"] | low["truncated"]
-    hidden = trainer.hidden_log
-    recurrent = c.recurrent
-    with torch.no_grad():
-        # V(s', Z) from the critic's state after the step: the bootstrap where an episode was truncated
-        after = hidden["critic_after"].reshape(t_len * e, -1) if recurrent else None
-        no_start = torch.zeros(1, t_len * e, dtype=torch.bool, device=dev) if recurrent else None
-        flat_next = agent.critic_values(next_state.reshape(1, t_len * e, -1), team.reshape(1, -1), n, after,
-                                        no_start)
-        next_values = norm.denormalize(flat_next.reshape(t_len, e, n))
-        next_values[:-1] = torch.where(ended[:-1, :, None], next_values[:-1], values[1:])
-        # at the barrier the next batch opens with a fresh decision Z' at s_T (as in the official code)
-        boot_state = as_tensor(engine.windows["bootstrap_state"], dev)
-        boot_obs = as_tensor(engine.windows["bootstrap_obs"], dev)
-        if trainer.on_device:
-            fresh = decide_on_device(trainer, boot_state, boot_obs)[0][:, 0]
-        else:
-            fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
-        last = agent.critic_values(boot_state.unsqueeze(0), fresh.unsqueeze(0), n,
-                                   trainer.critic_hidden if recurrent else None,
-                                   trainer.starts.unsqueeze(0) if recurrent else None)[0]
-        next_values[-1] = torch.where(ended[-1, :, None], next_values[-1], norm.denormalize(last))
-    chain_breaks = ended.clone()
-    chain_breaks[-1] = True
+    final_values, barrier_values = low_level_bootstrap(trainer, next_state, team)
+    next_values = targets.low_level_next_values(values, norm.denormalize(final_values), ended,
+                                                norm.denormalize(barrier_values))
     expand = lambda x: x.unsqueeze(-1).expand(t_len, e, n)  # noqa: E731
-    advantages, returns = compute_gae(rewards, values, next_values, expand(low["terminated"]),
-                                      expand(chain_breaks), c.gamma, c.gae_lambda)
+    advantages, returns = targets.gae(rewards, values, next_values, expand(low["terminated"]),
+                                      expand(targets.chain_breaks_at_barrier(ended)), c.gamma, c.gae_lambda)
+    hidden = trainer.hidden_log
     rows = lambda x: x.reshape(t_len, e * n, *x.shape[3:])  # noqa: E731
     batch = LowBatch(
         obs=rows(low["obs"]), indiv_skill=rows(indiv), action_mask=rows(low["action_mask"]),
         actions=rows(low["actions"]), old_logp=rows(low["logp"]), advantages=rows(advantages),
         state=low["state"], team_skill=team, old_values=low["values"], returns=returns)
-    if recurrent:
+    if c.recurrent:
         batch.actor_hidden, batch.critic_hidden = rows(hidden["actor"]), hidden["critic"]
         batch.actor_starts = hidden["starts"].unsqueeze(-1).expand(t_len, e, n).reshape(t_len, e * n)
         batch.critic_starts = hidden["starts"]
@@ -411,6 +389,26 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
             trainer.syncs.add("high_level")
     trainer.last_batch = batch_record(trainer, low, r_team, r_indiv, ended, high)
     return batch, disc, stats
+
+
+def low_level_bootstrap(trainer: Trainer, next_state: torch.Tensor, team: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The critic's normalised values for the low-level bootstrap: V(s', Z) of every step [T, E, N] (from the
+    GRU state after the step), and E_{Z'} V(s_T, Z') at the barrier [E, N] under the pre-update coordinator's
+    team-skill distribution (uniform where skills are drawn at random)."""
+    c, agent, engine, dev = trainer.config, trainer.agent, trainer.engine, trainer.device
+    t_len, e = team.shape
+    recurrent, hidden = c.recurrent, trainer.hidden_log
+    after = hidden["critic_after"].reshape(t_len * e, -1) if recurrent else None
+    no_start = torch.zeros(1, t_len * e, dtype=torch.bool, device=dev) if recurrent else None
+    final = agent.critic_values(next_state.reshape(1, t_len * e, -1), team.reshape(1, -1), after, no_start)
+    boot_state = as_tensor(engine.windows["bootstrap_state"], dev)
+    boot_obs = as_tensor(engine.windows["bootstrap_obs"], dev)
+    fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
+    team_probs = torch.nn.functional.one_hot(fresh, c.num_team_skills).float()
+    barrier = agent.barrier_values(boot_state, team_probs, trainer.critic_hidden if recurrent else None,
+                                   trainer.starts if recurrent else None)
+    return final.reshape(t_len, e, -1), barrier
 
 
 def batch_record(trainer: Trainer, low: dict[str, torch.Tensor], r_team: torch.Tensor, r_indiv: torch.Tensor,
@@ -460,16 +458,15 @@ def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     tensor = lambda a: as_tensor(a, dev)  # noqa: E731
     norm = agent.high_value_norm
     values = norm.denormalize(tensor(high["values"]))  # [M, N+1]
-    rewards = tensor(high["reward_sum"]).mean(-1).unsqueeze(-1).expand_as(values)
+    rewards = targets.high_level_reward(tensor(high["reward_sum"]))
     terminated, truncated = tensor(high["terminated"]), tensor(high["truncated"])
     boot_state, boot_obs = high_level_bootstrap(engine, high, low, dev)
     with torch.no_grad():
-        next_values = norm.denormalize(agent.coordinator.value(boot_state, boot_obs))
-    # windows closed by the skill clock continue into the env's next window (the next row: rows are sorted)
-    continues = ~(terminated | truncated)
-    next_values[:-1] = torch.where(continues[:-1, None], values[1:], next_values[:-1])
-    advantages, returns = compute_gae(rewards, values, next_values, terminated.unsqueeze(-1).expand_as(values),
-                                      (~continues).unsqueeze(-1).expand_as(values), c.gamma, c.gae_lambda)
+        boot_values = norm.denormalize(agent.coordinator.value(boot_state, boot_obs))
+    next_values = targets.high_level_next_values(values, boot_values, terminated, truncated)
+    tokens = lambda x: x.unsqueeze(-1).expand_as(values)  # noqa: E731
+    advantages, returns = targets.gae(rewards, values, next_values, tokens(terminated),
+                                      tokens(terminated | truncated), c.gamma, c.gae_lambda)
     skills = torch.cat([tensor(high["team_skill"])[:, None], tensor(high["indiv_skill"])], 1)
     batch = HighBatch(state=tensor(high["state"]), obs=tensor(high["obs"]), skills=skills.long(),
                       old_logp=tensor(high["logp"]), old_values=tensor(high["values"]), advantages=advantages,
@@ -645,7 +642,6 @@ def iterate(trainer: Trainer) -> dict[str, float]:
     if on_device:
         metrics[SYNC_METRIC] = float(trainer.syncs.total)
         log.debug("host syncs of batch %d: %s", trainer.iteration, trainer.syncs.by_call)
-    trainer.history.append(metrics)
     return metrics
 
 
@@ -656,21 +652,3 @@ def agent_records(trainer: Trainer) -> dict[str, Any]:
             "agents": [{"agent": i, "samples_pushed": agent.samples_pushed[i],
                         "updates_applied": agent.updates_applied[i], "network_config": agent.network_config(i)}
                        for i in range(trainer.env.num_agents)]}
-
-
-def run(config: TrainConfig, on_iteration: Callable[[Trainer, dict[str, float]], None] | None = None,
-        trainer: Trainer | None = None) -> Trainer:
-    """Trains until ``config.total_steps`` env steps; evaluates every ``eval_interval`` updates and at the end."""
-    trainer = trainer or build(config)
-    c = trainer.config
-    while trainer.env_steps < c.total_steps:
-        metrics = iterate(trainer)
-        if c.eval_interval and trainer.iteration % c.eval_interval == 0:
-            result = evaluate(trainer, c.eval_episodes)
-            metrics.update({"Eval/MeanReward": result["mean_reward"], "Eval/StdReward": result["std_reward"]})
-            if "success_rate" in result:
-                metrics["Eval/SuccessRate"] = result["success_rate"]
-        if on_iteration is not None:
-            on_iteration(trainer, metrics)
-        log.debug("iteration %d: %s", trainer.iteration, metrics)
-    return trainer
