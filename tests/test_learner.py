@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch", reason="the learner needs the train extra (
 from hmasd.algo.coordinator import SkillCoordinator  # noqa: E402
 from hmasd.algo.targets import gae  # noqa: E402
 from hmasd.train import preset  # noqa: E402
-from hmasd.train.loop import build, collect, evaluate, high_level_batch, iterate, low_level_batch  # noqa: E402
+from hmasd.train.evaluation import evaluate  # noqa: E402
+from hmasd.train.loop import build, collect, high_level_batch, iterate, low_level_batch  # noqa: E402
 
 pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
 
@@ -102,6 +103,39 @@ def test_intrinsic_reward_is_the_discriminators_log_softmax_at_the_next_state():
                                                          z_team, z_indiv)
     torch.testing.assert_close(r_indiv2, expected_indiv)
     assert expected_team.max() <= 0 and expected_indiv.max() <= 0  # log-probabilities, no prior baseline
+
+
+def test_targets_draw_no_random_numbers_and_bootstrap_the_barrier_with_the_expected_team_skill_value():
+    trainer = small_trainer()
+    collect(trainer)
+    rng_state, generator_state = torch.get_rng_state(), trainer.generator.get_state()
+    low_level_batch(trainer)
+    high_level_batch(trainer)
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    assert torch.equal(trainer.generator.get_state(), generator_state)
+    agent, windows = trainer.agent, trainer.engine.windows
+    state, obs = torch.from_numpy(windows["bootstrap_state"]), torch.from_numpy(windows["bootstrap_obs"])
+    probs = agent.team_skill_probs(state, obs)
+    # the marginal of Z is the coordinator's first token: what act() scores the Z it draws with
+    skills, logp, _ = agent.coordinator.act(state, obs)
+    torch.testing.assert_close(probs.gather(1, skills[:, :1]).log(), logp[:, :1])
+    e = state.shape[0]
+    expected = sum(probs[:, z, None] * agent.critic_values(state, torch.full((e,), z))
+                   for z in range(trainer.config.num_team_skills))
+    torch.testing.assert_close(agent.barrier_values(state, probs), expected)
+
+
+def test_updates_side_by_side_give_exactly_what_updates_in_turn_give():
+    runs = []
+    for parallel in (True, False):
+        trainer = small_trainer(parallel_updates=parallel, torch_threads=1)  # one thread per update either way
+        assert (trainer.update_pool is not None) == parallel
+        metrics = [iterate(trainer) for _ in range(2)][-1]
+        runs.append(({k: v for k, v in metrics.items() if k.startswith("Losses/")},
+                     [p.detach().clone() for p in trainer.agent.parameters()]))
+    (losses_a, params_a), (losses_b, params_b) = runs
+    assert losses_a == losses_b and len(losses_a) >= 15  # coordinator, discoverer, discriminators
+    assert all(torch.equal(a, b) for a, b in zip(params_a, params_b))
 
 
 def test_high_level_reward_is_the_sum_of_the_window_env_rewards():

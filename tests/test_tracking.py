@@ -18,7 +18,8 @@ from matplotlib.image import imread  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from hmasd.train.config import preset  # noqa: E402
-from hmasd.train.loop import build, evaluate, iterate  # noqa: E402
+from hmasd.train.evaluation import evaluate  # noqa: E402
+from hmasd.train.loop import build, iterate  # noqa: E402
 from hmasd.train.tracking import EPISODE_COLUMNS, REWARD_COLUMNS, SYNC_COLUMNS, RunTracker  # noqa: E402
 
 pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)

@@ -1,7 +1,8 @@
-"""The CPU training path gives what it gave before the device path was added: 3 iterations of 4 short runs
-(stag_hunt, alice_and_bob with a GRU and the global clock, uav_coverage's episode metrics, MAPPO) against metrics
-recorded with the code of f7b3c7f (tests/train_cpu_reference.py). Bit-identical on the machine that recorded them;
-compared to 1e-5 here so that another CPU's float kernels do not fail it, while any change of logic does."""
+"""The CPU training path gives what it gave when it was recorded: 3 iterations of 4 short runs (stag_hunt,
+alice_and_bob with a GRU and the global clock, uav_coverage's episode metrics, MAPPO) against the metrics in
+tests/data/train_cpu_reference.json (see tests/train_cpu_reference.py for when they were recorded). Bit-identical
+on the machine that recorded them; compared to 1e-5 here so that another CPU's float kernels do not fail it, while
+any change of logic does."""
 
 from __future__ import annotations
 

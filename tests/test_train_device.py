@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 from conftest import gpu_marks  # noqa: E402
 from device_standin import facade  # noqa: E402
 from hmasd.rollout import DeviceRolloutEngine  # noqa: E402
-from hmasd.train import loop  # noqa: E402
+from hmasd.train import evaluation, loop  # noqa: E402
 from hmasd.train.config import TrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
@@ -166,7 +166,7 @@ def test_a_device_run_evaluates_checkpoints_and_resumes_without_env_state(tmp_pa
     config = small("alice_and_bob_gru")
     trainer = device_trainer(config)
     loop.iterate(trainer)
-    result = loop.evaluate(trainer, 2)  # on a CPU env of the same options
+    result = evaluation.evaluate(trainer, 2)  # on a CPU env of the same options
     assert result["episodes"] == 2 and math.isfinite(result["mean_return"])
     path = checkpoint.save(trainer, tmp_path / "device.pt")
     data = checkpoint.load(path)

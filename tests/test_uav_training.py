@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch", reason="the learner needs the train extra (
 
 from hmasd.algo.networks import LowActor  # noqa: E402
 from hmasd.train.config import PRESETS, preset  # noqa: E402
-from hmasd.train.loop import build, collect, evaluate, iterate, performance_tag  # noqa: E402
+from hmasd.train.evaluation import evaluate  # noqa: E402
+from hmasd.train.loop import build, collect, iterate, performance_tag  # noqa: E402
 
 pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
 

@@ -6,7 +6,6 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Categorical, Normal
 
 RELU_GAIN = math.sqrt(2.0)
 
@@ -108,16 +107,45 @@ class LowActor(nn.Module):
         """Samples (or re-scores ``action``); returns action, log-prob, entropy and the next hidden state."""
         out, h = self.net(obs, skill, h, starts)
         if self.continuous:
-            dist = Normal(out, self.log_std.exp().expand_as(out))
-            if action is None:
-                action = out if deterministic else dist.sample()
-            return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), h
+            return (*gaussian(out, self.log_std.exp().expand_as(out), action, deterministic), h)
         if mask is not None:
             out = out.masked_fill(~mask, -1e10)
-        dist = Categorical(logits=out)
-        if action is None:
-            action = dist.probs.argmax(-1) if deterministic else dist.sample()
-        return action, dist.log_prob(action), dist.entropy(), h
+        return (*categorical(out, action, deterministic), h)
+
+
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+def gaussian(mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor | None, deterministic: bool
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A diagonal Gaussian's action (drawn unless given; the mean if deterministic), log-prob and entropy, summed
+    over the action's components: torch.distributions.Normal's formulas and its draw (``torch.normal`` on the same
+    arguments, so the same numbers from the same RNG state) without building the distribution object, whose
+    set-up costs more than the maths at a few hundred rows per step."""
+    if action is None:
+        with torch.no_grad():
+            action = mean if deterministic else torch.normal(mean, std)
+    log_prob = -((action - mean) ** 2) / (2 * std**2) - std.log() - LOG_SQRT_2PI
+    entropy = 0.5 + 0.5 * math.log(2 * math.pi) + std.log()
+    return action, log_prob.sum(-1), entropy.sum(-1)
+
+
+def categorical(logits: torch.Tensor, action: torch.Tensor | None, deterministic: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A categorical's action (drawn unless given; the argmax if deterministic), log-prob and entropy, with
+    torch.distributions.Categorical's formulas and draw (``torch.multinomial`` with replacement on the same
+    probabilities), without building the distribution object."""
+    log_probs = logits - logits.logsumexp(-1, keepdim=True)
+    probs = log_probs.softmax(-1)
+    if action is None:
+        if deterministic:
+            action = probs.argmax(-1)
+        else:
+            flat = probs.reshape(-1, probs.shape[-1])
+            action = torch.multinomial(flat, 1, True).T.reshape(probs.shape[:-1])
+    log_prob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_probs.clamp(min=torch.finfo(log_probs.dtype).min) * probs).sum(-1)
+    return action, log_prob, entropy
 
 
 class LowCritic(nn.Module):

@@ -213,7 +213,8 @@ def audit_policy(model_path: str, episodes: int, seed: int, options: dict[str, A
                  deterministic: bool = False) -> dict[str, Any]:
     """`policy`: a checkpoint with fixed ids (id = slot), then with ids shuffled per episode."""
     from hmasd.train import checkpoint
-    from hmasd.train.loop import build, episode_returns
+    from hmasd.train.evaluation import episode_returns
+    from hmasd.train.loop import build
 
     try:
         data = checkpoint.load(model_path)

@@ -82,8 +82,12 @@ class TrainConfig:
     """torch device: cpu, cuda, cuda:1 ..."""
     num_threads: int = 1
     """Native env threads."""
-    torch_threads: int = 1
-    """torch intra-op threads (0 = torch's default)."""
+    torch_threads: int = 0
+    """torch intra-op threads (0 = torch's default, one per core). With ``parallel_updates`` the update threads
+    split them."""
+    parallel_updates: bool = True
+    """On the CPU, run the updates of discoverer, coordinator and discriminators side by side on two threads
+    (they share nothing, so the results are those of running them in turn)."""
 
     def validate(self) -> None:
         """Raises ValueError naming the first inconsistent field."""

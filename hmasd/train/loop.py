@@ -3,9 +3,10 @@ discriminators, resume. Also the flat MAPPO baseline and the paper's ablations (
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ log = logging.getLogger("hmasd.train")
 
 # Host syncs the device path makes per batch, by call (see :class:`HostSyncs`); docs/training.md explains each.
 SYNC_METRIC = "Sync/host_syncs_per_batch"
+UPDATE_THREADS = 2
+"""Threads the CPU updates run on side by side: the discoverer on one, coordinator then discriminators on the
+other (the longest first: they are submitted in that order)."""
 
 
 def effective_config(config: TrainConfig) -> TrainConfig:
@@ -99,6 +103,8 @@ class Trainer:
     # device path: the scalar episode-info fields after every step [T, E, F], read on the host once per batch
     episode_info_log: torch.Tensor | None = None
     syncs: HostSyncs = field(default_factory=HostSyncs)
+    # CPU runs with parallel_updates: the threads the updates run on side by side (see run_updates)
+    update_pool: ThreadPoolExecutor | None = None
 
     @property
     def on_device(self) -> bool:
@@ -158,7 +164,14 @@ def build(config: TrainConfig, env: Any = None) -> Trainer:
     agent = HMASDAgent(dims, config.algo_config()).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     e, n, h = env.num_envs, env.num_agents, config.hidden
-    return Trainer(config, env, engine, agent, device, generator,
+    # on a device the updates queue on one stream anyway: threads would only add host work
+    pool = None
+    if config.parallel_updates and device.type == "cpu":
+        # a new thread starts with torch's default intra-op threads (every core): split the run's threads instead
+        per_thread = max(1, torch.get_num_threads() // UPDATE_THREADS)
+        pool = ThreadPoolExecutor(UPDATE_THREADS, thread_name_prefix="hmasd-update",
+                                  initializer=torch.set_num_threads, initargs=(per_thread,))
+    return Trainer(config, env, engine, agent, device, generator, update_pool=pool,
                    actor_hidden=torch.zeros(e, n, h, device=device), critic_hidden=torch.zeros(e, h, device=device),
                    starts=torch.ones(e, dtype=torch.bool, device=device))
 
@@ -404,8 +417,10 @@ def low_level_bootstrap(trainer: Trainer, next_state: torch.Tensor, team: torch.
     final = agent.critic_values(next_state.reshape(1, t_len * e, -1), team.reshape(1, -1), after, no_start)
     boot_state = as_tensor(engine.windows["bootstrap_state"], dev)
     boot_obs = as_tensor(engine.windows["bootstrap_obs"], dev)
-    fresh = torch.from_numpy(decide(trainer, boot_state.cpu(), boot_obs.cpu())[0][:, 0].copy()).to(dev)
-    team_probs = torch.nn.functional.one_hot(fresh, c.num_team_skills).float()
+    if c.algo in ("mappo", "no_high"):
+        team_probs = torch.full((e, c.num_team_skills), 1.0 / c.num_team_skills, device=dev)
+    else:
+        team_probs = agent.team_skill_probs(boot_state, boot_obs)
     barrier = agent.barrier_values(boot_state, team_probs, trainer.critic_hidden if recurrent else None,
                                    trainer.starts if recurrent else None)
     return final.reshape(t_len, e, -1), barrier
@@ -480,102 +495,37 @@ def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     return batch, stats
 
 
-# ---- evaluation ---------------------------------------------------------------------------------
-class EpisodePolicy:
-    """The trained policy acting in ``num_envs`` envs whose episodes start together: a decision at every k-th step
-    of the episode (the per-episode skill clock), argmax or sampled at both levels, the GRU state carried along."""
-
-    def __init__(self, trainer: Trainer, num_envs: int, deterministic: bool = True) -> None:
-        c, dev = trainer.config, trainer.device
-        self.trainer, self.deterministic, self.t = trainer, deterministic, 0
-        self.team = torch.zeros(num_envs, dtype=torch.long)
-        self.indiv = torch.zeros(num_envs, trainer.env.num_agents, dtype=torch.long)
-        recurrent = c.recurrent
-        self.h_actor = torch.zeros(num_envs, trainer.env.num_agents, c.hidden, device=dev) if recurrent else None
-        self.h_critic = torch.zeros(num_envs, c.hidden, device=dev) if recurrent else None
-        self.no_starts = torch.zeros(num_envs, dtype=torch.bool, device=dev) if recurrent else None
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, state: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Actions [E, N] (on the CPU) for the current step; the skills in force are ``team`` and ``indiv``."""
-        trainer, dev = self.trainer, self.trainer.device
-        if self.t % trainer.config.skill_interval == 0:
-            skills, _, _ = decide(trainer, state.clone(), obs.clone(), deterministic=self.deterministic)
-            self.team, self.indiv = torch.from_numpy(skills[:, 0].copy()), torch.from_numpy(skills[:, 1:].copy())
-        actions, _, _, self.h_actor, self.h_critic = trainer.agent.act_low(
-            obs.to(dev), self.indiv.to(dev), mask.to(dev), state.to(dev), self.team.to(dev), self.deterministic,
-            self.h_actor, self.h_critic, self.no_starts)
-        self.t += 1
-        return actions.cpu()
-
-
-def episode_returns(trainer: Trainer, episodes: int, seed: int, deterministic: bool = False,
-                    permutations: np.ndarray | None = None) -> np.ndarray:
-    """Per-agent returns [episodes, N] of the trained policy, one episode per fresh env.
-
-    ``permutations`` [episodes, N] shuffles agent ids: the policy's agent i acts in env slot permutations[e, i]
-    (its observation, skill and action), so returns can be attributed to the id or to the physical slot. The
-    result is indexed by slot.
-    """
-    return evaluate(trainer, episodes, seed=seed, deterministic=deterministic, permutations=permutations,
-                    raw=True)["slot_returns"]
-
-
-@torch.no_grad()
-def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, deterministic: bool = True,
-             permutations: np.ndarray | None = None, raw: bool = False) -> dict[str, Any]:
-    """One episode in each of ``episodes`` fresh envs: argmax at both levels, a per-episode skill clock."""
-    c = trainer.config
-    env = hmasd.envs.make(c.env, num_envs=episodes, seed=c.seed + 100_003 if seed is None else seed,
-                          **c.env_options)
-    env.reset()
-    obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
-    n = env.num_agents
-    done = np.zeros(episodes, bool)
-    returns = np.zeros((episodes, n), np.float32)
-    lengths = np.zeros(episodes, np.int32)
-    infos: dict[str, list] = {key: [None] * episodes for key in env.episode_info}
-    policy = EpisodePolicy(trainer, episodes, deterministic)
-    perm = None if permutations is None else torch.from_numpy(np.asarray(permutations)).long()
-    rows = torch.arange(episodes).unsqueeze(-1)
-    while not done.all():
-        if perm is None:
-            actions = policy.act(obs, state, mask)
-        else:  # the policy's agent i acts in slot perm[e, i]: its inputs gathered, its actions scattered back
-            acted = policy.act(obs[rows, perm], state, mask[rows, perm])
-            actions = torch.empty_like(acted)
-            actions[rows, perm] = acted
-        env.step(env_actions(actions))
-        finished = (env.terminated | env.truncated) & ~done
-        for e in np.flatnonzero(finished):
-            returns[e], lengths[e] = env.episode_return[e], env.episode_length[e]
-            for key, values in env.episode_info.items():
-                infos[key][e] = np.array(values[e])
-        done |= finished
-    if raw:
-        return {"slot_returns": returns}
-    team_return = returns.mean(axis=1)
-    result: dict[str, Any] = {"episodes": episodes, "mean_reward": float(team_return.mean()),
-                              "std_reward": float(team_return.std()), "mean_return": float(returns.mean()),
-                              "std_return": float(returns.std()), "mean_length": float(lengths.mean()),
-                              "per_agent_return": returns.mean(axis=0).tolist()}
-    for key, values in infos.items():
-        result[key] = np.mean(np.stack(values), axis=0).tolist()
-    if "success" in result:
-        result["success_rate"] = result.pop("success")
-    return result
-
-
 # ---- the loop -----------------------------------------------------------------------------------
+def run_updates(trainer: Trainer, jobs: dict[str, Callable[[], dict[str, torch.Tensor]]]
+                ) -> dict[str, tuple[dict[str, torch.Tensor], float]]:
+    """Runs the iteration's updates: each name -> (its losses, its seconds).
+
+    The updates share no parameters, optimiser or input that another writes (every target was computed before),
+    so their order does not matter. On the CPU they run side by side on the trainer's update threads: torch
+    releases the GIL inside its kernels, and a few small networks keep two cores busy where intra-op threads
+    cannot split their small kernels. The results are those of running them one after the other.
+    """
+    def timed(job: Callable[[], dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], float]:
+        start = time.perf_counter()
+        losses = job()
+        return losses, time.perf_counter() - start
+
+    if trainer.update_pool is None:
+        return {name: timed(job) for name, job in jobs.items()}
+    futures = {name: trainer.update_pool.submit(timed, job) for name, job in jobs.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
 def iterate(trainer: Trainer) -> dict[str, float]:
-    """One synchronous iteration: collect, targets, update high -> low -> discriminators, resume.
+    """One synchronous iteration: collect, targets, the updates of discoverer, coordinator and discriminators
+    (side by side on the CPU, see :func:`run_updates`), resume.
 
     On the device the metrics add ``Sync/host_syncs_per_batch``: the host syncs this iteration made (see
     :class:`HostSyncs`; ``trainer.syncs.by_call`` has them by call)."""
     c, agent, engine = trainer.config, trainer.agent, trainer.engine
     on_device = trainer.on_device
     start = time.perf_counter()
-    with distribution_checks_off() if on_device else contextlib.nullcontext():
+    with distribution_checks_off():
         collect(trainer)
         collected = time.perf_counter()
         version = engine.policy_version
@@ -591,21 +541,19 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             raise RuntimeError("a sample of this batch was not produced by the current policy version")
         low_batch, disc_batch, stats = low_level_batch(trainer, high)
         metrics: dict[str, float] = dict(stats)
-        # each update's losses come back in one host copy (the learner itself never waits for the host)
+        jobs = {"Discoverer": lambda: agent.update_discoverer(low_batch)}
         if c.algo not in ("mappo", "no_high"):
             high_batch, high_stats = high_level_batch(trainer, high)
             metrics.update(high_stats)
-            losses = agent.update_coordinator(high_batch)
-            metrics.update(host_floats(trainer, {f"Losses/Coordinator/{k}": v for k, v in losses.items()},
-                                       "coordinator_losses"))
-        losses = agent.update_discoverer(low_batch)
-        metrics.update(host_floats(trainer, {f"Losses/Discoverer/{k}": v for k, v in losses.items()},
-                                   "discoverer_losses"))
+            jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
         if c.algo != "mappo":
-            disc = agent.update_discriminators(disc_batch, train_team=c.lambda_team > 0,
-                                               train_indiv=c.lambda_indi > 0)
-            metrics.update(host_floats(trainer, {f"Losses/Discriminator/{k}": v for k, v in disc.items()},
-                                       "discriminator_losses"))
+            jobs["Discriminator"] = lambda: agent.update_discriminators(
+                disc_batch, train_team=c.lambda_team > 0, train_indiv=c.lambda_indi > 0)
+        for name, (losses, seconds) in run_updates(trainer, jobs).items():
+            # each update's losses come back in one host copy (the learner itself never waits for the host)
+            metrics.update(host_floats(trainer, {f"Losses/{name}/{k}": v for k, v in losses.items()},
+                                       f"{name.lower()}_losses"))
+            metrics[f"Time/Update/{name}"] = seconds
     updated = time.perf_counter()
     engine.resume()
     trainer.iteration += 1

@@ -15,8 +15,8 @@ import torch
 
 from hmasd.train import checkpoint
 from hmasd.train.config import TrainConfig
-from hmasd.train.loop import (SYNC_METRIC, EpisodePolicy, Trainer, agent_records, build, env_actions, evaluate,
-                              iterate)
+from hmasd.train.evaluation import EpisodePolicy, evaluate
+from hmasd.train.loop import SYNC_METRIC, Trainer, agent_records, build, env_actions, iterate
 
 log = logging.getLogger("hmasd.train")
 
@@ -173,6 +173,7 @@ def render_episode(trainer: Trainer, path: Path, seed: int = 0) -> Path:
         actions = policy.act(obs, state, mask)  # decides the skills shown in this frame
         frames.append(frame(t))
         env.step(env_actions(actions))
+        policy.stepped(env.terminated | env.truncated)
         t += 1
     frames.append(frame(t))
     ArtistAnimation(figure, frames, interval=150, blit=True).save(path, writer=PillowWriter(fps=6))
