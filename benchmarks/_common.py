@@ -1,4 +1,8 @@
-"""Helpers shared by the benchmark suites: pre-drawn actions (discrete and continuous) and the timed stepping loop."""
+"""Helpers shared by the benchmark suites: pre-drawn actions (discrete and continuous) and the timed stepping loop.
+
+Imported as the top-level module ``_common``: benchmarks/ is not a package, so pytest puts benchmarks/ (not the
+repository root, whose uncompiled hmasd/ would shadow the installed package) first on sys.path.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 benchmarks/README.md.
 
 Usage: ``python benchmarks/report.py`` (run the suite, then write), ``--from-json FILE`` (write from an earlier
-``--benchmark-json`` file without running), ``--no-write`` (print the tables only); pytest arguments after ``--``.
+``--benchmark-json`` file without running), ``--no-write`` (print the tables only); pytest arguments after ``--``
+(test files or directories among them, relative to the repository root, run instead of the whole of benchmarks/).
 Each README block (``results``, ``uav-results``) is rewritten only when the run has benchmarks for it, so a partial
 run such as ``-- -k uav`` leaves the other block as it was.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -88,11 +90,30 @@ class Result:
         return (self.env_steps or 0) / self.best
 
 
+# pytest's own entry point, started without the working directory on sys.path: `python -m pytest` (and `-c`) would put
+# the repository root first there, and its source tree hmasd/ (no compiled _native) would shadow the installed package.
+PYTEST = ("import sys; sys.path[:1] == [''] and sys.path.pop(0); import pytest; sys.exit(pytest.console_main())")
+# pytest options whose value is a path (a value that names a benchmark file is not a test path given to run).
+PATH_VALUED_OPTIONS = ("--deselect", "--ignore", "--ignore-glob", "--rootdir", "--confcutdir", "--basetemp", "-c")
+
+
+def names_test_paths(args: list[str]) -> bool:
+    """Whether the extra pytest arguments name test files or directories (relative to the repository root, where the
+    suite runs): then only those run, else the whole of benchmarks/."""
+    for previous, arg in zip(["", *args], args):
+        if arg.startswith("-") or previous in PATH_VALUED_OPTIONS:
+            continue
+        if (REPO_ROOT / arg.split("::")[0]).exists():
+            return True
+    return False
+
+
 def run_suite(json_path: Path, extra_args: list[str]) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pytest", str(BENCH_DIR), "--benchmark-only", f"--benchmark-json={json_path}",
+    paths = [] if names_test_paths(extra_args) else [str(BENCH_DIR)]
+    command = [sys.executable, "-c", PYTEST, *paths, "--benchmark-only", f"--benchmark-json={json_path.resolve()}",
                "-p", "no:cacheprovider", "-q", *extra_args]
-    print("$", " ".join(command), flush=True)
+    print("$", shlex.join(command), flush=True)
     completed = subprocess.run(command, cwd=REPO_ROOT, check=False)
     if completed.returncode != 0:
         raise SystemExit(f"benchmark run failed with exit code {completed.returncode}")

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import hmasd.envs
-from benchmarks._common import make_actions, stepper
 from hmasd.envs.gym_vector import HmasdVectorEnv
 from hmasd.envs.mappo import MappoVecEnv
+
+from _common import make_actions, stepper  # benchmarks/_common.py
 
 ENVS = ("stag_hunt", "alice_and_bob")
 BACKENDS = ("gymnasium", "mappo", "bare")

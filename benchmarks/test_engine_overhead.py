@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import hmasd.envs
-from benchmarks._common import make_actions, stepper
 from hmasd.rollout import RolloutEngine
+
+from _common import make_actions, stepper  # benchmarks/_common.py
 
 ENVS = ("alice_and_bob", "stag_hunt")
 CLOCKS = ("episode", "global")

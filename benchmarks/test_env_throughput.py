@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 import hmasd.envs
-from benchmarks._common import record, make_actions, stepper
 from hmasd.envs.reference.vec import ReferenceVecEnv
+
+from _common import make_actions, record, stepper  # benchmarks/_common.py
 
 ENVS = ("alice_and_bob", "stag_hunt")
 NUM_ENVS = (1, 64, 4096)

@@ -30,7 +30,8 @@ import numpy as np
 import pytest
 
 import hmasd.envs
-from benchmarks._common import make_actions, stepper
+
+from _common import make_actions, stepper  # benchmarks/_common.py
 
 logger = logging.getLogger(__name__)
 

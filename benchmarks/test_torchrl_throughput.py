@@ -30,7 +30,8 @@ import numpy as np
 import pytest
 
 import hmasd.envs
-from benchmarks._common import record, make_actions, make_continuous_actions
+
+from _common import make_actions, make_continuous_actions, record  # benchmarks/_common.py
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchrl")

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import hmasd.envs
-from benchmarks._common import make_continuous_actions, stepper
 from hmasd.envs.reference.vec import ReferenceVecEnv
+
+from _common import make_continuous_actions, stepper  # benchmarks/_common.py
 
 ENV = "uav_coverage"
 SIZES = ((5, 50), (10, 200))  # (U UAVs = agents, N ground users)

@@ -2,7 +2,8 @@
 
     python benchmarks/learning/reproduce.py --preset alice_and_bob --seeds 1 2 --out runs/alice_3m
 
-Each seed runs in its own process (one torch thread each); results go to <out>/seed_<s>.json and <out>/summary.json.
+Each seed runs in its own process (one torch thread each, ``--jobs`` at a time); results go to
+<out>/<algo>_seed_<s>.json and <out>/<algo>_summary.json, curves to <out>/<algo>_curves.png.
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 
 log = logging.getLogger("reproduce")
 
 
-def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, out: str) -> dict:
+def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, out: str,
+              parallel_updates: bool) -> dict:
     from hmasd.train import preset
-    from hmasd.train.loop import build, evaluate, iterate
+    from hmasd.train.evaluation import evaluate
+    from hmasd.train.loop import build, iterate
 
-    overrides = {"seed": seed, "algo": algo, "eval_interval": 0}
+    overrides = {"seed": seed, "algo": algo, "eval_interval": 0, "parallel_updates": parallel_updates,
+                 **({} if parallel_updates else {"torch_threads": 1})}
     if total_steps:
         overrides["total_steps"] = total_steps
     config = preset(preset_name, **overrides)
@@ -78,6 +83,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--total-steps", type=int, default=None)
     parser.add_argument("--out", default="runs/reproduce")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="seeds trained at once (default: one per core); with more than one, each runs on one core "
+                             "(one torch thread, its updates in turn: the results are the same)")
     parser.add_argument("--plot-only", action="store_true", help="redraw the curves of finished runs")
     args = parser.parse_args()
     if args.plot_only:
@@ -86,8 +94,11 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    with mp.get_context("spawn").Pool(len(args.seeds)) as pool:
-        records = pool.starmap(train_one, [(args.preset, s, args.algo, args.total_steps, args.out) for s in args.seeds])
+    jobs = args.jobs or min(len(args.seeds), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                            else os.cpu_count() or 1)
+    with mp.get_context("spawn").Pool(jobs) as pool:
+        records = pool.starmap(train_one, [(args.preset, s, args.algo, args.total_steps, args.out, jobs == 1)
+                                           for s in args.seeds])
     summary = {
         "preset": args.preset, "algo": args.algo, "seeds": args.seeds,
         "final_success_rate": [r["curve"][-1].get("success_rate") for r in records],

@@ -26,7 +26,8 @@ import torch
 
 from hmasd.envs.uav_baselines import evaluate_baseline
 from hmasd.train import checkpoint
-from hmasd.train.loop import Trainer, build, evaluate
+from hmasd.train.evaluation import evaluate
+from hmasd.train.loop import Trainer, build
 
 log = logging.getLogger("uav_vs_baselines")
 
