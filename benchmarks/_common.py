@@ -53,3 +53,16 @@ def record(benchmark: Any, *, kind: str, backend: str, env: str, num_envs: int, 
         "env_steps": steps * num_envs,
         "agent_steps": steps * num_envs * num_agents,
     })
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or "unknown" where there is none."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware"):
+                    return value.strip()
+    except OSError:
+        pass
+    return "unknown"

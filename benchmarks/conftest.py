@@ -17,18 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or "unknown" where there is none."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return "unknown"
+from _common import cpu_model
 
 
 def usable_cores() -> int:

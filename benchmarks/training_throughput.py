@@ -21,22 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from _common import cpu_model
+
 log = logging.getLogger("hmasd.benchmarks.training")
 
 OLD_SYSTEM_ENV_STEPS_PER_S = 18.4  # the Python PettingZoo system this project replaces, 32 envs, same machine class
 UPDATES = ("Coordinator", "Discoverer", "Discriminator")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "Hardware"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class Timers:

@@ -12,8 +12,9 @@ ALGOS = ("hmasd", "mappo", "no_team", "no_indi", "no_high")
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run needs. Defaults are the paper's common settings (hmasd-algorithm.md section 7)."""
+class TrainConfig(AlgoConfig):
+    """Everything a run needs: the algorithm's settings (AlgoConfig's fields) and the run's. Defaults are the
+    paper's common settings (hmasd-algorithm.md section 7)."""
 
     env: str = "alice_and_bob"
     """Registered env name."""
@@ -31,50 +32,8 @@ class TrainConfig:
     """Env steps (summed over envs) to train for."""
     skill_interval: int = 50
     """k: env steps per skill window."""
-    num_team_skills: int = 2
-    num_indiv_skills: int = 4
     clock: str = "episode"
     """episode (clean: windows never straddle episodes) | global (the official chunk-relative clock)."""
-    lambda_env: float = 0.0
-    """lambda_e: weight of the env reward in the low-level reward."""
-    lambda_team: float = 0.1
-    """lambda_D: weight of log q_D(Z | s') in the low-level reward."""
-    lambda_indi: float = 0.2
-    """lambda_d: weight of log q_d(z_i | o_i', Z) in the low-level reward."""
-    high_entropy_coef: float = 0.1
-    """lambda_h."""
-    low_entropy_coef: float = 0.01
-    """lambda_l."""
-    lr: float = 5e-4
-    """Learning rate of all optimisers (coordinator, actor, critic, both discriminators)."""
-    gamma: float = 0.99
-    """Discount per env step (low level) and per decision (high level)."""
-    gae_lambda: float = 0.95
-    high_epochs: int = 15
-    low_epochs: int = 15
-    disc_epochs: int = 15
-    clip: float = 0.2
-    value_clip: float = 0.2
-    huber_delta: float = 10.0
-    value_coef: float = 1.0
-    max_grad_norm: float = 10.0
-    hidden: int = 64
-    n_embd: int = 64
-    n_head: int = 1
-    n_block: int = 1
-    skill_last_layer: bool = True
-    """Skill one-hot enters just before the action head (True, Alice_and_Bob/Overcooked) or at the input."""
-    policy_sharing: str = "shared"
-    """shared (one low-level actor and critic for every agent) | independent (one per agent; IPPO with mappo).
-    The coordinator stays centralised."""
-    recurrent: bool = False
-    """A 1-layer GRU after the low-level MLPs, as in the official code (reset at episode starts only)."""
-    chunk_length: int = 10
-    """Steps per recurrent training chunk (data_chunk_length); horizon must be a multiple of it."""
-    log_std_init: float = -0.5
-    """Initial log-std of the Gaussian low-level policy (continuous envs; std 0.61 of the [-1, 1] action range)."""
-    agent_pos_embedding: bool = False
-    """Learned agent position embeddings in the coordinator (a documented deviation; off as in the paper)."""
     eval_interval: int = 25
     """Updates between deterministic evaluations (0 = never)."""
     eval_episodes: int = 100
