@@ -26,7 +26,7 @@ from _common import cpu_model
 log = logging.getLogger("hmasd.benchmarks.training")
 
 OLD_SYSTEM_ENV_STEPS_PER_S = 18.4  # the Python PettingZoo system this project replaces, 32 envs, same machine class
-UPDATES = ("Coordinator", "Discoverer", "Discriminator")
+UPDATES = ("Discoverer", "Coordinator", "Discriminator.indiv", "Discriminator.team")
 
 
 class Timers:
@@ -79,8 +79,8 @@ def update_flops(trainer: Any) -> dict[str, int]:
             high_batch, _ = loop.high_level_batch(trainer, high)
             jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
         if c.algo != "mappo":
-            jobs["Discriminator"] = lambda: agent.update_discriminators(disc_batch, c.lambda_team > 0,
-                                                                        c.lambda_indi > 0)
+            jobs["Discriminator"] = lambda: (agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0),
+                                             agent.update_discriminator("team", disc_batch, c.lambda_team > 0))
         flops = {}
         for name, job in jobs.items():
             with FlopCounterMode(display=False) as counter:

@@ -299,23 +299,23 @@ class HMASDAgent(nn.Module):
                           old_values=chunk(batch.old_values[..., learner.agents]),
                           returns=chunk(returns[..., learner.agents]), entropy_coef=c.low_entropy_coef)
 
-    def update_discriminators(self, batch: DiscBatch, train_team: bool, train_indiv: bool) -> dict[str, torch.Tensor]:
-        """Eq. 8: cross-entropy on the current rollout, both discriminators in one pass per epoch."""
+    def update_discriminator(self, which: str, batch: DiscBatch, train: bool) -> dict[str, torch.Tensor]:
+        """Eq. 8: ``disc_epochs`` full-batch cross-entropy steps of q_D (``which="team"``: Z from s') or q_d
+        (``"indiv"``: z_i from o_i' and Z) on the current rollout, none unless ``train``; then its loss and
+        accuracy. The two share nothing, so they can run side by side."""
         ce = nn.functional.cross_entropy
-        z_onehot = nn.functional.one_hot(batch.row_team.long(), self.config.num_team_skills).float()
-        indiv_input = torch.cat([batch.next_obs, z_onehot], dim=-1)
-        team_loss = lambda: ce(self.team_disc(batch.next_state), batch.team_skill.long())  # noqa: E731
-        indiv_loss = lambda: ce(self.indiv_disc(indiv_input), batch.indiv_skill.long())  # noqa: E731
-        trained = [(loss, name) for loss, name, on in ((team_loss, "team_disc", train_team),
-                                                       (indiv_loss, "indiv_disc", train_indiv)) if on]
-        if trained:
-            supervised_update([loss for loss, _ in trained], self.networks(*(name for _, name in trained)),
+        if which == "team":
+            network, inputs, skills = self.team_disc, batch.next_state, batch.team_skill.long()
+        elif which == "indiv":
+            z_onehot = nn.functional.one_hot(batch.row_team.long(), self.config.num_team_skills).float()
+            network, inputs = self.indiv_disc, torch.cat([batch.next_obs, z_onehot], dim=-1)
+            skills = batch.indiv_skill.long()
+        else:
+            raise ValueError(f"which must be 'team' or 'indiv', got {which!r}")
+        if train:
+            supervised_update([lambda: ce(network(inputs), skills)], self.networks(f"{which}_disc"),
                               self.config.disc_epochs, self.config.max_grad_norm)
         with torch.no_grad():
-            team_logits, indiv_logits = self.team_disc(batch.next_state), self.indiv_disc(indiv_input)
-            return {
-                "team_loss": ce(team_logits, batch.team_skill.long()),
-                "indiv_loss": ce(indiv_logits, batch.indiv_skill.long()),
-                "team_accuracy": (team_logits.argmax(-1) == batch.team_skill).float().mean(),
-                "indiv_accuracy": (indiv_logits.argmax(-1) == batch.indiv_skill).float().mean(),
-            }
+            logits = network(inputs)
+            return {f"{which}_loss": ce(logits, skills),
+                    f"{which}_accuracy": (logits.argmax(-1) == skills).float().mean()}

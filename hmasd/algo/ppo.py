@@ -151,6 +151,6 @@ def last_epoch_stats(learners: list[PPOLearner], scored: list[tuple[torch.Tensor
 
 def supervised_update(losses: list[Callable[[], torch.Tensor]], networks: Networks, epochs: int,
                       max_grad_norm: float) -> None:
-    """``epochs`` full-batch steps on the sum of ``losses`` (the discriminators' cross-entropies, Eq. 8)."""
+    """``epochs`` full-batch steps on the sum of ``losses`` (a discriminator's cross-entropy, Eq. 8)."""
     for _ in range(epochs):
         optimizer_step(networks, sum(loss() for loss in losses), max_grad_norm)

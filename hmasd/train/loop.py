@@ -24,8 +24,8 @@ log = logging.getLogger("hmasd.train")
 # Host syncs the device path makes per batch, by call (see :class:`HostSyncs`); docs/training.md explains each.
 SYNC_METRIC = "Sync/host_syncs_per_batch"
 UPDATE_THREADS = 2
-"""Threads the CPU updates run on side by side: the discoverer on one, coordinator then discriminators on the
-other (the longest first: they are submitted in that order)."""
+"""Threads the CPU updates run on side by side (the discoverer, the coordinator and each discriminator are jobs,
+submitted longest first)."""
 
 
 def effective_config(config: TrainConfig) -> TrainConfig:
@@ -517,8 +517,8 @@ def run_updates(trainer: Trainer, jobs: dict[str, Callable[[], dict[str, torch.T
 
 
 def iterate(trainer: Trainer) -> dict[str, float]:
-    """One synchronous iteration: collect, targets, the updates of discoverer, coordinator and discriminators
-    (side by side on the CPU, see :func:`run_updates`), resume.
+    """One synchronous iteration: collect, targets, the updates of discoverer, coordinator and both
+    discriminators (side by side on the CPU, see :func:`run_updates`), resume.
 
     On the device the metrics add ``Sync/host_syncs_per_batch``: the host syncs this iteration made (see
     :class:`HostSyncs`; ``trainer.syncs.by_call`` has them by call)."""
@@ -541,19 +541,23 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             raise RuntimeError("a sample of this batch was not produced by the current policy version")
         low_batch, disc_batch, stats = low_level_batch(trainer, high)
         metrics: dict[str, float] = dict(stats)
+        # longest first: the first free update thread takes the next job
         jobs = {"Discoverer": lambda: agent.update_discoverer(low_batch)}
         if c.algo not in ("mappo", "no_high"):
             high_batch, high_stats = high_level_batch(trainer, high)
             metrics.update(high_stats)
             jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
         if c.algo != "mappo":
-            jobs["Discriminator"] = lambda: agent.update_discriminators(
-                disc_batch, train_team=c.lambda_team > 0, train_indiv=c.lambda_indi > 0)
-        for name, (losses, seconds) in run_updates(trainer, jobs).items():
+            jobs["Discriminator.indiv"] = lambda: agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0)
+            jobs["Discriminator.team"] = lambda: agent.update_discriminator("team", disc_batch, c.lambda_team > 0)
+        losses_by_update: dict[str, dict[str, torch.Tensor]] = {}
+        for job, (losses, seconds) in run_updates(trainer, jobs).items():
+            losses_by_update.setdefault(job.split(".")[0], {}).update(losses)
+            metrics[f"Time/Update/{job}"] = seconds
+        for name, losses in losses_by_update.items():
             # each update's losses come back in one host copy (the learner itself never waits for the host)
             metrics.update(host_floats(trainer, {f"Losses/{name}/{k}": v for k, v in losses.items()},
                                        f"{name.lower()}_losses"))
-            metrics[f"Time/Update/{name}"] = seconds
     updated = time.perf_counter()
     engine.resume()
     trainer.iteration += 1
