@@ -69,18 +69,12 @@ def update_flops(trainer: Any) -> dict[str, int]:
 
     from hmasd.train import loop
 
-    c, agent = trainer.config, trainer.agent  # iterate() left the engine resumed: a fresh batch can start
+    # iterate() left the engine resumed: a fresh batch can start
     with loop.distribution_checks_off():
         loop.collect(trainer)
         high = trainer.engine.high_level()
         low_batch, disc_batch, _ = loop.low_level_batch(trainer, high)
-        jobs = {"Discoverer": lambda: agent.update_discoverer(low_batch)}
-        if c.algo not in ("mappo", "no_high"):
-            high_batch, _ = loop.high_level_batch(trainer, high)
-            jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
-        if c.algo != "mappo":
-            jobs["Discriminator"] = lambda: (agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0),
-                                             agent.update_discriminator("team", disc_batch, c.lambda_team > 0))
+        jobs, _ = loop.update_jobs(trainer, high, low_batch, disc_batch)
         flops = {}
         for name, job in jobs.items():
             with FlopCounterMode(display=False) as counter:

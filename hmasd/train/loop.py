@@ -496,6 +496,22 @@ def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
 
 
 # ---- the loop -----------------------------------------------------------------------------------
+def update_jobs(trainer: Trainer, high: dict[str, Any], low_batch: LowBatch, disc_batch: DiscBatch
+                ) -> tuple[dict[str, Callable[[], dict[str, torch.Tensor]]], dict[str, float]]:
+    """The iteration's updates by name, longest first (the first free update thread takes the next job), and the
+    high-level batch's stats (computed here: only the algorithms with a trained coordinator build that batch)."""
+    c, agent = trainer.config, trainer.agent
+    jobs: dict[str, Callable[[], dict[str, torch.Tensor]]] = {"Discoverer": lambda: agent.update_discoverer(low_batch)}
+    high_stats: dict[str, float] = {}
+    if c.algo not in ("mappo", "no_high"):
+        high_batch, high_stats = high_level_batch(trainer, high)
+        jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
+    if c.algo != "mappo":
+        jobs["Discriminator.indiv"] = lambda: agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0)
+        jobs["Discriminator.team"] = lambda: agent.update_discriminator("team", disc_batch, c.lambda_team > 0)
+    return jobs, high_stats
+
+
 def run_updates(trainer: Trainer, jobs: dict[str, Callable[[], dict[str, torch.Tensor]]]
                 ) -> dict[str, tuple[dict[str, torch.Tensor], float]]:
     """Runs the iteration's updates: each name -> (its losses, its seconds).
@@ -541,15 +557,8 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             raise RuntimeError("a sample of this batch was not produced by the current policy version")
         low_batch, disc_batch, stats = low_level_batch(trainer, high)
         metrics: dict[str, float] = dict(stats)
-        # longest first: the first free update thread takes the next job
-        jobs = {"Discoverer": lambda: agent.update_discoverer(low_batch)}
-        if c.algo not in ("mappo", "no_high"):
-            high_batch, high_stats = high_level_batch(trainer, high)
-            metrics.update(high_stats)
-            jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
-        if c.algo != "mappo":
-            jobs["Discriminator.indiv"] = lambda: agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0)
-            jobs["Discriminator.team"] = lambda: agent.update_discriminator("team", disc_batch, c.lambda_team > 0)
+        jobs, high_stats = update_jobs(trainer, high, low_batch, disc_batch)
+        metrics.update(high_stats)
         losses_by_update: dict[str, dict[str, torch.Tensor]] = {}
         for job, (losses, seconds) in run_updates(trainer, jobs).items():
             losses_by_update.setdefault(job.split(".")[0], {}).update(losses)
