@@ -76,13 +76,13 @@ py::object dlpack_stream(uintptr_t stream) { return py::int_(stream == 0 ? 1 : s
 
 template <class Env>
 std::unique_ptr<DeviceEnv> make_env(const typename Env::Config& config, int32_t num_envs, uint64_t seed,
-                                    int32_t device, const std::string& autoreset) {
+                                    int32_t device, const std::string& autoreset, int64_t first_env) {
   int32_t mode;
   if (autoreset == "same_step") mode = 0;
   else if (autoreset == "disabled") mode = 1;
   else if (autoreset == "next_step") mode = 2;
   else throw py::value_error("autoreset must be 'same_step', 'next_step' or 'disabled', got '" + autoreset + "'");
-  return hmasd::make_device_env<Env>(config, num_envs, seed, device, mode);
+  return hmasd::make_device_env<Env>(config, num_envs, seed, as_first_env(first_env), device, mode);
 }
 
 }  // namespace
@@ -97,6 +97,8 @@ void bind_cuda(py::module_& m) {
       .def_property_readonly("num_actions", [](const DeviceEnv& e) { return e.dims().num_actions; })
       .def_property_readonly("action_dim", &DeviceEnv::action_width)
       .def_property_readonly("seed", &DeviceEnv::seed)
+      .def_property_readonly("first_env", &DeviceEnv::first_env,
+                             "Env copy e draws the random stream of env index first_env + e.")
       .def_property_readonly("has_reset", &DeviceEnv::has_reset)
       .def_property_readonly("info_fields",
                              [](const DeviceEnv& e) {
@@ -229,17 +231,19 @@ void bind_cuda(py::module_& m) {
       }, py::arg("device"));
 
   m.def("make_device_env", &make_env<hmasd::AliceAndBob>, py::arg("config"), py::arg("num_envs"), py::arg("seed"),
-        py::arg("device"), py::arg("autoreset"));
+        py::arg("device"), py::arg("autoreset"), py::arg("first_env") = 0);
   m.def("make_device_env", &make_env<hmasd::StagHunt>, py::arg("config"), py::arg("num_envs"), py::arg("seed"),
-        py::arg("device"), py::arg("autoreset"));
+        py::arg("device"), py::arg("autoreset"), py::arg("first_env") = 0);
   m.def(
       "make_device_env",
       [](const hmasd::UavCoverageConfig& config, int32_t num_envs, uint64_t seed, int32_t device,
-         const std::string& autoreset) {
-        return config.action_type == 0 ? make_env<hmasd::UavCoverage>(config, num_envs, seed, device, autoreset)
-                                       : make_env<hmasd::UavCoverageDiscrete>(config, num_envs, seed, device, autoreset);
+         const std::string& autoreset, int64_t first_env) {
+        return config.action_type == 0
+                   ? make_env<hmasd::UavCoverage>(config, num_envs, seed, device, autoreset, first_env)
+                   : make_env<hmasd::UavCoverageDiscrete>(config, num_envs, seed, device, autoreset, first_env);
       },
-      py::arg("config"), py::arg("num_envs"), py::arg("seed"), py::arg("device"), py::arg("autoreset"));
+      py::arg("config"), py::arg("num_envs"), py::arg("seed"), py::arg("device"), py::arg("autoreset"),
+      py::arg("first_env") = 0);
 }
 
 int cuda_device_count() { return hmasd::cuda_device_count(); }

@@ -58,11 +58,11 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
   using Config = typename Env::Config;
   return py::class_<Pool>(m, class_name)
       .def(py::init([](const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads,
-                       const std::string& autoreset) {
-             return new Pool(config, num_envs, seed, num_threads, parse_autoreset(autoreset));
+                       const std::string& autoreset, int64_t first_env) {
+             return new Pool(config, num_envs, seed, num_threads, parse_autoreset(autoreset), as_first_env(first_env));
            }),
            py::arg("config"), py::arg("num_envs"), py::arg("seed") = 0, py::arg("num_threads") = 1,
-           py::arg("autoreset") = "same_step")
+           py::arg("autoreset") = "same_step", py::arg("first_env") = 0)
       .def_property_readonly_static("name", [](const py::object&) { return Env::kName; })
       .def_property_readonly("config", [](const Pool& p) { return p.config(); })
       .def_property_readonly("num_envs", &Pool::num_envs)
@@ -76,6 +76,8 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
       .def_property_readonly("action_dim", [](const Pool&) { return Pool::kContinuous ? Env::kActionWidth : 0; },
                              "Components of a continuous action (0 for discrete envs).")
       .def_property_readonly("seed", &Pool::seed)
+      .def_property_readonly("first_env", &Pool::first_env,
+                             "Env copy e draws the random stream of env index first_env + e.")
       .def_property_readonly("has_reset", &Pool::has_reset)
       .def_property_readonly("autoreset",
                              [](const Pool& p) { return autoreset_name(p.autoreset()); })

@@ -36,6 +36,8 @@ struct EnvBatch {
   int32_t num_envs, num_agents, obs_dim, state_dim, num_actions, info_width;
   Autoreset autoreset;
   uint64_t seed;
+  uint32_t first_env;         // env copy e draws the stream of env index first_env + e: this batch is a slice of one
+                              // larger batch (a rank's share in distributed training), stepped as that batch would be
   State* states;              // [E]
   uint32_t* episode;          // [E] episodes begun since the last seeded reset
   bool* needs_reset;          // [E] autoreset disabled and the episode ended
@@ -55,8 +57,8 @@ struct EnvBatch {
   double* tally;              // [E, tally_width]
 
   HD EnvRng rng(int32_t e) const {
-    return EnvRng{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(e),
-                  episode[e]};
+    return EnvRng{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                  first_env + static_cast<uint32_t>(e), episode[e]};
   }
   HD int64_t obs_offset(int32_t e) const { return int64_t(e) * num_agents * obs_dim; }
   HD int64_t state_offset(int32_t e) const { return int64_t(e) * state_dim; }

@@ -4,11 +4,22 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "batch/env_batch.h"
 #include "core/env_spec.h"
 
 namespace hmasd {
+
+// The env indices first_env .. first_env + num_envs - 1 of a batch must all be uint32 (the Philox key word), or two
+// copies would share a stream. Checked by both owners before anything is allocated.
+inline void check_env_index_range(uint32_t first_env, int32_t num_envs) {
+  if (uint64_t(first_env) + uint64_t(num_envs) > (uint64_t(1) << 32))
+    throw std::invalid_argument("first_env + num_envs must not exceed 2**32 (an env index is a uint32), got "
+                                "first_env=" + std::to_string(first_env) + " and num_envs=" +
+                                std::to_string(num_envs));
+}
 
 // What the elements of one state array are: Env::State, uint32 counters, bools, int32 lengths or float32 values.
 enum class StateArray { kEnvStates, kCounters, kFlags, kLengths, kFloats };
@@ -52,9 +63,9 @@ struct EnvStorage {
   }
 
   EnvBatch<Env> view(const typename Env::Config& config, const EnvDims& d, int32_t num_envs, int32_t info_width,
-                     Autoreset autoreset, uint64_t seed) {
+                     Autoreset autoreset, uint64_t seed, uint32_t first_env) {
     return EnvBatch<Env>{config, num_envs, d.num_agents, d.obs_dim, d.state_dim, d.num_actions, info_width,
-                         autoreset, seed, states.data(), episode.data(), needs_reset.data(), obs.data(),
+                         autoreset, seed, first_env, states.data(), episode.data(), needs_reset.data(), obs.data(),
                          state.data(), action_mask.data(), final_obs.data(), final_state.data(), rewards.data(),
                          terminated.data(), truncated.data(), running_return.data(), running_length.data(),
                          episode_return.data(), episode_length.data(), episode_info.data(), tally.data()};

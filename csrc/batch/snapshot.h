@@ -1,6 +1,7 @@
-// The snapshot format of a batch of envs: a header naming the env, its options and every size, the state bytes,
-// and a checksum over all of it. A restore refuses a snapshot of another env, other options or sizes, a damaged one,
-// or one whose state an env could not have reached, before anything is written. Host code.
+// The snapshot format of a batch of envs: a header naming the env, its options, every size and the batch's first env
+// index, the state bytes, and a checksum over all of it. A restore refuses a snapshot of another env, other options,
+// sizes or first env index, a damaged one, or one whose state an env could not have reached, before anything is
+// written. Host code.
 #pragma once
 
 #include <cmath>
@@ -16,7 +17,10 @@
 namespace hmasd {
 
 constexpr char kSnapshotMagic[8] = {'H', 'M', 'A', 'S', 'D', 'S', 'N', 'P'};
-constexpr uint32_t kSnapshotVersion = 1;
+// Version 2 appends first_env to the sizes block (so the block's own count still says where the state begins);
+// version 1 has no first_env and reads as first_env = 0, so older checkpoints still load.
+constexpr uint32_t kSnapshotVersion = 2;
+constexpr uint32_t kOldestSnapshotVersion = 1;
 
 // FNV-1a, 64 bits: detects damage, not tampering (the state checks catch states no env can reach).
 inline uint64_t fnv1a64(const char* data, size_t size) {
@@ -82,9 +86,10 @@ class SnapshotReader {
   size_t at_ = 0, end_ = 0;
 };
 
-// The header: env name, every option's value, the sizes. `expect_header` names the first difference.
+// The header: env name, every option's value, the sizes, first_env. `expect_header` names the first difference.
 template <class Env>
-void put_header(SnapshotWriter& w, const typename Env::Config& config, const std::vector<int32_t>& sizes) {
+void put_header(SnapshotWriter& w, const typename Env::Config& config, const std::vector<int32_t>& sizes,
+                uint32_t first_env) {
   w.bytes(kSnapshotMagic, sizeof(kSnapshotMagic));
   w.put(kSnapshotVersion);
   w.text(Env::kName);
@@ -94,17 +99,18 @@ void put_header(SnapshotWriter& w, const typename Env::Config& config, const std
     w.text(option.name);
     w.put(option.get(config));
   }
-  w.put(static_cast<uint32_t>(sizes.size()));
+  w.put(static_cast<uint32_t>(sizes.size() + 1));
   for (int32_t size : sizes) w.put(size);
+  w.put(first_env);
 }
 
 template <class Env>
 void expect_header(SnapshotReader& r, const typename Env::Config& config, const std::vector<int32_t>& sizes,
-                   const std::vector<const char*>& size_names) {
+                   const std::vector<const char*>& size_names, uint32_t first_env) {
   const uint32_t version = r.get<uint32_t>();
-  if (version != kSnapshotVersion)
+  if (version < kOldestSnapshotVersion || version > kSnapshotVersion)
     throw std::invalid_argument("snapshot format version " + std::to_string(version) + ", this build reads " +
-                                std::to_string(kSnapshotVersion));
+                                std::to_string(kOldestSnapshotVersion) + " to " + std::to_string(kSnapshotVersion));
   const std::string name = r.text();
   if (name != Env::kName)
     throw std::invalid_argument("the snapshot is of env '" + name + "', not '" + std::string(Env::kName) + "'");
@@ -125,13 +131,20 @@ void expect_header(SnapshotReader& r, const typename Env::Config& config, const 
                                   option_value_text(option, stored) + ", this env has " + option.name + "=" +
                                   option_value_text(option, mine) + "; make the env with the snapshot's options");
   }
-  if (r.get<uint32_t>() != sizes.size()) throw std::invalid_argument("the snapshot's sizes do not match this env");
+  const bool has_first_env = version >= 2;
+  if (r.get<uint32_t>() != sizes.size() + (has_first_env ? 1 : 0))
+    throw std::invalid_argument("the snapshot's sizes do not match this env");
   for (size_t k = 0; k < sizes.size(); ++k) {
     const int32_t stored = r.get<int32_t>();
     if (stored != sizes[k])
       throw std::invalid_argument("the snapshot has " + std::string(size_names[k]) + "=" + std::to_string(stored) +
                                   ", this env " + std::to_string(sizes[k]));
   }
+  const uint32_t stored_first_env = has_first_env ? r.get<uint32_t>() : 0u;
+  if (stored_first_env != first_env)
+    throw std::invalid_argument("the snapshot was made with first_env=" + std::to_string(stored_first_env) +
+                                ", this env has first_env=" + std::to_string(first_env) +
+                                "; make the env with first_env=" + std::to_string(stored_first_env));
 }
 
 }  // namespace hmasd

@@ -39,9 +39,13 @@ class BatchedEnv {
   static constexpr int32_t kActionWidth = Env::kActionWidth;
   static constexpr bool kContinuous = std::is_floating_point<Action>::value;
 
-  BatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads, Autoreset autoreset)
+  // `first_env`: env copy e draws the stream of env index first_env + e, so that batches of consecutive slices step
+  // exactly as the one batch they are cut from (distributed ranks each own one slice).
+  BatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, int32_t num_threads, Autoreset autoreset,
+             uint32_t first_env = 0)
       : config_(validated(config)), dims_(Env::dims(config)), info_fields_(Env::info_fields(config)) {
     if (num_envs <= 0) throw std::invalid_argument("num_envs must be >= 1, got " + std::to_string(num_envs));
+    check_env_index_range(first_env, num_envs);
     if (num_threads <= 0 || num_threads > max_threads())
       throw std::invalid_argument("num_threads must be in [1, " + std::to_string(max_threads()) + "], got " +
                                   std::to_string(num_threads));
@@ -50,6 +54,7 @@ class BatchedEnv {
     num_threads_ = num_threads;
     autoreset_ = autoreset;
     seed_ = seed;
+    first_env_ = first_env;
     info_width_ = hmasd::info_width(info_fields_, dims_.num_agents);
     check_fits_in_memory(storage_bytes<EnvStorage<Env, ByteCount>>(dims_, num_envs, info_width_),
                          std::string(Env::kName) + " with num_envs=" + std::to_string(num_envs));
@@ -89,7 +94,9 @@ class BatchedEnv {
   }
 
   // The batch as plain views over this env's own buffers (the rollout engine points obs / state / masks elsewhere).
-  EnvBatch<Env> view() { return buffers_.view(config_, dims_, num_envs_, info_width_, autoreset_, seed_); }
+  EnvBatch<Env> view() {
+    return buffers_.view(config_, dims_, num_envs_, info_width_, autoreset_, seed_, first_env_);
+  }
   // The env's own arrays (the bindings show them as NumPy views).
   EnvStorage<Env, HostArray>& buffers() { return buffers_; }
 
@@ -147,7 +154,7 @@ class BatchedEnv {
   std::string snapshot() {
     if (lease_.batch_open() && sync_own_rows_) sync_own_rows_();
     SnapshotWriter w;
-    put_header<Env>(w, config_, snapshot_sizes());
+    put_header<Env>(w, config_, snapshot_sizes(), first_env_);
     w.put(seed_);
     w.put(has_reset_);
     buffers_.for_each_state_array([&](const void* data, size_t bytes, StateArray) { w.bytes(data, bytes); });
@@ -160,7 +167,8 @@ class BatchedEnv {
     check_not_in_batch("restore()");
     SnapshotReader r(blob);
     expect_header<Env>(r, config_, snapshot_sizes(),
-                       {"num_envs", "num_agents", "obs_dim", "state_dim", "num_actions", "info_width", "state bytes"});
+                       {"num_envs", "num_agents", "obs_dim", "state_dim", "num_actions", "info_width", "state bytes"},
+                       first_env_);
     const uint64_t seed = r.get<uint64_t>();
     uint8_t has_reset;
     r.bytes(&has_reset, 1);
@@ -198,14 +206,17 @@ class BatchedEnv {
   void set_threads_used(int32_t n) { threads_used_ = n; }
   Autoreset autoreset() const { return autoreset_; }
   uint64_t seed() const { return seed_; }
+  uint32_t first_env() const { return first_env_; }
   bool has_reset() const { return has_reset_; }
   State& state_of(int32_t e) { return buffers_.states[e]; }
   const State& state_of(int32_t e) const { return buffers_.states[e]; }
   // Rewrites env copy e's observation rows from its state (after a test or tool edited the state).
   void observe_env(int32_t e) { view().observe(e); }
-  // The random stream of env copy e in its current episode.
-  EnvRng rng_of(int32_t e) const { return EnvRng{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32),
-                                                 static_cast<uint32_t>(e), buffers_.episode[e]}; }
+  // The random stream of env copy e in its current episode (env index first_env + e).
+  EnvRng rng_of(int32_t e) const {
+    return EnvRng{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32),
+                  first_env_ + static_cast<uint32_t>(e), buffers_.episode[e]};
+  }
 
  private:
   static Config validated(const Config& config) {
@@ -275,6 +286,7 @@ class BatchedEnv {
   int32_t threads_used_ = 1;
   Autoreset autoreset_ = Autoreset::kSameStep;
   uint64_t seed_ = 0;
+  uint32_t first_env_ = 0;
   bool has_reset_ = false;
   EnvStorage<Env, HostArray> buffers_;
   EngineLease lease_;

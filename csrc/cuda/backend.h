@@ -34,6 +34,7 @@ class DeviceEnv {
   virtual int32_t action_width() const = 0;  // components of a continuous action, 0 for discrete envs
   virtual const std::vector<InfoField>& info_fields() const = 0;
   virtual uint64_t seed() const = 0;
+  virtual uint32_t first_env() const = 0;  // env copy e draws the stream of env index first_env + e
   virtual bool has_reset() const = 0;
   virtual void reset(bool has_seed, uint64_t seed, uintptr_t stream) = 0;
   // Begins the next episode of the envs flagged in `chosen` (device bool [E]); the others are left as they are.
@@ -83,7 +84,7 @@ class DeviceEngine {
 
 template <class Env>
 std::unique_ptr<DeviceEnv> make_device_env(const typename Env::Config& config, int32_t num_envs, uint64_t seed,
-                                           int32_t device, int32_t autoreset);
+                                           uint32_t first_env, int32_t device, int32_t autoreset);
 
 int cuda_device_count();
 // Waits for all work on `device` (a DLPack consumer on another stream must see every write).

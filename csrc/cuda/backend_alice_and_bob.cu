@@ -2,5 +2,6 @@
 #include "cuda/device_owners.cuh"
 
 namespace hmasd {
-template std::unique_ptr<DeviceEnv> make_device_env<AliceAndBob>(const AliceAndBob::Config&, int32_t, uint64_t, int32_t, int32_t);
+template std::unique_ptr<DeviceEnv> make_device_env<AliceAndBob>(const AliceAndBob::Config&, int32_t, uint64_t,
+    uint32_t, int32_t, int32_t);
 }  // namespace hmasd

@@ -108,12 +108,15 @@ class DeviceBatchedEnv final : public DeviceEnv {
   using Action = typename Env::Action;
   static constexpr bool kContinuous = std::is_floating_point<Action>::value;
 
-  DeviceBatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, int32_t device, Autoreset autoreset)
+  DeviceBatchedEnv(const Config& config, int32_t num_envs, uint64_t seed, uint32_t first_env, int32_t device,
+                   Autoreset autoreset)
       : config_(config), device_(device), dims_(Env::dims(config)), info_fields_(Env::info_fields(config)) {
     if (num_envs <= 0) throw std::invalid_argument("num_envs must be >= 1, got " + std::to_string(num_envs));
+    check_env_index_range(first_env, num_envs);
     if (dims_.num_agents > kMaxAgentsPerEnv) throw std::invalid_argument("too many agents per env");
     num_envs_ = num_envs;
     seed_ = seed;
+    first_env_ = first_env;
     autoreset_ = autoreset;
     info_width_ = info_width(info_fields_, dims_.num_agents);
     DeviceScope scope(device);
@@ -130,6 +133,7 @@ class DeviceBatchedEnv final : public DeviceEnv {
   int32_t action_width() const override { return kContinuous ? Env::kActionWidth : 0; }
   const std::vector<InfoField>& info_fields() const override { return info_fields_; }
   uint64_t seed() const override { return seed_; }
+  uint32_t first_env() const override { return first_env_; }
   bool has_reset() const override { return has_reset_; }
   Autoreset autoreset() const { return autoreset_; }
 
@@ -197,7 +201,9 @@ class DeviceBatchedEnv final : public DeviceEnv {
   }
 
   // ---- for the engine ------------------------------------------------------------------------------------
-  EnvBatch<Env> view() { return buffers_.view(config_, dims_, num_envs_, info_width_, autoreset_, seed_); }
+  EnvBatch<Env> view() {
+    return buffers_.view(config_, dims_, num_envs_, info_width_, autoreset_, seed_, first_env_);
+  }
   EnvStorage<Env, DeviceArray>& storage() { return buffers_; }
   unsigned long long* error_word() { return errors_.data(); }
   ErrorWord& errors() { return errors_; }
@@ -275,6 +281,7 @@ class DeviceBatchedEnv final : public DeviceEnv {
   std::vector<InfoField> info_fields_;
   int32_t info_width_ = 0, num_envs_ = 0;
   uint64_t seed_ = 0;
+  uint32_t first_env_ = 0;
   Autoreset autoreset_ = Autoreset::kSameStep;
   bool has_reset_ = false;
   EnvStorage<Env, DeviceArray> buffers_;
@@ -641,13 +648,14 @@ std::unique_ptr<DeviceEngine> DeviceBatchedEnv<Env>::make_engine(int32_t horizon
 
 template <class Env>
 std::unique_ptr<DeviceEnv> make_device_env(const typename Env::Config& config, int32_t num_envs, uint64_t seed,
-                                           int32_t device, int32_t autoreset) {
+                                           uint32_t first_env, int32_t device, int32_t autoreset) {
   Env::validate(config);
   const int count = cuda_device_count();
   if (device < 0 || device >= count)
     throw std::invalid_argument("CUDA device " + std::to_string(device) + " does not exist: " + std::to_string(count) +
                                 " device(s) visible");
-  return std::make_unique<DeviceBatchedEnv<Env>>(config, num_envs, seed, device, static_cast<Autoreset>(autoreset));
+  return std::make_unique<DeviceBatchedEnv<Env>>(config, num_envs, seed, first_env, device,
+                                                 static_cast<Autoreset>(autoreset));
 }
 
 }  // namespace hmasd

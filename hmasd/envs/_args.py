@@ -41,6 +41,13 @@ def as_seed(value: Any) -> int:
     return as_int(value, "seed", 0, 2**64 - 1)
 
 
+def as_first_env(value: Any, num_envs: int) -> int:
+    """The env index of a batch's first copy: an int in [0, 2**32 - num_envs], so that every copy's index
+    ``first_env + e`` is a uint32 (the key word of its random stream)."""
+    hint = f" (first_env + num_envs may not exceed 2**32: an env index is a uint32; num_envs={num_envs})"
+    return as_int(value, "first_env", 0, 2**32 - num_envs, hint)
+
+
 def fresh_seed() -> int:
     """A batch seed from the OS's entropy (for envs made or reset without a seed)."""
     return int.from_bytes(os.urandom(8), "little")

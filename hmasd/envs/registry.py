@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd.envs._args import INT32_MAX, as_choice, as_int, as_seed, fresh_seed
+from hmasd.envs._args import INT32_MAX, as_choice, as_first_env, as_int, as_seed, fresh_seed
 from hmasd.envs.vec_env import VecEnv
 
 
@@ -162,6 +162,7 @@ def make(
     num_threads: int = 1,
     autoreset: str = "same_step",
     device: Any = "cpu",
+    first_env: int = 0,
     **options: Any,
 ) -> VecEnv:
     """Builds ``num_envs`` copies of env ``name`` stepped together in native code.
@@ -169,9 +170,12 @@ def make(
     Args:
         name: a registered env (see :func:`registered_envs`).
         num_envs: number of env copies E (>= 1).
-        seed: seed of the batch; env ``e`` draws from the stream keyed by ``(seed, e)``, so its trajectory does not
-            depend on ``num_envs`` or ``num_threads``. ``None`` draws a fresh seed from the OS (Gymnasium's rule
-            for an unseeded env; ``env.seed`` tells which, to reproduce the run).
+        seed: seed of the batch; env ``e`` draws from the stream keyed by ``(seed, first_env + e)``, so its
+            trajectory does not depend on ``num_envs`` or ``num_threads``. ``None`` draws a fresh seed from the OS
+            (Gymnasium's rule for an unseeded env; ``env.seed`` tells which, to reproduce the run).
+        first_env: the env index of this batch's first copy, an int in [0, 2**32 - num_envs] (default 0). Batches
+            made with the same seed at ``first_env = 0, E, 2E, ...`` step exactly like consecutive slices of one
+            larger batch: each distributed rank builds its own slice of one global batch.
         num_threads: CPU threads stepping the batch: 0 means one per CPU this process may use (its affinity
             mask, which a container's cpuset narrows); at most that many, or 8 on smaller machines.
         autoreset: ``"same_step"`` (finished envs restart inside ``step``; the last observation is in
@@ -194,6 +198,7 @@ def make(
 
         check_cuda_available(index)
     num_envs = as_int(num_envs, "num_envs", 1, INT32_MAX)
+    first_env = as_first_env(first_env, num_envs)
     seed = fresh_seed() if seed is None else as_seed(seed)
     max_threads = _native.max_threads()
     num_threads = as_int(num_threads, "num_threads", 0, max_threads,
@@ -202,22 +207,22 @@ def make(
     autoreset = as_choice(autoreset, "autoreset", AUTORESET_MODES)
     config = build_config(name, options)
     if kind == "cuda":
-        return _make_device(name, config, num_envs, seed, index, autoreset, options)
+        return _make_device(name, config, num_envs, seed, index, autoreset, options, first_env)
     native_class = getattr(_native, spec.native_class_name(config))
     try:
-        native = native_class(config, num_envs, seed, threads, autoreset)
+        native = native_class(config, num_envs, seed, threads, autoreset, first_env)
     except ValueError as error:  # the native validation names the option; say which env it came from
         raise ValueError(f"make({name!r}): {error}") from None
     return VecEnv(name, native, dict(options))
 
 
 def _make_device(name: str, config: Any, num_envs: int, seed: int, index: int, autoreset: str,
-                 options: dict[str, Any]) -> VecEnv:
+                 options: dict[str, Any], first_env: int) -> VecEnv:
     from hmasd import _native
     from hmasd.envs.device import DeviceVecEnv
 
     try:
-        native = _native.make_device_env(config, num_envs, seed, index, autoreset)
+        native = _native.make_device_env(config, num_envs, seed, index, autoreset, first_env)
     except ValueError as error:
         raise ValueError(f"make({name!r}, device='cuda:{index}'): {error}") from None
     spec = make(name, num_envs=1, seed=seed, autoreset=autoreset, **options)

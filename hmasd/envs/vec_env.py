@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,11 @@ class VecEnv:
         return self._native.seed
 
     @property
+    def first_env(self) -> int:
+        """The env index of copy 0: copy ``e`` draws the random stream keyed by ``(seed, first_env + e)``."""
+        return self._native.first_env
+
+    @property
     def autoreset(self) -> str:
         return self._native.autoreset
 
@@ -184,13 +190,19 @@ class VecEnv:
         self._native.step(actions)
         return self._step_result
 
-    def episode_stats(self) -> dict[str, Any]:
+    def episode_stats(self, reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
         """Means over the episodes finished since the last call (then forgotten).
 
         Returns ``{"episodes": n, "return": float[N], "length": float, <info field>: float or float[N]}``, or
         ``{"episodes": 0}`` when no episode finished.
+
+        ``reduce`` (for batches that are slices of one, see ``first_env``): called, on every call, with this
+        batch's sums as one float64 vector ``[episodes, length_sum, return_sum[N], info_sum...]``; it returns that
+        vector summed over every slice (a distributed run's all-reduce), and the means are of all of them.
         """
         log = self._drain_log()
+        if reduce is not None:
+            log = self._reduced(log, reduce)
         count = int(log["episodes"])
         if count == 0:
             return {"episodes": 0}
@@ -207,6 +219,18 @@ class VecEnv:
 
     def _drain_log(self) -> dict[str, Any]:
         return self._native.drain_episode_log()
+
+    @staticmethod
+    def _reduced(log: dict[str, Any], reduce: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+        returns = np.asarray(log["return_sum"], dtype=np.float64)
+        info = np.asarray(log["info_sum"], dtype=np.float64)
+        flat = np.concatenate([[float(log["episodes"]), float(log["length_sum"])], returns, info])
+        total = np.asarray(reduce(flat), dtype=np.float64)
+        if total.shape != flat.shape:
+            raise ValueError(f"episode_stats: reduce returned shape {total.shape}, expected {flat.shape}")
+        n = returns.size
+        return {"episodes": total[0], "length_sum": total[1], "return_sum": total[2:2 + n],
+                "info_sum": total[2 + n:]}
 
     def render(self, env_index: int = 0) -> np.ndarray:
         """An RGB image (uint8[H, W, 3]) of env copy ``env_index``."""
@@ -238,6 +262,7 @@ class VecEnv:
             "name": self.name,
             "num_envs": self.num_envs,
             "seed": self.seed,
+            "first_env": self.first_env,
             "num_threads": self.num_threads,
             "autoreset": self.autoreset,
             "options": self._options,
@@ -247,8 +272,10 @@ class VecEnv:
     def __setstate__(self, saved: dict[str, Any]) -> None:
         from hmasd.envs.registry import make
 
+        # pickles from before first_env existed are of batches at env index 0
         clone = make(saved["name"], num_envs=saved["num_envs"], seed=saved["seed"],
-                     num_threads=saved["num_threads"], autoreset=saved["autoreset"], **saved["options"])
+                     first_env=saved.get("first_env", 0), num_threads=saved["num_threads"],
+                     autoreset=saved["autoreset"], **saved["options"])
         clone._native.restore(saved["snapshot"])
         self.__dict__.update(clone.__dict__)
 

@@ -24,24 +24,28 @@ AUTORESET_MODES = ("same_step", "next_step", "disabled")
 
 
 class ReferenceVecEnv:
-    """`num_envs` copies of one reference env; env e draws from EnvRng(seed, e).
+    """`num_envs` copies of one reference env; env e draws from EnvRng(seed, first_env + e).
 
     The arrays (`obs`, `state`, `rewards`, ...) are allocated once and overwritten in place by every call, like the
     native buffers: copy them to keep a value across steps.
     """
 
-    def __init__(self, name: str, num_envs: int, seed: int = 0, autoreset: str = "same_step", **options: Any) -> None:
+    def __init__(self, name: str, num_envs: int, seed: int = 0, autoreset: str = "same_step", first_env: int = 0,
+                 **options: Any) -> None:
         if name not in REFERENCE_ENVS:
             raise ValueError(f"unknown env {name!r}; known: {sorted(REFERENCE_ENVS)}")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if autoreset not in AUTORESET_MODES:
             raise ValueError(f"autoreset must be one of {AUTORESET_MODES}, got {autoreset!r}")
+        if not 0 <= first_env <= 2**32 - num_envs:
+            raise ValueError(f"first_env must be in [0, 2**32 - num_envs], got {first_env}")
         self.name = name
         self.num_envs = int(num_envs)
         self.seed = int(seed)
         self.autoreset = autoreset
-        self.envs = [REFERENCE_ENVS[name](self.seed, e, **options) for e in range(self.num_envs)]
+        self.first_env = int(first_env)
+        self.envs = [REFERENCE_ENVS[name](self.seed, self.first_env + e, **options) for e in range(self.num_envs)]
         first = self.envs[0]
         self.num_agents: int = first.num_agents
         self.obs_dim: int = first.obs_dim
@@ -111,7 +115,7 @@ class ReferenceVecEnv:
         if seed is not None:
             self.seed = int(seed)
             for e, env in enumerate(self.envs):
-                env.rng = EnvRng(self.seed, e)
+                env.rng = EnvRng(self.seed, self.first_env + e)
         for env in self.envs:
             episode = 0 if seed is not None or not self._has_reset else env.episode + 1
             env.reset(episode)
