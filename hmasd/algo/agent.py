@@ -10,9 +10,10 @@ from torch import nn
 
 from hmasd.algo.config import AlgoConfig
 from hmasd.algo.coordinator import SkillCoordinator
+from hmasd.algo.draws import EnvRows
 from hmasd.algo.networks import Discriminator, LowActor, LowCritic
-from hmasd.algo.ppo import (Networks, PPOLearner, PPOSettings, ValueNorm, normalize_advantages, ppo_update,
-                            supervised_update)
+from hmasd.algo.ppo import (LOCAL, BatchReduce, Networks, PPOLearner, PPOSettings, ValueNorm, global_mean,
+                            normalize_advantages, ppo_update, share_of_mean, supervised_update)
 from hmasd.algo.targets import expected_barrier_value
 
 
@@ -174,10 +175,12 @@ class HMASDAgent(nn.Module):
     @torch.no_grad()
     def act_low(self, obs: torch.Tensor, indiv_skill: torch.Tensor, mask: torch.Tensor, state: torch.Tensor,
                 team_skill: torch.Tensor, deterministic: bool = False, actor_hidden: torch.Tensor | None = None,
-                critic_hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None):
+                critic_hidden: torch.Tensor | None = None, starts: torch.Tensor | None = None,
+                draws: EnvRows | None = None):
         """One step for E envs: obs [E, N, O], indiv_skill [E, N], mask [E, N, A], state [E, S], team_skill [E]
         (with a GRU: hidden states [E, N, H] and [E, H], episode starts [E]) -> actions, logp, the critic's
-        normalised values, all [E, N], and the next hidden states (None for the MLP; the GRU is shared-only)."""
+        normalised values, all [E, N], and the next hidden states (None for the MLP; the GRU is shared-only).
+        ``draws``: which envs of the global batch these are (hmasd.algo.draws), for noise keyed by env."""
         e = obs.shape[0]
         actions, logps, values = [], [], []
         h_actor = None if actor_hidden is None else actor_hidden.reshape(-1, actor_hidden.shape[-1])
@@ -186,7 +189,8 @@ class HMASDAgent(nn.Module):
             rows = lambda x: x[:, learner.agents].reshape(1, e * n, *x.shape[2:])  # noqa: E731  one step, E*n rows
             agent_starts = None if starts is None else starts.unsqueeze(-1).expand(e, n).reshape(1, e * n)
             action, logp, _, h_actor = learner.actor.get_action_and_logp(
-                rows(obs), rows(indiv_skill), rows(mask), deterministic=deterministic, h=h_actor, starts=agent_starts)
+                rows(obs), rows(indiv_skill), rows(mask), deterministic=deterministic, h=h_actor, starts=agent_starts,
+                draws=draws)
             value, critic_hidden = learner.critic(state.unsqueeze(0), team_skill.unsqueeze(0), critic_hidden,
                                                   None if starts is None else starts.unsqueeze(0))
             actions.append(action.view(e, n, *action.shape[2:]))
@@ -249,31 +253,35 @@ class HMASDAgent(nn.Module):
             modules[learner.actor_key], modules[learner.critic_key] = learner.actor, learner.critic
         return [(self.optimizers[name], modules[name]) for name in names]
 
-    def update_coordinator(self, batch: HighBatch) -> dict[str, torch.Tensor]:
-        """Eq. 6: PPO on the skill coordinator, every token of every decision at once (averaged as in the code)."""
+    def update_coordinator(self, batch: HighBatch, reduce: BatchReduce = LOCAL) -> dict[str, torch.Tensor]:
+        """Eq. 6: PPO on the skill coordinator, every token of every decision at once (averaged as in the code;
+        ``reduce``: over every rank's decisions in distributed training)."""
         c = self.config
-        self.high_value_norm.update(batch.returns)
+        self.high_value_norm.update(batch.returns, reduce)
         learner = PPOLearner(evaluate=lambda: self.coordinator.evaluate(batch.state, batch.obs, batch.skills),
-                             old_logp=batch.old_logp, advantages=normalize_advantages(batch.advantages),
+                             old_logp=batch.old_logp, advantages=normalize_advantages(batch.advantages, reduce),
                              old_values=batch.old_values, returns=self.high_value_norm.normalize(batch.returns),
-                             entropy_coef=c.high_entropy_coef)
-        return ppo_update([learner], self.networks("coordinator"), self.ppo_settings(c.high_epochs))
+                             entropy_coef=c.high_entropy_coef, count=sample_count(batch.old_logp, reduce))
+        return ppo_update([learner], self.networks("coordinator"), self.ppo_settings(c.high_epochs), reduce)
 
-    def update_discoverer(self, batch: LowBatch) -> dict[str, torch.Tensor]:
+    def update_discoverer(self, batch: LowBatch, reduce: BatchReduce = LOCAL) -> dict[str, torch.Tensor]:
         """Eq. 7: PPO on the actor(s) and the centralised critic(s). Each learner's advantages are normalised over
-        its own samples; with independent learners each agent's networks see only its own samples."""
+        its own samples (every rank's, in distributed training); with independent learners each agent's networks
+        see only its own samples."""
         c, n = self.config, self.dims.num_agents
-        self.low_value_norm.update(batch.returns)
+        self.low_value_norm.update(batch.returns, reduce)
         returns = self.low_value_norm.normalize(batch.returns)
-        learners = [self.low_learner(learner, batch, returns) for learner in self.learners]
+        learners = [self.low_learner(learner, batch, returns, reduce) for learner in self.learners]
         names = [name for learner in self.learners for name in (learner.actor_key, learner.critic_key)]
-        stats = ppo_update(learners, self.networks(*names), self.ppo_settings(c.low_epochs))
+        stats = ppo_update(learners, self.networks(*names), self.ppo_settings(c.low_epochs), reduce)
+        samples = reduce.count(batch.old_logp.numel())
         for i in range(n):
             self.updates_applied[i] += c.low_epochs
-            self.samples_pushed[i] += batch.old_logp.numel() // n
+            self.samples_pushed[i] += samples // n
         return stats
 
-    def low_learner(self, learner: LowLearner, batch: LowBatch, returns: torch.Tensor) -> PPOLearner:
+    def low_learner(self, learner: LowLearner, batch: LowBatch, returns: torch.Tensor,
+                    reduce: BatchReduce = LOCAL) -> PPOLearner:
         """What PPO needs of one low-level learner: its agents' rows of the batch, time-major, chunked for a GRU."""
         c, n = self.config, self.dims.num_agents
         rows = lambda x: agent_rows(x, n, learner.agents)  # noqa: E731  [T, E*N, ...] -> [T, E*n, ...]
@@ -294,16 +302,24 @@ class HMASDAgent(nn.Module):
             value = learner.critic(state, team, critic_h, critic_starts)[0]
             return logp, entropy, value.unsqueeze(-1).expand(*value.shape, agents)
 
-        return PPOLearner(evaluate=evaluate, old_logp=chunk(rows(batch.old_logp)),
-                          advantages=chunk(normalize_advantages(rows(batch.advantages))),
+        old_logp = chunk(rows(batch.old_logp))
+        return PPOLearner(evaluate=evaluate, old_logp=old_logp,
+                          advantages=chunk(normalize_advantages(rows(batch.advantages), reduce)),
                           old_values=chunk(batch.old_values[..., learner.agents]),
-                          returns=chunk(returns[..., learner.agents]), entropy_coef=c.low_entropy_coef)
+                          returns=chunk(returns[..., learner.agents]), entropy_coef=c.low_entropy_coef,
+                          count=sample_count(old_logp, reduce))
 
-    def update_discriminator(self, which: str, batch: DiscBatch, train: bool) -> dict[str, torch.Tensor]:
+    def update_discriminator(self, which: str, batch: DiscBatch, train: bool, reduce: BatchReduce = LOCAL
+                             ) -> dict[str, torch.Tensor]:
         """Eq. 8: ``disc_epochs`` full-batch cross-entropy steps of q_D (``which="team"``: Z from s') or q_d
         (``"indiv"``: z_i from o_i' and Z) on the current rollout, none unless ``train``; then its loss and
-        accuracy. The two share nothing, so they can run side by side."""
-        ce = nn.functional.cross_entropy
+        accuracy (over every rank's samples in distributed training). The two share nothing, so they can run side
+        by side."""
+        def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            if count is None:
+                return nn.functional.cross_entropy(logits, target)
+            return share_of_mean(nn.functional.cross_entropy(logits, target, reduction="none"), count)
+
         if which == "team":
             network, inputs, skills = self.team_disc, batch.next_state, batch.team_skill.long()
         elif which == "indiv":
@@ -312,10 +328,16 @@ class HMASDAgent(nn.Module):
             skills = batch.indiv_skill.long()
         else:
             raise ValueError(f"which must be 'team' or 'indiv', got {which!r}")
+        count = sample_count(skills, reduce)
         if train:
             supervised_update([lambda: ce(network(inputs), skills)], self.networks(f"{which}_disc"),
-                              self.config.disc_epochs, self.config.max_grad_norm)
+                              self.config.disc_epochs, self.config.max_grad_norm, reduce)
         with torch.no_grad():
             logits = network(inputs)
-            return {f"{which}_loss": ce(logits, skills),
-                    f"{which}_accuracy": (logits.argmax(-1) == skills).float().mean()}
+            return {f"{which}_loss": reduce.sum(ce(logits, skills)),
+                    f"{which}_accuracy": global_mean((logits.argmax(-1) == skills).float(), reduce)}
+
+
+def sample_count(samples: torch.Tensor, reduce: BatchReduce) -> int | None:
+    """The number of elements of ``samples`` over every rank (a collective), or None for a local batch."""
+    return reduce.count(samples.numel()) if reduce.distributed else None

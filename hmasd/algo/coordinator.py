@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical
 
+from hmasd.algo.draws import EnvRows, sample_rows
 from hmasd.algo.networks import RELU_GAIN, layer_init
 
 MASKED = -1e10
@@ -56,12 +57,11 @@ class Norm:
         return torch.layer_norm(x, *self.args)
 
 
-def sample(probs: torch.Tensor) -> torch.Tensor:
-    """One draw [B, 1] from each row of probs [B, A]: argmax_k p_k / q_k with q_k ~ Exp(1) from the global
-    generator. This is torch.multinomial(probs, 1)'s own algorithm, so the same draws from the same RNG state (a
-    test checks it against torch.multinomial), without its validation of the rows (reductions that cost more than
-    the draw): a row with NaN is not rejected here."""
-    return probs.div(torch.empty_like(probs).exponential_()).argmax(-1, keepdim=True)
+def sample(probs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """One draw [B, 1] from each row of probs [B, A] (hmasd.algo.draws.sample_rows: torch.multinomial(probs, 1)'s
+    own algorithm, so the same draws from the same RNG state, without its validation of the rows: a row with NaN
+    is not rejected here). ``noise`` [B, A] is the Exp(1) noise to use (drawn here when None)."""
+    return sample_rows(probs, noise).unsqueeze(-1)
 
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -324,20 +324,26 @@ class SkillCoordinator(nn.Module):
         return self.policy_head(x).masked_fill(self.invalid, MASKED)
 
     @torch.no_grad()
-    def act(self, state: torch.Tensor, obs: torch.Tensor,
-            deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(self, state: torch.Tensor, obs: torch.Tensor, deterministic: bool = False,
+            draws: EnvRows | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Samples Z then z_1..z_N one token at a time; returns skills (int64), log-probs and values, each [B, N+1].
 
         ``act_reference``'s distribution and draws (per token, torch.multinomial's algorithm on the softmax of the
         same logits, so the global RNG advances alike), but each position goes through the decoder once
-        (IncrementalDecoder) instead of the whole sequence once per token.
+        (IncrementalDecoder) instead of the whole sequence once per token. ``draws`` names the envs of the global
+        batch the rows are (hmasd.algo.draws): each token's noise is then drawn for every env of that batch and
+        the rows' own kept, so a decision does not depend on which other envs decide with it or where they run.
         """
         rep, values = self.encode_inference(state, obs)
         decoder = IncrementalDecoder(self, rep)
         choice, choices, logits_seq = None, [], []
         for i in range(self.num_agents + 1):
             logits = decoder.logits(i, choice)
-            choice = logits.argmax(-1, keepdim=True) if deterministic else sample(logits.softmax(-1))
+            if deterministic:
+                choice = logits.argmax(-1, keepdim=True)
+            else:
+                noise = None if draws is None else draws.exponential(1, logits.shape[-1], logits.device)
+                choice = sample(logits.softmax(-1), noise)
             choices.append(choice)
             logits_seq.append(logits)
         skills = torch.cat(choices, dim=1)

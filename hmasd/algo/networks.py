@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from hmasd.algo.draws import EnvRows, sample_rows
+
 RELU_GAIN = math.sqrt(2.0)
 
 
@@ -103,46 +105,61 @@ class LowActor(nn.Module):
 
     def get_action_and_logp(self, obs: torch.Tensor, skill: torch.Tensor, mask: torch.Tensor | None = None,
                             action: torch.Tensor | None = None, deterministic: bool = False,
-                            h: torch.Tensor | None = None, starts: torch.Tensor | None = None):
-        """Samples (or re-scores ``action``); returns action, log-prob, entropy and the next hidden state."""
+                            h: torch.Tensor | None = None, starts: torch.Tensor | None = None,
+                            draws: EnvRows | None = None):
+        """Samples (or re-scores ``action``); returns action, log-prob, entropy and the next hidden state.
+
+        ``draws`` says which envs of the global batch the rows belong to (env major, the same number of rows per
+        env), so that a sampled action's noise is that env's whatever the batch holds (see hmasd.algo.draws);
+        None draws the noise for these rows alone."""
         out, h = self.net(obs, skill, h, starts)
+        noise = None
+        if action is None and not deterministic and draws is not None:
+            per_env = out[..., 0].numel() // len(draws.index)
+            noise = (draws.normal if self.continuous else draws.exponential)(per_env, out.shape[-1], out.device)
         if self.continuous:
-            return (*gaussian(out, self.log_std.exp().expand_as(out), action, deterministic), h)
+            return (*gaussian(out, self.log_std.exp().expand_as(out), action, deterministic, noise), h)
         if mask is not None:
             out = out.masked_fill(~mask, -1e10)
-        return (*categorical(out, action, deterministic), h)
+        return (*categorical(out, action, deterministic, noise), h)
 
 
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-def gaussian(mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor | None, deterministic: bool
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def gaussian(mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor | None, deterministic: bool,
+             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A diagonal Gaussian's action (drawn unless given; the mean if deterministic), log-prob and entropy, summed
     over the action's components: torch.distributions.Normal's formulas and its draw (``torch.normal`` on the same
     arguments, so the same numbers from the same RNG state) without building the distribution object, whose
-    set-up costs more than the maths at a few hundred rows per step."""
+    set-up costs more than the maths at a few hundred rows per step. ``noise`` (standard normal, as many values as
+    ``mean``) replaces the draw: ``noise * std + mean`` is what torch.normal computes from its own draw."""
     if action is None:
         with torch.no_grad():
-            action = mean if deterministic else torch.normal(mean, std)
+            if deterministic:
+                action = mean
+            elif noise is None:
+                action = torch.normal(mean, std)
+            else:
+                action = noise.view(mean.shape).mul(std).add(mean)
     log_prob = -((action - mean) ** 2) / (2 * std**2) - std.log() - LOG_SQRT_2PI
     entropy = 0.5 + 0.5 * math.log(2 * math.pi) + std.log()
     return action, log_prob.sum(-1), entropy.sum(-1)
 
 
-def categorical(logits: torch.Tensor, action: torch.Tensor | None, deterministic: bool
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def categorical(logits: torch.Tensor, action: torch.Tensor | None, deterministic: bool,
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A categorical's action (drawn unless given; the argmax if deterministic), log-prob and entropy, with
     torch.distributions.Categorical's formulas and draw (``torch.multinomial`` with replacement on the same
-    probabilities), without building the distribution object."""
+    probabilities, hmasd.algo.draws.sample_rows), without building the distribution object. ``noise`` (Exp(1), one
+    row per row of logits) replaces the draw's own."""
     log_probs = logits - logits.logsumexp(-1, keepdim=True)
     probs = log_probs.softmax(-1)
     if action is None:
         if deterministic:
             action = probs.argmax(-1)
         else:
-            flat = probs.reshape(-1, probs.shape[-1])
-            action = torch.multinomial(flat, 1, True).T.reshape(probs.shape[:-1])
+            action = sample_rows(probs.reshape(-1, probs.shape[-1]), noise).reshape(probs.shape[:-1])
     log_prob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
     entropy = -(log_probs.clamp(min=torch.finfo(log_probs.dtype).min) * probs).sum(-1)
     return action, log_prob, entropy

@@ -1,5 +1,6 @@
 """PPO as both levels use it (Eq. 5): the clipped losses, value normalisation, and one update function that the
-coordinator and the skill discoverer (shared or independent learners) all go through."""
+coordinator and the skill discoverer (shared or independent learners) all go through; every batch statistic goes
+through a :class:`BatchReduce`, so that distributed training takes it over every rank's samples."""
 
 from __future__ import annotations
 
@@ -8,6 +9,44 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+class BatchReduce:
+    """Where an update's batch lives: here, all of it (this class, :data:`LOCAL`), or spread over the ranks of a
+    distributed run (hmasd.train.distributed.GroupReduce, whose methods are collectives). The update's means,
+    normalisations and statistics are over the whole batch either way; with ``distributed`` the losses are each
+    rank's share of the global mean (a sum over its samples divided by the global count), so that summing the
+    ranks' gradients (:meth:`gradients`) gives the gradient of the global loss."""
+
+    distributed = False
+
+    def count(self, n: int) -> int:
+        """The number of samples of every rank, given this rank's ``n``."""
+        return n
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the ranks (a new tensor; no gradient flows through it)."""
+        return tensor
+
+    def gradients(self, modules: list[nn.Module]) -> None:
+        """Sums the gradients of ``modules``' parameters over the ranks, in place."""
+
+
+LOCAL = BatchReduce()
+"""The whole batch is in this process (single-process training)."""
+
+
+def global_mean(x: torch.Tensor, reduce: BatchReduce) -> torch.Tensor:
+    """The mean of ``x`` over every rank's elements (plain ``x.mean()`` for a local batch), without gradient."""
+    if not reduce.distributed:
+        return x.mean()
+    return reduce.sum(x.detach().sum()) / reduce.count(x.numel())
+
+
+def share_of_mean(x: torch.Tensor, count: int | None) -> torch.Tensor:
+    """This rank's share of the global mean of ``x``: its sum over the ``count`` samples of every rank, or the plain
+    mean where ``count`` is None (the batch is all here). Differentiable."""
+    return x.mean() if count is None else x.sum() / count
 
 
 class ValueNorm(nn.Module):
@@ -26,9 +65,15 @@ class ValueNorm(nn.Module):
         return mean, (mean_sq - mean**2).clamp(min=1e-2)
 
     @torch.no_grad()
-    def update(self, targets: torch.Tensor) -> None:
-        self.running_mean.mul_(self.beta).add_(targets.mean() * (1 - self.beta))
-        self.running_mean_sq.mul_(self.beta).add_((targets**2).mean() * (1 - self.beta))
+    def update(self, targets: torch.Tensor, reduce: BatchReduce = LOCAL) -> None:
+        """Moves the statistics towards the mean and mean square of ``targets`` (over every rank's)."""
+        if reduce.distributed:
+            sums = reduce.sum(torch.stack([targets.sum(), (targets**2).sum()]))
+            mean, mean_sq = sums / reduce.count(targets.numel())
+        else:
+            mean, mean_sq = targets.mean(), (targets**2).mean()
+        self.running_mean.mul_(self.beta).add_(mean * (1 - self.beta))
+        self.running_mean_sq.mul_(self.beta).add_(mean_sq * (1 - self.beta))
         self.debiasing.mul_(self.beta).add_(1 - self.beta)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,22 +85,36 @@ class ValueNorm(nn.Module):
         return x * var.sqrt() + mean
 
 
-def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
-    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+def normalize_advantages(advantages: torch.Tensor, reduce: BatchReduce = LOCAL) -> torch.Tensor:
+    """(A - mean) / (std + 1e-8) with the mean and the (unbiased) std of every rank's advantages."""
+    if not reduce.distributed:
+        return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    count = reduce.count(advantages.numel())
+    mean = reduce.sum(advantages.sum()) / count
+    var = reduce.sum(((advantages - mean) ** 2).sum()) / max(count - 1, 1)
+    return (advantages - mean) / (var.sqrt() + 1e-8)
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float,
-               huber_delta: float) -> torch.Tensor:
-    """max of the plain and the clipped Huber losses (value clipping as in MAPPO)."""
+               huber_delta: float, count: int | None = None) -> torch.Tensor:
+    """max of the plain and the clipped Huber losses (value clipping as in MAPPO), averaged (see share_of_mean)."""
     clipped = old_values + (values - old_values).clamp(-clip, clip)
     plain = nn.functional.huber_loss(values, returns, delta=huber_delta, reduction="none")
     clipped_loss = nn.functional.huber_loss(clipped, returns, delta=huber_delta, reduction="none")
-    return torch.max(plain, clipped_loss).mean()
+    return share_of_mean(torch.max(plain, clipped_loss), count)
 
 
-def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    var = target.var()
-    return torch.where(var > 0, 1 - (target - predicted).var() / var, torch.zeros_like(var))
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor, reduce: BatchReduce = LOCAL) -> torch.Tensor:
+    """1 - Var(target - predicted) / Var(target) over every rank's samples (0 where the target is constant)."""
+    if reduce.distributed:
+        residual = target - predicted
+        sums = reduce.sum(torch.stack([target.sum(), (target**2).sum(), residual.sum(), (residual**2).sum()]))
+        count = reduce.count(target.numel())
+        var, residual_var = ((sums[1] - sums[0] ** 2 / count) / max(count - 1, 1),
+                             (sums[3] - sums[2] ** 2 / count) / max(count - 1, 1))
+    else:
+        var, residual_var = target.var(), (target - predicted).var()
+    return torch.where(var > 0, 1 - residual_var / var, torch.zeros_like(var))
 
 
 @dataclass
@@ -64,6 +123,7 @@ class PPOLearner:
 
     ``evaluate()`` returns the current log-probs and entropies (shaped like ``old_logp``) and values (shaped like
     ``old_values``), with gradients. Advantages and returns come already normalised (returns by the ValueNorm).
+    ``count`` is the number of samples of every rank in distributed training (None: the batch is all here).
     """
 
     evaluate: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -72,6 +132,7 @@ class PPOLearner:
     old_values: torch.Tensor
     returns: torch.Tensor
     entropy_coef: float
+    count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +148,10 @@ class PPOSettings:
 Networks = list[tuple[torch.optim.Optimizer, nn.Module]]
 
 
-def optimizer_step(networks: Networks, loss: torch.Tensor, max_grad_norm: float) -> None:
-    """One backward for every network in ``networks``, then each clips its own gradient norm and steps.
+def optimizer_step(networks: Networks, loss: torch.Tensor, max_grad_norm: float, reduce: BatchReduce = LOCAL
+                   ) -> None:
+    """One backward for every network in ``networks``, the gradients summed over the ranks (distributed
+    training), then each network clips its own gradient norm and steps.
 
     The networks share no parameters, so one backward of the summed losses gives each exactly the gradient of
     its own loss: the same update as one backward per network, with fewer, larger autograd passes.
@@ -96,12 +159,14 @@ def optimizer_step(networks: Networks, loss: torch.Tensor, max_grad_norm: float)
     for optimizer, _ in networks:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    reduce.gradients([module for _, module in networks])
     for optimizer, module in networks:
         nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm, foreach=True)
         optimizer.step()
 
 
-def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSettings) -> dict[str, torch.Tensor]:
+def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSettings,
+               reduce: BatchReduce = LOCAL) -> dict[str, torch.Tensor]:
     """``settings.epochs`` full-batch PPO epochs on every learner at once (one backward per epoch for all).
 
     Per learner (Eq. 5, averaged over its samples as in the official code):
@@ -110,7 +175,8 @@ def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSett
         L_V     = mean(max(huber(V - R), huber(V_old + clip(V - V_old, -eps_v, eps_v) - R)))
         loss    = L_pi + c_V L_V - c_H mean(entropy)
     and the losses of all learners are summed (independent learners own disjoint networks, so each is trained on
-    its own samples only). Returns the last epoch's statistics averaged over learners, as tensors (no host sync).
+    its own samples only). In distributed training each mean is this rank's share of the global one (see
+    :class:`BatchReduce`). Returns the last epoch's statistics averaged over learners, as tensors (no host sync).
     """
     s = settings
     for _ in range(s.epochs):
@@ -119,38 +185,40 @@ def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSett
             logp, entropy, values = learner.evaluate()
             ratio = (logp - learner.old_logp).exp()
             advantages = learner.advantages
-            policy = -torch.min(ratio * advantages, ratio.clamp(1 - s.clip, 1 + s.clip) * advantages).mean()
-            value = value_loss(values, learner.old_values, learner.returns, s.value_clip, s.huber_delta)
-            entropy_mean = entropy.mean()
+            surrogate = torch.min(ratio * advantages, ratio.clamp(1 - s.clip, 1 + s.clip) * advantages)
+            policy = -share_of_mean(surrogate, learner.count)
+            value = value_loss(values, learner.old_values, learner.returns, s.value_clip, s.huber_delta,
+                               learner.count)
+            entropy_mean = share_of_mean(entropy, learner.count)
             loss = loss + policy + s.value_coef * value - learner.entropy_coef * entropy_mean
             scored.append((logp.detach(), values.detach(), policy.detach(), value.detach(), entropy_mean.detach()))
-        optimizer_step(networks, loss, s.max_grad_norm)
-    return last_epoch_stats(learners, scored, s)
+        optimizer_step(networks, loss, s.max_grad_norm, reduce)
+    return last_epoch_stats(learners, scored, s, reduce)
 
 
 def last_epoch_stats(learners: list[PPOLearner], scored: list[tuple[torch.Tensor, ...]],
-                     settings: PPOSettings) -> dict[str, torch.Tensor]:
-    """The losses of the last epoch (before its step), KL and clip fraction, averaged over learners."""
-    def mean(values: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack(values).mean()
-
-    kl, clipfrac = [], []
-    for learner, (logp, *_) in zip(learners, scored):
+                     settings: PPOSettings, reduce: BatchReduce = LOCAL) -> dict[str, torch.Tensor]:
+    """The losses of the last epoch (before its step), KL and clip fraction, averaged over learners (and, in
+    distributed training, over every rank's samples: one collective for all of them)."""
+    per_learner = []  # rows: policy, value, entropy, approx_kl, clipfrac (each this rank's share of the mean)
+    for learner, (logp, _, policy, value, entropy) in zip(learners, scored):
         logratio = logp - learner.old_logp
         ratio = logratio.exp()
-        kl.append(((ratio - 1) - logratio).mean())
-        clipfrac.append(((ratio - 1).abs() > settings.clip).float().mean())
-    policy, value, entropy = (mean([row[i] for row in scored]) for i in (2, 3, 4))
+        kl = share_of_mean((ratio - 1) - logratio, learner.count)
+        clipfrac = share_of_mean(((ratio - 1).abs() > settings.clip).float(), learner.count)
+        per_learner.append(torch.stack([policy, value, entropy, kl, clipfrac]))
+    policy, value, entropy, kl, clipfrac = reduce.sum(torch.stack(per_learner)).mean(0)
     entropy_coef = sum(learner.entropy_coef for learner in learners) / len(learners)
     values = torch.cat([row[1].reshape(-1) for row in scored])
     returns = torch.cat([learner.returns.reshape(-1) for learner in learners])
     return {"total": policy + settings.value_coef * value - entropy_coef * entropy, "policy": policy,
-            "value": value, "entropy": entropy, "approx_kl": mean(kl), "clipfrac": mean(clipfrac),
-            "explained_variance": explained_variance(values, returns)}
+            "value": value, "entropy": entropy, "approx_kl": kl, "clipfrac": clipfrac,
+            "explained_variance": explained_variance(values, returns, reduce)}
 
 
 def supervised_update(losses: list[Callable[[], torch.Tensor]], networks: Networks, epochs: int,
-                      max_grad_norm: float) -> None:
-    """``epochs`` full-batch steps on the sum of ``losses`` (a discriminator's cross-entropy, Eq. 8)."""
+                      max_grad_norm: float, reduce: BatchReduce = LOCAL) -> None:
+    """``epochs`` full-batch steps on the sum of ``losses`` (a discriminator's cross-entropy, Eq. 8; in distributed
+    training each loss is this rank's share of the global mean)."""
     for _ in range(epochs):
-        optimizer_step(networks, sum(loss() for loss in losses), max_grad_norm)
+        optimizer_step(networks, sum(loss() for loss in losses), max_grad_norm, reduce)

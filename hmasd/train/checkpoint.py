@@ -46,8 +46,24 @@ def env_spec(trainer) -> dict[str, Any]:
             "num_actions": env.num_actions, "options": env.options}
 
 
-def state_dict(trainer) -> dict[str, Any]:
-    """Everything a run needs to continue as if it had never stopped (taken between iterations)."""
+def rank_state(trainer) -> dict[str, Any]:
+    """What is this process's own in a distributed run: its envs, its engine's counters, its GRU states."""
+    return {
+        # a CUDA env cannot snapshot its state: a resumed device run starts its envs afresh (see restore)
+        "env_snapshot": trainer.env._native.snapshot() if hasattr(trainer.env._native, "snapshot") else None,
+        "engine": trainer.engine.counters(),
+        "hidden": {"actor": trainer.actor_hidden.cpu(), "critic": trainer.critic_hidden.cpu(),
+                   "starts": trainer.starts.cpu()},
+    }
+
+
+def state_dict(trainer, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Everything a run needs to continue as if it had never stopped (taken between iterations).
+
+    A distributed run passes ``ranks``, every rank's :func:`rank_state` in rank order: the checkpoint then holds
+    all of them (rank 0's also where a single process keeps its own), and its world size."""
+    ranks = [rank_state(trainer)] if ranks is None else ranks
+    own = ranks[0]
     return {
         "format": FORMAT,
         "hmasd_version": hmasd.__version__,
@@ -57,12 +73,11 @@ def state_dict(trainer) -> dict[str, Any]:
         "optimizers": {name: opt.state_dict() for name, opt in trainer.agent.optimizers.items()},
         "rng": {"torch": torch.get_rng_state(), "generator": trainer.generator.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps,
-                     "engine": trainer.engine.counters()},
-        # a CUDA env cannot snapshot its state: a resumed device run starts its envs afresh (see restore)
-        "env_snapshot": trainer.env._native.snapshot() if hasattr(trainer.env._native, "snapshot") else None,
-        "hidden": {"actor": trainer.actor_hidden.cpu(), "critic": trainer.critic_hidden.cpu(),
-                   "starts": trainer.starts.cpu()},
+        "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps, "engine": own["engine"]},
+        "env_snapshot": own["env_snapshot"],
+        "hidden": own["hidden"],
+        "world_size": len(ranks),
+        "ranks": ranks,
         "best_eval": getattr(trainer, "best_eval", None),
         "agent_counters": {"updates_applied": list(trainer.agent.updates_applied),
                            "samples_pushed": list(trainer.agent.samples_pushed)},
@@ -79,14 +94,35 @@ def save(trainer, path: str | os.PathLike) -> Path:
 
     An I/O failure (full disk, read-only folder, lost permissions) removes the temporary file, leaves the previous
     ``path`` as it was and raises :class:`CheckpointWriteError` naming ``path`` and the cause.
+
+    In a distributed run every rank calls this at the same point (it is a collective): rank 0 gathers every rank's
+    state and writes the file, and every rank raises rank 0's CheckpointWriteError if the write failed.
     """
+    ranks = trainer.ranks
+    if ranks is None:
+        return write(state_dict(trainer), path)
+    gathered = ranks.gather(rank_state(trainer))
+    failure = None
+    if ranks.is_main:
+        try:
+            write(state_dict(trainer, gathered), path)
+        except CheckpointWriteError as error:
+            failure = (error.errno, str(error), error.filename)
+    failure = ranks.broadcast(failure)
+    if failure is not None:
+        raise CheckpointWriteError(*failure)
+    return Path(path)
+
+
+def write(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """The atomic write of :func:`save`."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             lock(handle)
-            torch.save(state_dict(trainer), handle)
+            torch.save(data, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -214,21 +250,31 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     if data["config"]["num_envs"] != trainer.config.num_envs:
         raise CheckpointError(f"{path} was made with num_envs={data['config']['num_envs']}; an exact resume "
                               f"needs the same, got {trainer.config.num_envs}")
+    saved_world = data.get("world_size", 1)
+    world, rank = (1, 0) if trainer.ranks is None else (trainer.ranks.world_size, trainer.ranks.rank)
+    if saved_world != world:
+        how = ("in a single process (no torchrun)" if saved_world == 1
+               else f"under torchrun --nproc_per_node={saved_world} (or {saved_world} ranks over several nodes)")
+        raise CheckpointError(f"{path} was saved by a run of {saved_world} rank(s), this run has {world}: each "
+                              f"rank's envs and engine are in the checkpoint, so an exact resume needs the same "
+                              f"world size; resume it {how}")
+    own = data["ranks"][rank] if "ranks" in data else data
+    engine_counters = own["engine"] if "ranks" in data else data["counters"]["engine"]
     torch.set_rng_state(data["rng"]["torch"])
     trainer.generator.set_state(data["rng"]["generator"])
     if data["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(data["rng"]["cuda"])
-    if data["env_snapshot"] is not None:
-        trainer.env._native.restore(data["env_snapshot"])
+    if own["env_snapshot"] is not None:
+        trainer.env._native.restore(own["env_snapshot"])
     else:
         log.warning("%s holds no env state (it was saved from a CUDA env): the envs start from a fresh reset",
                     path)
-    trainer.actor_hidden = data["hidden"]["actor"].to(trainer.device)
-    trainer.critic_hidden = data["hidden"]["critic"].to(trainer.device)
-    trainer.starts = data["hidden"]["starts"].to(trainer.device)
-    if data["env_snapshot"] is None:  # fresh episodes: the GRU states restart with them
+    trainer.actor_hidden = own["hidden"]["actor"].to(trainer.device)
+    trainer.critic_hidden = own["hidden"]["critic"].to(trainer.device)
+    trainer.starts = own["hidden"]["starts"].to(trainer.device)
+    if own["env_snapshot"] is None:  # fresh episodes: the GRU states restart with them
         trainer.starts = torch.ones_like(trainer.starts)
-    trainer.engine.restore_counters(data["counters"]["engine"])
+    trainer.engine.restore_counters(engine_counters)
     trainer.iteration = data["counters"]["iteration"]
     trainer.env_steps = data["counters"]["env_steps"]
 

@@ -1,5 +1,6 @@
 """hmasd-train: train HMASD (or MAPPO / an ablation) on a native env, with a run folder holding TensorBoard
-events, paper_data exports, checkpoints, the resolved config and a log; or evaluate a checkpoint."""
+events, paper_data exports, checkpoints, the resolved config and a log; or evaluate a checkpoint. Under torchrun
+(``torchrun --nproc_per_node=R -m hmasd.train.cli ...``) the R processes train one run together."""
 
 from __future__ import annotations
 
@@ -154,11 +155,17 @@ def make_run_dir(parent: str, name: str) -> Path:
     return run_dir
 
 
-def setup_logging(run_dir: Path, level: str) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr),
-                                       logging.FileHandler(run_dir / "train.log")]
-    handlers[1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handlers[0].setFormatter(logging.Formatter("%(message)s"))
+def setup_logging(run_dir: Path | None, level: str, rank: int | None = None) -> None:
+    """stderr, and ``run_dir/train.log``; the other ranks of a distributed run (``run_dir`` None) log warnings
+    and errors only, to stderr, prefixed with their rank."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    prefix = "" if rank is None else f"[rank {rank}] "
+    handlers[0].setFormatter(logging.Formatter(prefix + "%(message)s"))
+    if run_dir is not None:
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+        handlers[1].setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s: {prefix}%(message)s"))
+    else:
+        level = "WARNING" if level in ("DEBUG", "INFO") else level
     logging.basicConfig(level=getattr(logging, level), handlers=handlers, force=True)
 
 
@@ -179,23 +186,56 @@ def main(argv: list[str] | None = None) -> int:
     config, given = resolve_config(args)
     if data is not None:
         config = checkpoint_run_config(args, config, given, data)
+    from hmasd.train import distributed
     from hmasd.train.loop import resolve_device
 
+    if distributed.launched_by_torchrun() and args.eval_only:
+        raise SystemExit("hmasd-train: --eval-only runs in one process; start it without torchrun")
     try:  # before the run folder exists: --device cuda on a machine without CUDA names the problem and stops
-        resolve_device(config.device)
-    except ValueError as error:
+        resolve_device(distributed.pick_device(config.device).type if distributed.launched_by_torchrun()
+                       else config.device)
+        ranks = distributed.init(config.num_envs, config.device, config.dist_timeout_s)
+    except (ValueError, distributed.DistributedError) as error:
         raise SystemExit(f"hmasd-train: {error}") from None
+    try:
+        return run(args, config, data, ranks)
+    except (distributed.DistributedError, *torch_distributed_errors()) as error:
+        rank = "" if ranks is None else f"rank {ranks.rank}: "
+        raise SystemExit(f"hmasd-train: {rank}distributed training stopped: {error} (another rank died, hung past "
+                         f"dist_timeout_s={config.dist_timeout_s:g} s, or disagreed; its own error is above or in "
+                         f"torchrun's report)") from None
+    finally:
+        if ranks is not None:
+            ranks.close()
+
+
+def torch_distributed_errors() -> tuple[type[BaseException], ...]:
+    """The errors torch.distributed raises when a peer is gone or a collective times out."""
+    import torch.distributed as dist
+
+    return tuple(getattr(dist, name) for name in ("DistError", "DistBackendError", "DistNetworkError",
+                                                  "DistStoreError") if hasattr(dist, name))
+
+
+def run(args: argparse.Namespace, config: TrainConfig, data: dict[str, Any] | None, ranks: Any) -> int:
+    """Builds the trainer (refusing a checkpoint that does not fit before any folder exists), makes the run folder
+    (rank 0 only) and trains or evaluates."""
+    from hmasd.train import checkpoint
     from hmasd.train.session import evaluate_checkpoint, prepare, train
 
     try:  # a checkpoint that does not fit is refused here, before the run folder exists
-        trainer = prepare(config, data, args.model_path, exact=not args.eval_only)
+        trainer = prepare(config, data, args.model_path, exact=not args.eval_only, ranks=ranks)
     except checkpoint.CheckpointError as error:
         raise SystemExit(f"hmasd-train: {error}") from None
     name = args.name or f"{config.env}_{config.algo}" + ("_eval" if args.eval_only else "")
+    main = ranks is None or ranks.is_main
     try:
-        run_dir = make_run_dir(args.run_dir, name)
-        setup_logging(run_dir, args.log_level)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        run_dir = make_run_dir(args.run_dir, name) if main else None
+        if ranks is not None:  # the other ranks save through rank 0, into its folder
+            run_dir = Path(ranks.broadcast(None if run_dir is None else str(run_dir)))
+        setup_logging(run_dir if main else None, args.log_level, None if ranks is None else ranks.rank)
+        if main:
+            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         if args.eval_only:
             evaluate_checkpoint(trainer, args.model_path, run_dir, render=args.render)
         else:

@@ -47,6 +47,10 @@ class TrainConfig(AlgoConfig):
     parallel_updates: bool = True
     """On the CPU, run the updates of discoverer, coordinator and discriminators side by side on two threads
     (they share nothing, so the results are those of running them in turn)."""
+    dist_timeout_s: float = 300.0
+    """Distributed training (torchrun): seconds a collective waits for the other ranks before the job ends with an
+    error (a rank that hangs; one that dies ends the job at once). Rank 0's evaluations and checkpoint writes
+    happen while the others wait, so keep it above their duration."""
 
     def validate(self) -> None:
         """Raises ValueError naming the first inconsistent field."""
@@ -73,6 +77,8 @@ class TrainConfig(AlgoConfig):
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
+        if not self.dist_timeout_s > 0:
+            raise ValueError(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
 
     def algo_config(self) -> AlgoConfig:
         """The algorithm's settings (what the agent and the targets use), without the run's."""

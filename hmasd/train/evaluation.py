@@ -60,11 +60,13 @@ class SkillClock:
 class EpisodePolicy:
     """The trained policy acting in ``num_envs`` envs: high-level decisions where the skill clock (the run's
     ``clock``, ``skill_interval`` and ``horizon``) says a window closed, argmax or sampled at both levels, the GRU
-    state carried along and reset at episode starts."""
+    state carried along and reset at episode starts. no_high's random skills come from a generator of its own
+    (``seed``), so that acting here never moves the training run's random streams."""
 
-    def __init__(self, trainer: Trainer, num_envs: int, deterministic: bool = True) -> None:
+    def __init__(self, trainer: Trainer, num_envs: int, deterministic: bool = True, seed: int = 0) -> None:
         c, dev = trainer.config, trainer.device
         self.trainer, self.deterministic = trainer, deterministic
+        self.generator = torch.Generator().manual_seed(seed)
         self.clock = SkillClock(c.clock, c.skill_interval, c.horizon, num_envs)
         self.team = torch.zeros(num_envs, dtype=torch.long)
         self.indiv = torch.zeros(num_envs, trainer.env.num_agents, dtype=torch.long)
@@ -80,7 +82,8 @@ class EpisodePolicy:
         ids = self.clock.decision_env_ids()
         if len(ids):
             index = torch.from_numpy(ids)
-            skills, _, _ = decide(trainer, state[index], obs[index], deterministic=self.deterministic)
+            skills, _, _ = decide(trainer, state[index], obs[index], deterministic=self.deterministic,
+                                  generator=self.generator)
             self.team[index], self.indiv[index] = torch.from_numpy(skills[:, 0]), torch.from_numpy(skills[:, 1:])
             self.clock.decided(ids)
         actions, _, _, self.h_actor, self.h_critic = trainer.agent.act_low(
@@ -113,8 +116,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
              permutations: np.ndarray | None = None, raw: bool = False) -> dict[str, Any]:
     """One episode in each of ``episodes`` fresh envs, argmax at both levels by default, under the run's clock."""
     c = trainer.config
-    env = hmasd.envs.make(c.env, num_envs=episodes, seed=c.seed + 100_003 if seed is None else seed,
-                          **c.env_options)
+    seed = c.seed + 100_003 if seed is None else seed
+    env = hmasd.envs.make(c.env, num_envs=episodes, seed=seed, **c.env_options)
     env.reset()
     obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
     n = env.num_agents
@@ -122,7 +125,7 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     returns = np.zeros((episodes, n), np.float32)
     lengths = np.zeros(episodes, np.int32)
     infos: dict[str, list] = {key: [None] * episodes for key in env.episode_info}
-    policy = EpisodePolicy(trainer, episodes, deterministic)
+    policy = EpisodePolicy(trainer, episodes, deterministic, seed=seed)
     perm = None if permutations is None else torch.from_numpy(np.asarray(permutations)).long()
     rows = torch.arange(episodes).unsqueeze(-1)
     while not done.all():

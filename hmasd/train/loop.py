@@ -16,8 +16,11 @@ import torch
 import hmasd.envs
 from hmasd.algo import targets
 from hmasd.algo.agent import DiscBatch, EnvDims, HighBatch, HMASDAgent, LowBatch
+from hmasd.algo.draws import EnvRows
+from hmasd.algo.ppo import LOCAL, BatchReduce
 from hmasd.rollout import DeviceRolloutEngine, RolloutEngine
 from hmasd.train.config import TrainConfig
+from hmasd.train.distributed import Ranks
 
 log = logging.getLogger("hmasd.train")
 
@@ -55,6 +58,21 @@ class BatchRecord:
     indiv_skill: np.ndarray      # [M, N]
     # the env's scalar episode metrics of every episode that ended in the batch: (step t, env e) -> {field: value}
     episode_metrics: dict[tuple[int, int], dict[str, float]] = field(default_factory=dict)
+
+
+def merge_batch_records(records: list[BatchRecord]) -> BatchRecord:
+    """The ranks' records of one batch (in rank order, each of its own slice of envs) as the record of the global
+    batch: the env axis concatenated, env indices shifted to global ones (so the transitions stay sorted by env)."""
+    envs = [record.env_reward.shape[1] for record in records]
+    offsets = np.cumsum([0, *envs[:-1]])
+    per_step = {key: np.concatenate([getattr(r, key) for r in records], axis=1)
+                for key in ("env_reward", "team_component", "indiv_component", "ended")}
+    per_window = {key: np.concatenate([getattr(r, key) for r in records])
+                  for key in ("high_start", "team_skill", "indiv_skill")}
+    high_env = np.concatenate([r.high_env + offset for r, offset in zip(records, offsets)])
+    metrics = {(t, e + int(offset)): values for r, offset in zip(records, offsets)
+               for (t, e), values in r.episode_metrics.items()}
+    return BatchRecord(**per_step, high_env=high_env, **per_window, episode_metrics=metrics)
 
 
 class HostSyncs:
@@ -105,11 +123,24 @@ class Trainer:
     syncs: HostSyncs = field(default_factory=HostSyncs)
     # CPU runs with parallel_updates: the threads the updates run on side by side (see run_updates)
     update_pool: ThreadPoolExecutor | None = None
+    # distributed training (hmasd.train.distributed): this rank's place and groups; None for a single process
+    ranks: Ranks | None = None
+    # which envs of the global batch this process steps: every draw of the policy is keyed by env through it
+    draws: EnvRows | None = None
 
     @property
     def on_device(self) -> bool:
         """True when env and engine live on a CUDA device (or a stand-in for one): the no-sync collect path."""
         return isinstance(self.engine, DeviceRolloutEngine)
+
+    @property
+    def is_main(self) -> bool:
+        """The process that logs and writes (rank 0, or the only one)."""
+        return self.ranks is None or self.ranks.is_main
+
+    def reduce_for(self, job: str) -> BatchReduce:
+        """How update ``job`` takes its batch statistics: over every rank (its own group) or this process."""
+        return LOCAL if self.ranks is None else self.ranks.updates[job]
 
 
 def scalar_info_fields(env: Any) -> list[str]:
@@ -140,28 +171,33 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build(config: TrainConfig, env: Any = None) -> Trainer:
+def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> Trainer:
     """Creates the env, the engine and a freshly initialised agent for ``config``.
 
     On a CUDA ``config.device`` the env is made on that device, so the engine and the learner share it and the
     collect loop never copies observations, actions or rewards through the host. ``env`` replaces the env made
-    here (a stand-in for tests; it is reset here).
+    here (a stand-in for tests; it is reset here). With ``ranks`` (distributed training) the env is this rank's
+    slice of the ``config.num_envs`` envs: the same envs, with the same random streams, as in a single process.
     """
     config = effective_config(config)
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device) if ranks is None else ranks.device
+    first_env, num_envs = (0, config.num_envs) if ranks is None else ranks.env_slice(config.num_envs)
     if env is None:
         # a CUDA run keeps env, engine and learner on one device; the CPU env is made exactly as before
         placement = {"device": str(device)} if device.type == "cuda" else {}
-        env = hmasd.envs.make(config.env, num_envs=config.num_envs, seed=config.seed,
-                              num_threads=config.num_threads, **placement, **config.env_options)
+        slice_of = {"first_env": first_env} if ranks is not None else {}
+        env = hmasd.envs.make(config.env, num_envs=num_envs, seed=config.seed,
+                              num_threads=config.num_threads, **placement, **slice_of, **config.env_options)
     env.reset()
     engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
                            config.num_indiv_skills, clock=config.clock)
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
     agent = HMASDAgent(dims, config.algo_config()).to(device)
+    if ranks is not None:
+        ranks.broadcast_parameters(agent)
     generator = torch.Generator().manual_seed(config.seed)
     e, n, h = env.num_envs, env.num_agents, config.hidden
     # on a device the updates queue on one stream anyway: threads would only add host work
@@ -171,7 +207,8 @@ def build(config: TrainConfig, env: Any = None) -> Trainer:
         per_thread = max(1, torch.get_num_threads() // UPDATE_THREADS)
         pool = ThreadPoolExecutor(UPDATE_THREADS, thread_name_prefix="hmasd-update",
                                   initializer=torch.set_num_threads, initargs=(per_thread,))
-    return Trainer(config, env, engine, agent, device, generator, update_pool=pool,
+    return Trainer(config, env, engine, agent, device, generator, update_pool=pool, ranks=ranks,
+                   draws=EnvRows.block(first_env, e, config.num_envs, device),
                    actor_hidden=torch.zeros(e, n, h, device=device), critic_hidden=torch.zeros(e, h, device=device),
                    starts=torch.ones(e, dtype=torch.bool, device=device))
 
@@ -184,19 +221,28 @@ def env_actions(actions: torch.Tensor) -> np.ndarray:
     return values.astype(np.float32 if actions.is_floating_point() else np.int32)
 
 
-def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, deterministic: bool = False):
-    """High-level decisions for a batch of envs: skills [D, N+1], log-probs and values, as numpy."""
+def decide(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, deterministic: bool = False,
+           draws: EnvRows | None = None, generator: torch.Generator | None = None):
+    """High-level decisions for a batch of envs: skills [D, N+1], log-probs and values, as numpy.
+
+    ``draws`` names the envs of the global batch the rows are: the coordinator's noise, and no_high's random
+    skills, are then drawn for all of them and each env's kept (hmasd.algo.draws), so that an env's skills do not
+    depend on which envs decide with it, or on which rank. no_high draws from ``generator`` (default: the
+    trainer's)."""
     c, agent = trainer.config, trainer.agent
     d, n = state.shape[0], obs.shape[1]
     if c.algo == "mappo":
         zeros = np.zeros((d, n + 1), np.float32)
         return np.zeros((d, n + 1), np.int64), zeros, zeros
     if c.algo == "no_high":
-        team = torch.randint(c.num_team_skills, (d, 1), generator=trainer.generator)
-        indiv = torch.randint(c.num_indiv_skills, (d, n), generator=trainer.generator)
+        draws = EnvRows.block(0, d, d) if draws is None else draws
+        generator = trainer.generator if generator is None else generator
+        team = draws.randint(c.num_team_skills, 1, generator)
+        indiv = draws.randint(c.num_indiv_skills, n, generator)
         logp = np.zeros((d, n + 1), np.float32)
         return torch.cat([team, indiv], 1).numpy(), logp, logp
-    skills, logp, values = agent.coordinator.act(state.to(trainer.device), obs.to(trainer.device), deterministic)
+    skills, logp, values = agent.coordinator.act(state.to(trainer.device), obs.to(trainer.device), deterministic,
+                                                 draws)
     return skills.cpu().numpy(), logp.cpu().numpy(), values.cpu().numpy()
 
 
@@ -247,11 +293,11 @@ def decide_on_device(trainer: Trainer, state: torch.Tensor, obs: torch.Tensor, d
         zeros = torch.zeros(d, n + 1, device=dev)
         return torch.zeros(d, n + 1, dtype=torch.long, device=dev), zeros, zeros
     if c.algo == "no_high":
-        team = torch.randint(c.num_team_skills, (d, 1), device=dev)
-        indiv = torch.randint(c.num_indiv_skills, (d, n), device=dev)
+        team = trainer.draws.randint(c.num_team_skills, 1, device=dev)
+        indiv = trainer.draws.randint(c.num_indiv_skills, n, device=dev)
         zeros = torch.zeros(d, n + 1, device=dev)
         return torch.cat([team, indiv], 1), zeros, zeros
-    return trainer.agent.coordinator.act(state.to(dev), obs.to(dev), deterministic)
+    return trainer.agent.coordinator.act(state.to(dev), obs.to(dev), deterministic, trainer.draws)
 
 
 def hidden_log_buffers(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -281,7 +327,7 @@ def collect(trainer: Trainer) -> None:
         ids = engine.decision_env_ids()
         if len(ids):
             index = torch.from_numpy(ids).long()
-            skills, logp, values = decide(trainer, state[index], obs[index])
+            skills, logp, values = decide(trainer, state[index], obs[index], draws=trainer.draws.pick(index))
             engine.decide(ids, skills[:, 0].astype(np.int32), skills[:, 1:].astype(np.int32), logp, values)
         if recurrent:
             log["actor"][t], log["critic"][t], log["starts"][t] = trainer.actor_hidden, trainer.critic_hidden, trainer.starts
@@ -289,7 +335,7 @@ def collect(trainer: Trainer) -> None:
             obs.to(device), indiv_now.to(device), mask.to(device), state.to(device), team_now.to(device),
             actor_hidden=trainer.actor_hidden if recurrent else None,
             critic_hidden=trainer.critic_hidden if recurrent else None,
-            starts=trainer.starts if recurrent else None)
+            starts=trainer.starts if recurrent else None, draws=trainer.draws)
         engine.step(env_actions(actions), logp.cpu().numpy(),
                     np.ascontiguousarray(values.cpu().numpy()))
         if metric_fields:
@@ -331,7 +377,7 @@ def collect_on_device(trainer: Trainer) -> None:
             obs, indiv_now, mask, state, team_now,
             actor_hidden=trainer.actor_hidden if recurrent else None,
             critic_hidden=trainer.critic_hidden if recurrent else None,
-            starts=trainer.starts if recurrent else None)
+            starts=trainer.starts if recurrent else None, draws=trainer.draws)
         actions = actions.to(torch.float32 if actions.is_floating_point() else torch.int32)
         engine.step(actions, logp.contiguous(), values.contiguous(), check=False)
         if info_log is not None:  # the finished episodes' info is only in the env's buffers until the next step
@@ -396,6 +442,8 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     stats = host_floats(trainer, {"Rewards/Env": low["rewards"].mean(), "Rewards/Intrinsic/Team": r_team.mean(),
                                   "Rewards/Intrinsic/Individual": r_indiv.mean(), "Rewards/LowLevel": rewards.mean()},
                         "low_level_stats")
+    if trainer.ranks is not None:  # means over batches of one size: the mean of the ranks' means
+        stats = dict(zip(stats, trainer.ranks.sum(list(stats.values())) / trainer.ranks.world_size))
     if high is None:
         high = engine.high_level()
         if trainer.on_device:
@@ -492,6 +540,12 @@ def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     stats = {"Rewards/HighLevel/K_Step_Accumulated_Mean": stats["Rewards/HighLevel/K_Step_Accumulated_Mean"],
              "Buffer/high_level_samples": float(len(skills)),  # the row count is on the host after high_level()
              "Buffer/mean_window_length": stats["Buffer/mean_window_length"]}
+    if trainer.ranks is not None:  # each rank has its own number of windows: means weighted by it
+        count = stats["Buffer/high_level_samples"]
+        reward, length, total = trainer.ranks.sum([stats["Rewards/HighLevel/K_Step_Accumulated_Mean"] * count,
+                                                   stats["Buffer/mean_window_length"] * count, count])
+        stats = {"Rewards/HighLevel/K_Step_Accumulated_Mean": reward / max(total, 1.0),
+                 "Buffer/high_level_samples": float(total), "Buffer/mean_window_length": length / max(total, 1.0)}
     return batch, stats
 
 
@@ -500,15 +554,18 @@ def update_jobs(trainer: Trainer, high: dict[str, Any], low_batch: LowBatch, dis
                 ) -> tuple[dict[str, Callable[[], dict[str, torch.Tensor]]], dict[str, float]]:
     """The iteration's updates by name, longest first (the first free update thread takes the next job), and the
     high-level batch's stats (computed here: only the algorithms with a trained coordinator build that batch)."""
-    c, agent = trainer.config, trainer.agent
-    jobs: dict[str, Callable[[], dict[str, torch.Tensor]]] = {"Discoverer": lambda: agent.update_discoverer(low_batch)}
+    c, agent, reduce = trainer.config, trainer.agent, trainer.reduce_for
+    jobs: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
+        "Discoverer": lambda: agent.update_discoverer(low_batch, reduce("Discoverer"))}
     high_stats: dict[str, float] = {}
     if c.algo not in ("mappo", "no_high"):
         high_batch, high_stats = high_level_batch(trainer, high)
-        jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch)
+        jobs["Coordinator"] = lambda: agent.update_coordinator(high_batch, reduce("Coordinator"))
     if c.algo != "mappo":
-        jobs["Discriminator.indiv"] = lambda: agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0)
-        jobs["Discriminator.team"] = lambda: agent.update_discriminator("team", disc_batch, c.lambda_team > 0)
+        jobs["Discriminator.indiv"] = lambda: agent.update_discriminator("indiv", disc_batch, c.lambda_indi > 0,
+                                                                         reduce("Discriminator.indiv"))
+        jobs["Discriminator.team"] = lambda: agent.update_discriminator("team", disc_batch, c.lambda_team > 0,
+                                                                        reduce("Discriminator.team"))
     return jobs, high_stats
 
 
@@ -556,6 +613,9 @@ def iterate(trainer: Trainer) -> dict[str, float]:
         if not current:
             raise RuntimeError("a sample of this batch was not produced by the current policy version")
         low_batch, disc_batch, stats = low_level_batch(trainer, high)
+        if trainer.ranks is not None:  # the run tracker on rank 0 sees every rank's envs
+            records = trainer.ranks.gather(trainer.last_batch)
+            trainer.last_batch = None if records is None else merge_batch_records(records)
         metrics: dict[str, float] = dict(stats)
         jobs, high_stats = update_jobs(trainer, high, low_batch, disc_batch)
         metrics.update(high_stats)
@@ -567,12 +627,19 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             # each update's losses come back in one host copy (the learner itself never waits for the host)
             metrics.update(host_floats(trainer, {f"Losses/{name}/{k}": v for k, v in losses.items()},
                                        f"{name.lower()}_losses"))
+    ranks = trainer.ranks
+    if ranks is not None:  # no rank collects batch v + 1 before every rank has finished update v
+        ranks.sync_barrier(version, trainer.iteration)
     updated = time.perf_counter()
     engine.resume()
     trainer.iteration += 1
     counters = engine.counters()
     if on_device:
         trainer.syncs.add("counters", 3)  # transitions emitted / in batch, windows force-closed
+    if ranks is not None:
+        summed = ranks.sum([counters[key] for key in SUMMED_COUNTERS])
+        counters = {**counters, **{key: int(value) for key, value in zip(SUMMED_COUNTERS, summed)}}
+        metrics.update({f"Time/Collectives/{name}": seconds for name, seconds in ranks.collective_seconds().items()})
     metrics.update({
         "Sync/PolicyVersion": float(counters["policy_version"]),
         "Sync/CollectionTime": collected - start,
@@ -587,7 +654,7 @@ def iterate(trainer: Trainer) -> dict[str, float]:
     for i in range(trainer.env.num_agents):
         metrics[f"Agents/{i}/SamplesPushed"] = float(agent.samples_pushed[i])
         metrics[f"Agents/{i}/UpdatesApplied"] = float(agent.updates_applied[i])
-    episodes = trainer.env.episode_stats()
+    episodes = trainer.env.episode_stats(None if ranks is None else ranks.sum)
     if on_device:
         trainer.syncs.add("episode_stats")
     if episodes["episodes"]:
@@ -604,6 +671,10 @@ def iterate(trainer: Trainer) -> dict[str, float]:
         metrics[SYNC_METRIC] = float(trainer.syncs.total)
         log.debug("host syncs of batch %d: %s", trainer.iteration, trainer.syncs.by_call)
     return metrics
+
+
+SUMMED_COUNTERS = ("low_level_samples", "high_level_transitions", "force_closed_windows")
+"""The engine counters that distributed training sums over the ranks (the policy version is every rank's)."""
 
 
 def agent_records(trainer: Trainer) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import torch
 
 from hmasd.train import checkpoint
 from hmasd.train.config import TrainConfig
+from hmasd.train.distributed import Ranks
 from hmasd.train.evaluation import EpisodePolicy, evaluate
 from hmasd.train.loop import SYNC_METRIC, Trainer, agent_records, build, env_actions, iterate
 
@@ -36,11 +37,12 @@ def progress_bar(config: TrainConfig, start: int, enabled: bool):
 
 
 def prepare(config: TrainConfig, data: dict | None = None, model_path: str | None = None,
-            exact: bool = True) -> Trainer:
+            exact: bool = True, ranks: Ranks | None = None) -> Trainer:
     """The trainer of a run: built from ``config`` and, with a checkpoint ``data``, restored from it (exactly for a
     resume, networks only for an evaluation). A checkpoint that does not fit raises CheckpointError here, before
-    anything is written, so that a refused resume leaves no run folder behind."""
-    trainer = build(config)
+    anything is written, so that a refused resume leaves no run folder behind. ``ranks``: this process's place in
+    a distributed run (hmasd.train.distributed.init)."""
+    trainer = build(config, ranks=ranks)
     trainer.best_eval = None
     if data is not None:
         checkpoint.restore(trainer, data, model_path or "checkpoint", exact=exact)
@@ -50,18 +52,25 @@ def prepare(config: TrainConfig, data: dict | None = None, model_path: str | Non
 def train(trainer: Trainer, run_dir: Path, model_path: str | None, export_interval: int, checkpoint_interval: int,
           detailed: bool, progress: bool) -> dict[str, Any]:
     """Trains ``trainer`` (from :func:`prepare`) until config.total_steps, writing everything under ``run_dir``;
-    returns the summary. A checkpoint that cannot be written raises CheckpointWriteError."""
-    from hmasd.train.tracking import RunTracker
+    returns the summary. A checkpoint that cannot be written raises CheckpointWriteError.
 
+    In a distributed run every rank calls this: rank 0 alone writes (TensorBoard, paper_data, checkpoints, the
+    summary) and evaluates; the others train alongside and wait for it at the collectives."""
     ckpt_dir = run_dir / "checkpoints"
-    for folder in {ckpt_dir, *([Path(model_path).parent] if model_path else [])}:
-        for stale in checkpoint.remove_stale_temps(folder):
-            log.info("removed %s, left by an interrupted checkpoint write", stale)
+    main = trainer.is_main
+    if main:
+        for folder in {ckpt_dir, *([Path(model_path).parent] if model_path else [])}:
+            for stale in checkpoint.remove_stale_temps(folder):
+                log.info("removed %s, left by an interrupted checkpoint write", stale)
     if model_path is not None:
         log.info("resumed %s at %d env steps (update %d)", model_path, trainer.env_steps, trainer.iteration)
     config = trainer.config
-    tracker = RunTracker(run_dir, config, trainer.env.num_envs, trainer.env.num_agents, detailed=detailed)
-    bar = progress_bar(config, trainer.env_steps, progress)
+    tracker = None
+    if main:
+        from hmasd.train.tracking import RunTracker
+
+        tracker = RunTracker(run_dir, config, config.num_envs, trainer.env.num_agents, detailed=detailed)
+    bar = progress_bar(config, trainer.env_steps, progress and main)
     next_export = (trainer.env_steps // export_interval + 1) * export_interval
     start, last_eval, start_steps = time.perf_counter(), None, trainer.env_steps
     while trainer.env_steps < config.total_steps:
@@ -73,12 +82,14 @@ def train(trainer: Trainer, run_dir: Path, model_path: str | None, export_interv
         if config.eval_interval and trainer.iteration % config.eval_interval == 0:
             last_eval = evaluate_and_keep_best(trainer, tracker, ckpt_dir)
             metrics.update({"Eval/MeanReward": last_eval["mean_reward"], "Eval/StdReward": last_eval["std_reward"]})
-        tracker.log_iteration(trainer, metrics)
+        if tracker is not None:
+            tracker.log_iteration(trainer, metrics)
         if checkpoint_interval and trainer.iteration % checkpoint_interval == 0:
             checkpoint.save(trainer, ckpt_dir / f"step_{trainer.env_steps}.pt")
         if trainer.env_steps >= next_export:
-            tracker.export(trainer.env_steps)
-            write_agent_records(trainer, run_dir)
+            if tracker is not None:
+                tracker.export(trainer.env_steps)
+                write_agent_records(trainer, run_dir)
             next_export += export_interval
         if bar is not None:
             bar.update(trainer.env_steps - before)
@@ -88,14 +99,17 @@ def train(trainer: Trainer, run_dir: Path, model_path: str | None, export_interv
         bar.close()
     final_eval = evaluate_and_keep_best(trainer, tracker, ckpt_dir)
     checkpoint.save(trainer, ckpt_dir / "final.pt")
-    write_agent_records(trainer, run_dir)
     summary = {"env": config.env, "algo": config.algo, "seed": config.seed, "env_steps": trainer.env_steps,
                "updates": trainer.iteration, "wall_time_s": time.perf_counter() - start,
                "final_eval": final_eval, "best_eval": trainer.best_eval, "run_dir": str(run_dir)}
     if trainer.on_device:
         summary["host_syncs_per_batch"] = trainer.syncs.total
-    tracker.close(summary)
-    log_summary(summary)
+    if trainer.ranks is not None:
+        summary["world_size"] = trainer.ranks.world_size
+    if tracker is not None:
+        write_agent_records(trainer, run_dir)
+        tracker.close(summary)
+        log_summary(summary)
     return summary
 
 
@@ -105,8 +119,13 @@ def write_agent_records(trainer: Trainer, run_dir: Path) -> None:
 
 
 def evaluate_and_keep_best(trainer: Trainer, tracker, ckpt_dir: Path) -> dict[str, Any]:
-    result = evaluate(trainer, trainer.config.eval_episodes)
-    tracker.log_eval(trainer.env_steps, result)
+    """Evaluates (rank 0 alone in a distributed run, which hands the result to the others: every rank's networks
+    are the same) and saves best.pt when the score is the best so far."""
+    result = evaluate(trainer, trainer.config.eval_episodes) if trainer.is_main else None
+    if trainer.ranks is not None:
+        result = trainer.ranks.broadcast(result)
+    if tracker is not None:
+        tracker.log_eval(trainer.env_steps, result)
     if trainer.best_eval is None or eval_score(result) > eval_score(trainer.best_eval):
         trainer.best_eval = {**result, "env_steps": trainer.env_steps}
         checkpoint.save(trainer, ckpt_dir / "best.pt")
