@@ -27,13 +27,12 @@ LAUNCH_TIMEOUT = 240
 
 
 def launch(args: list[str], nproc: int = 2, module: bool = False, timeout: float = LAUNCH_TIMEOUT,
-           check: bool = True) -> subprocess.CompletedProcess:
+           check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """torchrun --standalone --nproc_per_node=nproc on the worker script (or ``-m`` a module) with ``args``."""
     target = ["-m", *args] if module else [str(WORKER), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                           *target], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+                           *target], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     if check and done.returncode != 0:
         raise AssertionError(f"torchrun exited with {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
     return done
@@ -150,9 +149,9 @@ def test_a_killed_rank_ends_the_whole_job_with_a_clear_message(tmp_path):
 def test_hmasd_train_under_torchrun_writes_one_run_folder_from_rank_0(tmp_path):
     sets = [f"--set={key}={value}" for key, value in _small().items() if key not in ("env", "seed", "num_envs")]
     launch(["hmasd.train.cli", "--env", "stag_hunt", "--num-envs", "4", "--total-steps", "112", "--no-progress",
-            "--run-dir", str(tmp_path), "--name", "dist", "--checkpoint-interval", "1", "--eval-episodes", "2",
-            *sets], module=True)
-    (run_dir,) = tmp_path.iterdir()
+            "--run-dir", str(tmp_path / "runs"), "--name", "dist", "--checkpoint-interval", "1", "--eval-episodes", "2",
+            *sets], module=True, cwd=tmp_path)  # -m puts the working directory first on sys.path: not the source tree
+    (run_dir,) = (tmp_path / "runs").iterdir()
     final = checkpoint.load(run_dir / "checkpoints" / "final.pt")
     assert final["world_size"] == 2 and final["counters"]["env_steps"] == 112
     assert json.loads((run_dir / "config.json").read_text())["num_envs"] == 4
