@@ -24,12 +24,12 @@ from typing import Any
 from _common import cpu_model
 
 
-def worker(preset: str, seconds: float, out: str) -> None:
+def worker(preset: str, seconds: float, out: str, overrides: dict[str, Any]) -> None:
     """One rank (or the single process): times iterations of ``preset`` and writes its figures to ``out``."""
     from hmasd.train import distributed, loop
     from hmasd.train.config import preset as make_preset
 
-    config = make_preset(preset, eval_interval=0)
+    config = make_preset(preset, eval_interval=0, **overrides)
     ranks = distributed.init(config.num_envs, config.device, config.dist_timeout_s)
     trainer = loop.build(config, ranks=ranks)
     loop.iterate(trainer)  # warm-up: allocations, first-call costs
@@ -59,11 +59,12 @@ def worker(preset: str, seconds: float, out: str) -> None:
         ranks.close()
 
 
-def measure(preset: str, world_size: int, seconds: float) -> dict[str, Any]:
+def measure(preset: str, world_size: int, seconds: float, sets: list[str]) -> dict[str, Any]:
     """Launches the workers of one measurement and combines their figures."""
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "result")
-        args = [__file__, "--worker", "--preset", preset, "--seconds", str(seconds), "--json", out]
+        args = [__file__, "--worker", "--preset", preset, "--seconds", str(seconds), "--json", out,
+                *(f"--set={pair}" for pair in sets)]
         if world_size == 1:
             command = [sys.executable, *args]
         else:
@@ -72,19 +73,20 @@ def measure(preset: str, world_size: int, seconds: float) -> dict[str, Any]:
         subprocess.run(command, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         ranks = [json.loads(Path(out).with_suffix(f".rank{r}.json").read_text()) for r in range(world_size)]
     seconds_in = [sum(r["collective_seconds"].values()) / r["seconds"] for r in ranks]
-    return {"preset": preset, "world_size": world_size, "env_steps_per_s": ranks[0]["env_steps_per_s"],
+    return {"preset": preset, "world_size": world_size, "set": sets, "env_steps_per_s": ranks[0]["env_steps_per_s"],
             "iterations": ranks[0]["iterations"], "torch_threads_per_rank": ranks[0]["torch_threads"],
             "collective_share": sum(seconds_in) / len(seconds_in),
             "collective_seconds_rank0": ranks[0]["collective_seconds"]}
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| preset | ranks | torch threads / rank | env steps/s | vs 1 process | time in collectives |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| preset | ranks | overrides | torch threads / rank | env steps/s | vs 1 process | time in collectives |",
+             "|---|---:|---|---:|---:|---:|---:|"]
     base = {r["preset"]: r["env_steps_per_s"] for r in results if r["world_size"] == 1}
     for r in results:
         ratio = r["env_steps_per_s"] / base[r["preset"]] if r["preset"] in base else float("nan")
-        lines.append(f"| {r['preset']} | {r['world_size']} | {r['torch_threads_per_rank']} | "
+        overrides = " ".join(r["set"]) or "-"
+        lines.append(f"| {r['preset']} | {r['world_size']} | {overrides} | {r['torch_threads_per_rank']} | "
                      f"{r['env_steps_per_s']:,.0f} | {ratio:.2f}x | {100 * r['collective_share']:.1f} % |")
     return "\n".join(lines)
 
@@ -95,13 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ranks", type=int, default=2, help="ranks of the distributed measurement")
     p.add_argument("--seconds", type=float, default=30.0, help="timed seconds per measurement")
     p.add_argument("--json", default=None, help="write the report here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="TrainConfig override for the distributed measurement, e.g. parallel_updates=false")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     presets = args.preset or ["uav_seed_parity", "alice_and_bob"]
     if args.worker:
-        worker(presets[0], args.seconds, args.json)
+        from hmasd._cli import parse_pairs
+
+        worker(presets[0], args.seconds, args.json, parse_pairs(args.set, "--set"))
         return 0
-    results = [measure(preset, world, args.seconds) for preset in presets for world in (1, args.ranks)]
+    results = [measure(preset, world, args.seconds, [] if world == 1 else args.set)
+               for preset in presets for world in (1, args.ranks)]
     report = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
               "date": time.strftime("%Y-%m-%d %H:%M"), "results": results}
     if args.json:

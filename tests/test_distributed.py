@@ -142,7 +142,8 @@ def test_a_killed_rank_ends_the_whole_job_with_a_clear_message(tmp_path):
     assert time.monotonic() - start < 90  # well within the worker's 60 s collective timeout plus start-up
     report = done.stdout + done.stderr
     # torchrun's report names the root cause: rank 1, killed (the other rank was ended with it)
-    assert re.search(r"Root Cause.*?rank\s*:\s*1 \(local_rank: 1\).*?Signal 9 \(SIGKILL\)", report, re.S), report[-3000:]
+    root_cause = r"Root Cause.*?rank\s*:\s*1 \(local_rank: 1\).*?Signal 9 \(SIGKILL\)"
+    assert re.search(root_cause, report, re.S), report[-3000:]
     assert not (tmp_path / "rank0.pt").exists()  # rank 0 did not finish as if nothing happened
 
 
