@@ -17,6 +17,7 @@ import hmasd.envs
 from conftest import ENV_NAMES, gpu_marks, random_actions
 from hmasd import _native
 from hmasd.envs.reference import ReferenceVecEnv
+from snapshot_layout import sealed, sizes_block
 
 U32 = 2**32
 
@@ -261,30 +262,6 @@ def test_a_snapshot_restores_only_into_an_env_with_the_same_first_env():
 
 
 # ---- the snapshot layout (csrc/batch/snapshot.h): version 2 appends first_env to the sizes block ---------------------
-
-
-def fnv1a64(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for byte in data:
-        h = ((h ^ byte) * 0x100000001B3) % 2**64
-    return h
-
-
-def sealed(body: bytes) -> bytes:
-    return body + struct.pack("<Q", fnv1a64(body))
-
-
-def sizes_block(blob: bytes) -> int:
-    """The offset of the sizes block's count: after magic, version, the env name and the options."""
-    at = 8 + 4
-    (size,) = struct.unpack_from("<I", blob, at)
-    at += 4 + size
-    (options,) = struct.unpack_from("<I", blob, at)
-    at += 4
-    for _ in range(options):
-        (size,) = struct.unpack_from("<I", blob, at)
-        at += 4 + size + 8
-    return at
 
 
 def as_version_1(blob: bytes) -> bytes:

@@ -11,21 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hmasd.envs
+from snapshot_layout import fnv1a64, sealed, sizes_block
 
 ALL_ENVS = hmasd.envs.registered_envs()
 
 
-def fnv1a64(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for byte in data:
-        h = ((h ^ byte) * 0x100000001B3) % 2**64
-    return h
-
-
 def reseal(blob: bytes | bytearray) -> bytes:
     """The blob with its checksum recomputed: what a forger (or a bug elsewhere) could produce."""
-    body = bytes(blob[:-8])
-    return body + struct.pack("<Q", fnv1a64(body))
+    return sealed(bytes(blob[:-8]))
 
 
 def stepped(name: str, steps: int = 30, **options):
@@ -93,14 +86,7 @@ def test_damaged_bytes_are_refused_by_the_checksum(start, length, value):
 
 def state_offset(blob: bytes) -> int:
     """Where the state arrays start: after the header, the seed (8 bytes) and the has_reset flag (1 byte)."""
-    at = 8 + 4
-    (size,) = struct.unpack_from("<I", blob, at)
-    at += 4 + size
-    (options,) = struct.unpack_from("<I", blob, at)
-    at += 4
-    for _ in range(options):
-        (size,) = struct.unpack_from("<I", blob, at)
-        at += 4 + size + 8
+    at = sizes_block(blob)
     (sizes,) = struct.unpack_from("<I", blob, at)
     return at + 4 + 4 * sizes + 8 + 1
 
