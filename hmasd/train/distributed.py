@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -86,7 +85,6 @@ class Ranks:
     updates: dict[str, GroupReduce]
     main: GroupReduce  # the targets' statistics, on the main thread (the default group)
     wait_seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def is_main(self) -> bool:
