@@ -29,8 +29,16 @@ def parameters(trainer) -> dict[str, torch.Tensor]:
     return state
 
 
-@pytest.mark.parametrize("algo", ["hmasd", "no_high"])
-def test_resume_is_exact(tmp_path, algo):
+def as_legacy_layout(data: dict) -> dict:
+    """A checkpoint in the layout written before distributed training: the one rank's state at the top level."""
+    (own,) = data.pop("ranks")
+    del data["world_size"]
+    data["counters"]["engine"] = own["engine"]
+    return {**data, "env_snapshot": own["env_snapshot"], "hidden": own["hidden"]}
+
+
+@pytest.mark.parametrize("algo, layout", [("hmasd", "current"), ("no_high", "current"), ("hmasd", "legacy")])
+def test_resume_is_exact(tmp_path, algo, layout):
     n = 2
     straight = build(tiny(algo=algo))
     for _ in range(2 * n):
@@ -42,7 +50,8 @@ def test_resume_is_exact(tmp_path, algo):
     path = checkpoint.save(first, tmp_path / "mid.pt")
     del first
     resumed = build(tiny(algo=algo))
-    checkpoint.restore(resumed, checkpoint.load(path))
+    data = checkpoint.load(path)
+    checkpoint.restore(resumed, data if layout == "current" else as_legacy_layout(data))
     assert resumed.iteration == n and resumed.engine.policy_version == n
     for _ in range(n):
         iterate(resumed)

@@ -170,7 +170,7 @@ def test_a_device_run_evaluates_checkpoints_and_resumes_without_env_state(tmp_pa
     assert result["episodes"] == 2 and math.isfinite(result["mean_return"])
     path = checkpoint.save(trainer, tmp_path / "device.pt")
     data = checkpoint.load(path)
-    assert data["env_snapshot"] is None, "a CUDA env has no snapshot"
+    assert data["ranks"][0]["env_snapshot"] is None, "a CUDA env has no snapshot"
     resumed = device_trainer(config)
     with caplog.at_level("WARNING", logger="hmasd.train"):
         checkpoint.restore(resumed, data, path)

@@ -60,10 +60,9 @@ def rank_state(trainer) -> dict[str, Any]:
 def state_dict(trainer, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything a run needs to continue as if it had never stopped (taken between iterations).
 
-    A distributed run passes ``ranks``, every rank's :func:`rank_state` in rank order: the checkpoint then holds
-    all of them (rank 0's also where a single process keeps its own), and its world size."""
+    ``ranks`` holds each process's :func:`rank_state` in rank order: a distributed run passes every rank's, a
+    single process has one (its own, the default)."""
     ranks = [rank_state(trainer)] if ranks is None else ranks
-    own = ranks[0]
     return {
         "format": FORMAT,
         "hmasd_version": hmasd.__version__,
@@ -73,9 +72,7 @@ def state_dict(trainer, ranks: list[dict[str, Any]] | None = None) -> dict[str, 
         "optimizers": {name: opt.state_dict() for name, opt in trainer.agent.optimizers.items()},
         "rng": {"torch": torch.get_rng_state(), "generator": trainer.generator.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps, "engine": own["engine"]},
-        "env_snapshot": own["env_snapshot"],
-        "hidden": own["hidden"],
+        "counters": {"iteration": trainer.iteration, "env_steps": trainer.env_steps},
         "world_size": len(ranks),
         "ranks": ranks,
         "best_eval": getattr(trainer, "best_eval", None),
@@ -250,7 +247,8 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     if data["config"]["num_envs"] != trainer.config.num_envs:
         raise CheckpointError(f"{path} was made with num_envs={data['config']['num_envs']}; an exact resume "
                               f"needs the same, got {trainer.config.num_envs}")
-    saved_world = data.get("world_size", 1)
+    saved_ranks = data["ranks"] if "ranks" in data else [legacy_rank_state(data)]
+    saved_world = len(saved_ranks)
     world, rank = (1, 0) if trainer.ranks is None else (trainer.ranks.world_size, trainer.ranks.rank)
     if saved_world != world:
         how = ("in a single process (no torchrun)" if saved_world == 1
@@ -258,8 +256,7 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
         raise CheckpointError(f"{path} was saved by a run of {saved_world} rank(s), this run has {world}: each "
                               f"rank's envs and engine are in the checkpoint, so an exact resume needs the same "
                               f"world size; resume it {how}")
-    own = data["ranks"][rank] if "ranks" in data else data
-    engine_counters = own["engine"] if "ranks" in data else data["counters"]["engine"]
+    own = saved_ranks[rank]
     torch.set_rng_state(data["rng"]["torch"])
     trainer.generator.set_state(data["rng"]["generator"])
     if data["rng"]["cuda"] and torch.cuda.is_available():
@@ -274,9 +271,14 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     trainer.starts = own["hidden"]["starts"].to(trainer.device)
     if own["env_snapshot"] is None:  # fresh episodes: the GRU states restart with them
         trainer.starts = torch.ones_like(trainer.starts)
-    trainer.engine.restore_counters(engine_counters)
+    trainer.engine.restore_counters(own["engine"])
     trainer.iteration = data["counters"]["iteration"]
     trainer.env_steps = data["counters"]["env_steps"]
+
+
+def legacy_rank_state(data: dict[str, Any]) -> dict[str, Any]:
+    """The one rank's state of a checkpoint written before distributed training (kept at the top level)."""
+    return {"env_snapshot": data["env_snapshot"], "engine": data["counters"]["engine"], "hidden": data["hidden"]}
 
 
 def config_of(data: dict[str, Any], **overrides: Any) -> TrainConfig:

@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if distributed.launched_by_torchrun() and args.eval_only:
         raise SystemExit("hmasd-train: --eval-only runs in one process; start it without torchrun")
     try:  # before the run folder exists: --device cuda on a machine without CUDA names the problem and stops
-        resolve_device(distributed.pick_device(config.device).type if distributed.launched_by_torchrun()
+        resolve_device(str(distributed.pick_device(config.device)) if distributed.launched_by_torchrun()
                        else config.device)
         ranks = distributed.init(config.num_envs, config.device, config.dist_timeout_s)
     except (ValueError, distributed.DistributedError) as error:

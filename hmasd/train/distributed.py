@@ -83,7 +83,6 @@ class Ranks:
     timeout_s: float
     host: Any
     updates: dict[str, GroupReduce]
-    main: GroupReduce  # the targets' statistics, on the main thread (the default group)
     wait_seconds: float = 0.0
 
     @property
@@ -98,9 +97,8 @@ class Ranks:
     def collective_seconds(self) -> dict[str, float]:
         """Seconds spent in collectives since the last call, by group (and resets them)."""
         seconds = {name: reduce.seconds for name, reduce in self.updates.items()}
-        seconds["Targets"] = self.main.seconds
         seconds["Sync"] = self.wait_seconds
-        for reduce in (*self.updates.values(), self.main):
+        for reduce in self.updates.values():
             reduce.seconds = 0.0
         self.wait_seconds = 0.0
         return seconds
@@ -186,7 +184,7 @@ def init(num_envs: int, device_name: str, timeout_s: float) -> Ranks | None:
     dist.init_process_group(backend, timeout=timeout)
     host = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else dist.group.WORLD
     updates = {name: GroupReduce(dist.new_group(backend=backend, timeout=timeout), device) for name in UPDATE_GROUPS}
-    ranks = Ranks(rank, world_size, backend, device, timeout_s, host, updates, GroupReduce(dist.group.WORLD, device))
+    ranks = Ranks(rank, world_size, backend, device, timeout_s, host, updates)
     log.info("rank %d of %d (%s on %s): envs %d..%d of %d", rank, world_size, backend, device,
              *ranks.env_slice(num_envs)[:1], sum(ranks.env_slice(num_envs)) - 1, num_envs)
     return ranks
