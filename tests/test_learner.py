@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="the learner needs the train extra (
 from hmasd.algo.coordinator import SkillCoordinator  # noqa: E402
 from hmasd.algo.targets import gae  # noqa: E402
 from hmasd.train import preset  # noqa: E402
-from hmasd.train.evaluation import evaluate  # noqa: E402
+from hmasd.train.evaluation import EpisodePolicy, evaluate  # noqa: E402
 from hmasd.train.loop import build, collect, high_level_batch, iterate, low_level_batch  # noqa: E402
 
 pytestmark = pytest.mark.trainer  # deselected by the sanitizer job (.ci/sanitize)
@@ -175,6 +175,35 @@ def test_every_sample_of_a_batch_has_the_current_policy_version():
         collect(trainer)
         assert np.all(trainer.engine.low_level()["policy_version"] == version)
         trainer.engine.resume()
+
+
+def test_evaluation_can_take_argmax_skills_with_sampled_actions():
+    """low_deterministic=False: the coordinator's argmax skills, the actions drawn from the low-level policy (what
+    tells a failing low-level argmax from a failing coordinator)."""
+    import hmasd.envs
+
+    trainer = small_trainer()
+    env = hmasd.envs.make("stag_hunt", num_envs=32, seed=4, max_steps=12)
+    env.reset()
+    obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
+    argmax = EpisodePolicy(trainer, 32, deterministic=True)
+    mixed = EpisodePolicy(trainer, 32, deterministic=True, low_deterministic=False, seed=8)
+    argmax_actions = argmax.act(obs, state, mask)
+    training_rng = torch.get_rng_state()
+    mixed_actions = mixed.act(obs, state, mask)
+    assert torch.equal(torch.get_rng_state(), training_rng)  # the policy draws from a stream of its own
+    assert torch.equal(mixed.team, argmax.team) and torch.equal(mixed.indiv, argmax.indiv)
+    torch.manual_seed(8)
+    drawn = trainer.agent.act_low(obs, mixed.indiv, mask, state, mixed.team, deterministic=False)[0]
+    assert torch.equal(mixed_actions, drawn)
+    again = EpisodePolicy(trainer, 32, deterministic=True, low_deterministic=False, seed=8)
+    assert torch.equal(again.act(obs, state, mask), mixed_actions)
+    assert not torch.equal(mixed_actions, argmax_actions)  # 32 x 4 near-uniform draws never all hit the argmax
+    assert torch.equal(argmax.act(obs, state, mask), argmax_actions)  # argmax actions do not move with the RNG
+    training_rng = torch.get_rng_state()
+    sampled = evaluate(trainer, 16, seed=3, deterministic=False)
+    assert torch.equal(torch.get_rng_state(), training_rng)
+    assert evaluate(trainer, 16, seed=3, deterministic=False) == sampled
 
 
 def mean_return(trainer, seed=777) -> float:

@@ -3,7 +3,10 @@
     python benchmarks/learning/reproduce.py --preset alice_and_bob --seeds 1 2 --out runs/alice_3m
 
 Each seed runs in its own process (one torch thread each, ``--jobs`` at a time); results go to
-<out>/<algo>_seed_<s>.json and <out>/<algo>_summary.json, curves to <out>/<algo>_curves.png.
+<out>/<algo>_seed_<s>.json and <out>/<algo>_summary.json, curves to <out>/<algo>_curves.png. Every evaluation is
+deterministic (argmax at both levels); a second one with argmax skills and sampled actions is recorded next to it
+(``low_sampled``), which tells a failing low-level argmax from a failing coordinator. ``--checkpoints`` keeps the
+trainer at every evaluation (for ``skill_figures.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ log = logging.getLogger("reproduce")
 
 
 def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, out: str,
-              parallel_updates: bool) -> dict:
-    from hmasd.train import preset
+              parallel_updates: bool, sets: dict | None = None, keep_checkpoints: bool = False) -> dict:
+    from hmasd.train import checkpoint, preset
     from hmasd.train.evaluation import evaluate
     from hmasd.train.loop import build, iterate
 
-    overrides = {"seed": seed, "algo": algo, "eval_interval": 0, "parallel_updates": parallel_updates,
+    overrides = {**(sets or {}), "seed": seed, "algo": algo, "eval_interval": 0, "parallel_updates": parallel_updates,
                  **({} if parallel_updates else {"torch_threads": 1})}
     if total_steps:
         overrides["total_steps"] = total_steps
@@ -39,9 +42,13 @@ def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, o
         update_s += metrics["Sync/UpdateTime"]
         if trainer.iteration % 25 == 0 or trainer.env_steps >= config.total_steps:
             result = evaluate(trainer, config.eval_episodes)
+            sampled = evaluate(trainer, config.eval_episodes, low_deterministic=False)
+            low_sampled = {k: sampled[k] for k in ("mean_reward", "success_rate") if k in sampled}
             curve.append({"env_steps": trainer.env_steps, "wall_s": time.perf_counter() - start, **result,
-                          "train_success": metrics.get("Training/Success")})
-            record = {"preset": preset_name, "algo": algo, "seed": seed, "curve": curve,
+                          "low_sampled": low_sampled, "train_success": metrics.get("Training/Success")})
+            if keep_checkpoints:
+                checkpoint.save(trainer, Path(out) / "checkpoints" / f"{algo}_seed_{seed}_{trainer.env_steps}.pt")
+            record = {"preset": preset_name, "algo": algo, "seed": seed, "set": sets or {}, "curve": curve,
                       "collection_s": collect_s, "update_s": update_s, "wall_s": time.perf_counter() - start,
                       "env_steps": trainer.env_steps}
             path.write_text(json.dumps(record, indent=1))
@@ -59,10 +66,15 @@ def plot(out: Path, algo: str, records: list[dict]) -> Path:
     key = "success_rate" if "success_rate" in records[0]["curve"][0] else "mean_reward"
     for record in records:
         steps = [point["env_steps"] / 1e6 for point in record["curve"]]
-        axis.plot(steps, [point[key] for point in record["curve"]], label=f"seed {record['seed']}")
+        line, = axis.plot(steps, [point[key] for point in record["curve"]], label=f"seed {record['seed']}")
+        sampled = [point.get("low_sampled", {}).get(key) for point in record["curve"]]
+        if all(v is not None for v in sampled):
+            axis.plot(steps, sampled, color=line.get_color(), linestyle=":", linewidth=1)
     axis.set_xlabel("env steps (millions)")
     axis.set_ylabel(f"deterministic eval {key.replace('_', ' ')}")
-    axis.set_title(f"{records[0]['preset']} / {algo}")
+    axis.set_title(f"{records[0]['preset']} / {algo}" + (" (dotted: argmax skills, sampled actions)"
+                                                         if "low_sampled" in records[0]["curve"][0] else ""),
+                   fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend()
     path = out / f"{algo}_curves.png"
@@ -86,8 +98,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None,
                         help="seeds trained at once (default: one per core); with more than one, each runs on one core "
                              "(one torch thread, its updates in turn: the results are the same)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preset field, as hmasd-train --set (e.g. --set lambda_env=1)")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="save the trainer at every evaluation under <out>/checkpoints")
     parser.add_argument("--plot-only", action="store_true", help="redraw the curves of finished runs")
     args = parser.parse_args()
+    from hmasd._cli import parse_pairs
+
+    sets = parse_pairs(args.set, "--set")
     if args.plot_only:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         log.info("wrote %s", plot(Path(args.out), args.algo, load_records(Path(args.out), args.algo)))
@@ -97,10 +116,10 @@ def main() -> None:
     jobs = args.jobs or min(len(args.seeds), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                             else os.cpu_count() or 1)
     with mp.get_context("spawn").Pool(jobs) as pool:
-        records = pool.starmap(train_one, [(args.preset, s, args.algo, args.total_steps, args.out, jobs == 1)
-                                           for s in args.seeds])
+        records = pool.starmap(train_one, [(args.preset, s, args.algo, args.total_steps, args.out, jobs == 1, sets,
+                                            args.checkpoints) for s in args.seeds])
     summary = {
-        "preset": args.preset, "algo": args.algo, "seeds": args.seeds,
+        "preset": args.preset, "algo": args.algo, "seeds": args.seeds, "set": sets,
         "final_success_rate": [r["curve"][-1].get("success_rate") for r in records],
         "final_mean_reward": [r["curve"][-1]["mean_reward"] for r in records],
         "wall_s": [r["wall_s"] for r in records],

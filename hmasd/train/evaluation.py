@@ -59,14 +59,21 @@ class SkillClock:
 
 class EpisodePolicy:
     """The trained policy acting in ``num_envs`` envs: high-level decisions where the skill clock (the run's
-    ``clock``, ``skill_interval`` and ``horizon``) says a window closed, argmax or sampled at both levels, the GRU
-    state carried along and reset at episode starts. no_high's random skills come from a generator of its own
-    (``seed``), so that acting here never moves the training run's random streams."""
+    ``clock``, ``skill_interval`` and ``horizon``) says a window closed, argmax or sampled at each level
+    (``deterministic`` for the coordinator, ``low_deterministic`` for the actions, by default the same), the GRU
+    state carried along and reset at episode starts. Every draw (sampled skills and actions, no_high's random
+    skills) comes from a random stream of its own, seeded by ``seed``, so that acting here never moves the
+    training run's random streams and a sampled evaluation repeats exactly."""
 
-    def __init__(self, trainer: Trainer, num_envs: int, deterministic: bool = True, seed: int = 0) -> None:
+    def __init__(self, trainer: Trainer, num_envs: int, deterministic: bool = True, seed: int = 0,
+                 low_deterministic: bool | None = None) -> None:
         c, dev = trainer.config, trainer.device
         self.trainer, self.deterministic = trainer, deterministic
+        self.low_deterministic = deterministic if low_deterministic is None else low_deterministic
         self.generator = torch.Generator().manual_seed(seed)
+        # the networks draw from torch's global RNG: acting swaps in this policy's own state and back out
+        self.rng_devices = [dev] if torch.device(dev).type == "cuda" else []
+        self.rng_state = self._seeded_states(seed)
         self.clock = SkillClock(c.clock, c.skill_interval, c.horizon, num_envs)
         self.team = torch.zeros(num_envs, dtype=torch.long)
         self.indiv = torch.zeros(num_envs, trainer.env.num_agents, dtype=torch.long)
@@ -75,9 +82,26 @@ class EpisodePolicy:
         self.h_critic = torch.zeros(num_envs, c.hidden, device=dev) if recurrent else None
         self.starts = torch.zeros(num_envs, dtype=torch.bool, device=dev) if recurrent else None
 
+    def _seeded_states(self, seed: int) -> list[torch.Tensor]:
+        with torch.random.fork_rng(devices=self.rng_devices):
+            torch.manual_seed(seed)
+            return self._states()
+
+    def _states(self) -> list[torch.Tensor]:
+        return [torch.get_rng_state(), *(torch.cuda.get_rng_state(d) for d in self.rng_devices)]
+
     @torch.no_grad()
     def act(self, obs: torch.Tensor, state: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Actions [E, N] (on the CPU) for the current step; the skills in force are ``team`` and ``indiv``."""
+        with torch.random.fork_rng(devices=self.rng_devices):
+            torch.set_rng_state(self.rng_state[0])
+            for device, saved in zip(self.rng_devices, self.rng_state[1:]):
+                torch.cuda.set_rng_state(saved, device)
+            actions = self._act(obs, state, mask)
+            self.rng_state = self._states()
+        return actions
+
+    def _act(self, obs: torch.Tensor, state: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         trainer, dev = self.trainer, self.trainer.device
         ids = self.clock.decision_env_ids()
         if len(ids):
@@ -87,7 +111,7 @@ class EpisodePolicy:
             self.team[index], self.indiv[index] = torch.from_numpy(skills[:, 0]), torch.from_numpy(skills[:, 1:])
             self.clock.decided(ids)
         actions, _, _, self.h_actor, self.h_critic = trainer.agent.act_low(
-            obs.to(dev), self.indiv.to(dev), mask.to(dev), state.to(dev), self.team.to(dev), self.deterministic,
+            obs.to(dev), self.indiv.to(dev), mask.to(dev), state.to(dev), self.team.to(dev), self.low_deterministic,
             self.h_actor, self.h_critic, self.starts)
         return actions.cpu()
 
@@ -113,8 +137,12 @@ def episode_returns(trainer: Trainer, episodes: int, seed: int, deterministic: b
 
 @torch.no_grad()
 def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, deterministic: bool = True,
-             permutations: np.ndarray | None = None, raw: bool = False) -> dict[str, Any]:
-    """One episode in each of ``episodes`` fresh envs, argmax at both levels by default, under the run's clock."""
+             permutations: np.ndarray | None = None, raw: bool = False,
+             low_deterministic: bool | None = None) -> dict[str, Any]:
+    """One episode in each of ``episodes`` fresh envs, argmax at both levels by default, under the run's clock.
+
+    ``low_deterministic`` (default: ``deterministic``) sets the low level apart: argmax skills with sampled actions
+    (or the reverse) tell which level's argmax a failing deterministic policy fails at."""
     c = trainer.config
     seed = c.seed + 100_003 if seed is None else seed
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=seed, **c.env_options)
@@ -125,7 +153,7 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     returns = np.zeros((episodes, n), np.float32)
     lengths = np.zeros(episodes, np.int32)
     infos: dict[str, list] = {key: [None] * episodes for key in env.episode_info}
-    policy = EpisodePolicy(trainer, episodes, deterministic, seed=seed)
+    policy = EpisodePolicy(trainer, episodes, deterministic, seed=seed, low_deterministic=low_deterministic)
     perm = None if permutations is None else torch.from_numpy(np.asarray(permutations)).long()
     rows = torch.arange(episodes).unsqueeze(-1)
     while not done.all():

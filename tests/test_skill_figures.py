@@ -1,0 +1,65 @@
+"""benchmarks/learning/skill_figures.py: the recorded episodes are the deterministic evaluation's, window by window,
+and every env's figure draws."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the learner needs the train extra (torch); CI installs it")
+pytest.importorskip("matplotlib", reason="the figures need the train extra (matplotlib); CI installs it")
+
+from hmasd.train import checkpoint, preset  # noqa: E402
+from hmasd.train.evaluation import evaluate  # noqa: E402
+from hmasd.train.loop import build  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "skill_figures.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("skill_figures", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recorded_episodes_are_the_deterministic_evaluation():
+    figures = load_script()
+    trainer = build(preset("alice_and_bob", num_envs=4, eval_interval=0, seed=2))
+    run = figures.record(trainer, 16, seed=5)
+    expected = evaluate(trainer, 16, seed=5)
+    assert run.episode_return.mean() == pytest.approx(expected["mean_reward"])
+    lengths = run.alive.sum(0)
+    assert lengths.mean() == pytest.approx(expected["mean_length"])
+    # k = 50 on 100-step episodes: windows open at steps 0 and 50 of every episode that lasts that long
+    assert np.all(run.decided[0]) and np.array_equal(run.decided[50], lengths > 50)
+    assert run.decided.sum() == np.sum(1 + (lengths > 50))
+    second = np.broadcast_to(np.arange(run.alive.shape[0])[:, None] >= 50, run.alive.shape)
+    assert np.array_equal(run.window[run.alive], second[run.alive].astype(int))
+    # grid moves: at most one cell per step, inside the 8 x 8 interior
+    steps = np.abs(np.diff(run.positions, axis=0)).sum(-1)[run.alive]
+    assert steps.max() <= 1 and run.positions.min() >= 1 and run.positions.max() <= 8
+    assert run.team_share(2).sum() == pytest.approx(1.0)
+    assert np.allclose(run.indiv_share(4).sum(1), 1.0)
+
+
+@pytest.mark.parametrize("name", ["alice_and_bob", "stag_hunt", "uav_coverage"])
+def test_figure_and_numbers_for_every_env(name, tmp_path):
+    figures = load_script()
+    settings = {"num_envs": 2, "eval_interval": 0, "seed": 1}
+    if name == "uav_coverage":
+        settings["env_options"] = {"max_steps": 30}
+    trainer = build(preset({"alice_and_bob": "alice_and_bob", "stag_hunt": "stag_hunt",
+                            "uav_coverage": "uav_coverage"}[name], **settings))
+    paths = [checkpoint.save(trainer, tmp_path / f"run_{steps}.pt") for steps in (0, 1)]
+    out = tmp_path / "skills.png"
+    runs = [figures.record(figures.load_trainer(p), 4, seed=3) for p in paths]
+    summary = figures.figure(paths, runs, [0, 1], figures.load_trainer(paths[-1]), out, paths=2)
+    assert out.stat().st_size > 10_000
+    assert np.allclose(np.sum(summary["team_share"], axis=1), 1.0)
+    assert np.allclose(np.sum(summary["team_share_by_window_last"], axis=1), 1.0)
+    json.dumps(summary)
