@@ -63,3 +63,27 @@ def test_figure_and_numbers_for_every_env(name, tmp_path):
     assert np.allclose(np.sum(summary["team_share"], axis=1), 1.0)
     assert np.allclose(np.sum(summary["team_share_by_window_last"], axis=1), 1.0)
     json.dumps(summary)
+
+
+def load_failures():
+    spec = importlib.util.spec_from_file_location("alice_failures", SCRIPT.with_name("alice_failures.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_alice_failures_finds_two_cycles_and_reads_the_goal_cells():
+    failures = load_failures()
+    path = np.array([(3, 3), (4, 3)] * 15)
+    assert failures.two_cycle(path) == ((3, 3), (4, 3))
+    assert failures.two_cycle(np.array([(3, 3)] * 30)) is None
+    assert failures.two_cycle(np.array([(3, 3), (4, 3), (5, 3)] * 10)) is None
+    assert failures.goal_cells(10, 10) == {(1, 8): "button 0", (1, 1): "button 1", (8, 1): "diamond 0",
+                                           (8, 8): "diamond 1"}
+    trainer = build(preset("alice_and_bob", num_envs=4, eval_interval=0, seed=2))
+    result = failures.analyse(trainer, 12, seed=5)
+    assert result["success"]["argmax skills, argmax actions"] == evaluate(trainer, 12, seed=5)["success_rate"]
+    assert result["argmax_failures"] == round(12 * (1 - result["success"]["argmax skills, argmax actions"]))
+    for key in ("failed_agents_in_2_cycle", "failed_agents_still"):
+        assert 0 <= result[key] <= 1
+    assert result["failed_agents_in_2_cycle"] + result["failed_agents_still"] <= 1
