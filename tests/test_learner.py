@@ -138,6 +138,31 @@ def test_updates_side_by_side_give_exactly_what_updates_in_turn_give():
     assert all(torch.equal(a, b) for a, b in zip(params_a, params_b))
 
 
+def test_low_entropy_coef_moves_linearly_to_its_final_value():
+    config = preset("stag_hunt", total_steps=1000, low_entropy_coef=0.01, low_entropy_coef_final=0.0)
+    assert [config.low_entropy_coef_at(s) for s in (0, 250, 1000, 5000)] == pytest.approx([0.01, 0.0075, 0.0, 0.0])
+    assert preset("stag_hunt", low_entropy_coef=0.01).low_entropy_coef_at(10**9) == 0.01  # None: constant
+    with pytest.raises(ValueError, match="low_entropy_coef_final"):
+        preset("stag_hunt", low_entropy_coef_final=-0.1)
+
+
+def test_the_discoverer_update_uses_the_scheduled_entropy_coef():
+    # total_steps is one iteration, so its update is at the end of the schedule: lambda_l = the final value
+    one_iteration = 8 * 35
+    def params_after_one_update(**overrides):
+        trainer = small_trainer(total_steps=one_iteration, torch_threads=1, **overrides)
+        metrics = iterate(trainer)
+        return metrics.get("Training/LowEntropyCoef"), [p.detach().clone() for p in trainer.agent.parameters()]
+
+    coef, scheduled = params_after_one_update(low_entropy_coef=0.5, low_entropy_coef_final=0.0)
+    assert coef == 0.0
+    no_schedule, constant_final = params_after_one_update(low_entropy_coef=0.0)
+    assert no_schedule is None  # logged only when lambda_l moves (the recorded runs' metrics stay as they were)
+    _, constant_start = params_after_one_update(low_entropy_coef=0.5)
+    assert all(torch.equal(a, b) for a, b in zip(scheduled, constant_final))
+    assert not all(torch.equal(a, b) for a, b in zip(scheduled, constant_start))
+
+
 def test_high_level_reward_is_the_sum_of_the_window_env_rewards():
     trainer = small_trainer()
     collect(trainer)

@@ -5,7 +5,8 @@
 Each seed runs in its own process (one torch thread each, ``--jobs`` at a time); results go to
 <out>/<algo>_seed_<s>.json and <out>/<algo>_summary.json, curves to <out>/<algo>_curves.png. Every evaluation is
 deterministic (argmax at both levels); a second one with argmax skills and sampled actions is recorded next to it
-(``low_sampled``), which tells a failing low-level argmax from a failing coordinator. ``--checkpoints`` keeps the
+(``low_sampled``), which tells a failing low-level argmax from a failing coordinator, and so are the last update's
+discriminator accuracies and policy entropies (``train``). ``--checkpoints`` keeps the
 trainer at every evaluation (for ``skill_figures.py``).
 """
 
@@ -20,6 +21,10 @@ import time
 from pathlib import Path
 
 log = logging.getLogger("reproduce")
+
+# what the last update said, kept at every evaluation: are the skills told apart, how random is the low level
+TRAIN_METRICS = ("Losses/Discriminator/team_accuracy", "Losses/Discriminator/indiv_accuracy",
+                 "Losses/Discoverer/entropy", "Losses/Coordinator/entropy", "Training/LowEntropyCoef")
 
 
 def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, out: str,
@@ -45,7 +50,8 @@ def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, o
             sampled = evaluate(trainer, config.eval_episodes, low_deterministic=False)
             low_sampled = {k: sampled[k] for k in ("mean_reward", "success_rate") if k in sampled}
             curve.append({"env_steps": trainer.env_steps, "wall_s": time.perf_counter() - start, **result,
-                          "low_sampled": low_sampled, "train_success": metrics.get("Training/Success")})
+                          "low_sampled": low_sampled, "train_success": metrics.get("Training/Success"),
+                          "train": {k: metrics[k] for k in TRAIN_METRICS if k in metrics}})
             if keep_checkpoints:
                 checkpoint.save(trainer, Path(out) / "checkpoints" / f"{algo}_seed_{seed}_{trainer.env_steps}.pt")
             record = {"preset": preset_name, "algo": algo, "seed": seed, "set": sets or {}, "curve": curve,

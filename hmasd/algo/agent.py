@@ -264,14 +264,16 @@ class HMASDAgent(nn.Module):
                              entropy_coef=c.high_entropy_coef, count=sample_count(batch.old_logp, reduce))
         return ppo_update([learner], self.networks("coordinator"), self.ppo_settings(c.high_epochs), reduce)
 
-    def update_discoverer(self, batch: LowBatch, reduce: BatchReduce = LOCAL) -> dict[str, torch.Tensor]:
+    def update_discoverer(self, batch: LowBatch, reduce: BatchReduce = LOCAL, entropy_coef: float | None = None
+                          ) -> dict[str, torch.Tensor]:
         """Eq. 7: PPO on the actor(s) and the centralised critic(s). Each learner's advantages are normalised over
         its own samples (every rank's, in distributed training); with independent learners each agent's networks
-        see only its own samples."""
+        see only its own samples. ``entropy_coef`` is lambda_l for this update (default: the config's)."""
         c, n = self.config, self.dims.num_agents
         self.low_value_norm.update(batch.returns, reduce)
         returns = self.low_value_norm.normalize(batch.returns)
-        learners = [self.low_learner(learner, batch, returns, reduce) for learner in self.learners]
+        coef = c.low_entropy_coef if entropy_coef is None else entropy_coef
+        learners = [self.low_learner(learner, batch, returns, reduce, coef) for learner in self.learners]
         names = [name for learner in self.learners for name in (learner.actor_key, learner.critic_key)]
         stats = ppo_update(learners, self.networks(*names), self.ppo_settings(c.low_epochs), reduce)
         samples = reduce.count(batch.old_logp.numel())
@@ -281,7 +283,7 @@ class HMASDAgent(nn.Module):
         return stats
 
     def low_learner(self, learner: LowLearner, batch: LowBatch, returns: torch.Tensor,
-                    reduce: BatchReduce = LOCAL) -> PPOLearner:
+                    reduce: BatchReduce = LOCAL, entropy_coef: float | None = None) -> PPOLearner:
         """What PPO needs of one low-level learner: its agents' rows of the batch, time-major, chunked for a GRU."""
         c, n = self.config, self.dims.num_agents
         rows = lambda x: agent_rows(x, n, learner.agents)  # noqa: E731  [T, E*N, ...] -> [T, E*n, ...]
@@ -306,7 +308,8 @@ class HMASDAgent(nn.Module):
         return PPOLearner(evaluate=evaluate, old_logp=old_logp,
                           advantages=chunk(normalize_advantages(rows(batch.advantages), reduce)),
                           old_values=chunk(batch.old_values[..., learner.agents]),
-                          returns=chunk(returns[..., learner.agents]), entropy_coef=c.low_entropy_coef,
+                          returns=chunk(returns[..., learner.agents]),
+                          entropy_coef=c.low_entropy_coef if entropy_coef is None else entropy_coef,
                           count=sample_count(old_logp, reduce))
 
     def update_discriminator(self, which: str, batch: DiscBatch, train: bool, reduce: BatchReduce = LOCAL

@@ -47,6 +47,10 @@ class TrainConfig(AlgoConfig):
     parallel_updates: bool = True
     """On the CPU, run the updates of discoverer, coordinator and discriminators side by side on two threads
     (they share nothing, so the results are those of running them in turn)."""
+    low_entropy_coef_final: float | None = None
+    """lambda_l at the end of the run: it moves linearly from ``low_entropy_coef`` at step 0 to this value at
+    ``total_steps`` (None: constant, as in the paper). A late low level that is still near-uniform where its
+    reward is flat makes argmax evaluations 2-cycle (benchmarks/learning/README.md, alice_and_bob)."""
     dist_timeout_s: float = 300.0
     """Distributed training (torchrun): seconds a collective waits for the other ranks before the job ends with an
     error (a rank that hangs; one that dies ends the job at once). Rank 0's evaluations and checkpoint writes
@@ -75,10 +79,19 @@ class TrainConfig(AlgoConfig):
                              f"({self.chunk_length})")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.low_entropy_coef_final is not None and not self.low_entropy_coef_final >= 0:
+            raise ValueError(f"low_entropy_coef_final must be >= 0 or None, got {self.low_entropy_coef_final}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
         if not self.dist_timeout_s > 0:
             raise ValueError(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
+
+    def low_entropy_coef_at(self, env_steps: int) -> float:
+        """lambda_l for an update after ``env_steps`` env steps (see ``low_entropy_coef_final``)."""
+        if self.low_entropy_coef_final is None:
+            return self.low_entropy_coef
+        progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
+        return self.low_entropy_coef + progress * (self.low_entropy_coef_final - self.low_entropy_coef)
 
     def algo_config(self) -> AlgoConfig:
         """The algorithm's settings (what the agent and the targets use), without the run's."""

@@ -556,7 +556,8 @@ def update_jobs(trainer: Trainer, high: dict[str, Any], low_batch: LowBatch, dis
     high-level batch's stats (computed here: only the algorithms with a trained coordinator build that batch)."""
     c, agent, reduce = trainer.config, trainer.agent, trainer.reduce_for
     jobs: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
-        "Discoverer": lambda: agent.update_discoverer(low_batch, reduce("Discoverer"))}
+        "Discoverer": lambda: agent.update_discoverer(low_batch, reduce("Discoverer"),
+                                                      c.low_entropy_coef_at(trainer.env_steps))}
     high_stats: dict[str, float] = {}
     if c.algo not in ("mappo", "no_high"):
         high_batch, high_stats = high_level_batch(trainer, high)
@@ -651,6 +652,8 @@ def iterate(trainer: Trainer) -> dict[str, float]:
         "Training/EnvSteps": float(trainer.env_steps),
         "Training/SPS": c.horizon * c.num_envs / max(updated - start, 1e-9),
     })
+    if c.low_entropy_coef_final is not None:
+        metrics["Training/LowEntropyCoef"] = c.low_entropy_coef_at(trainer.env_steps)
     for i in range(trainer.env.num_agents):
         metrics[f"Agents/{i}/SamplesPushed"] = float(agent.samples_pushed[i])
         metrics[f"Agents/{i}/UpdatesApplied"] = float(agent.updates_applied[i])
