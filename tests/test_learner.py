@@ -279,7 +279,8 @@ def test_recurrent_chunks_replay_the_rollout_exactly():
     collect(trainer)
     batch, _, _ = low_level_batch(trainer)
     def replay(batch):  # what the PPO update re-scores: log-probs and values of the stored steps
-        learner = trainer.agent.low_learner(trainer.agent.learners[0], batch, batch.returns)
+        learner = trainer.agent.low_learner(trainer.agent.learners[0], batch, batch.returns,
+                                             trainer.config.low_entropy_coef)
         logp, _, values = learner.evaluate()
         return logp, values
 

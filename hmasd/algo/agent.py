@@ -273,7 +273,7 @@ class HMASDAgent(nn.Module):
         self.low_value_norm.update(batch.returns, reduce)
         returns = self.low_value_norm.normalize(batch.returns)
         coef = c.low_entropy_coef if entropy_coef is None else entropy_coef
-        learners = [self.low_learner(learner, batch, returns, reduce, coef) for learner in self.learners]
+        learners = [self.low_learner(learner, batch, returns, coef, reduce) for learner in self.learners]
         names = [name for learner in self.learners for name in (learner.actor_key, learner.critic_key)]
         stats = ppo_update(learners, self.networks(*names), self.ppo_settings(c.low_epochs), reduce)
         samples = reduce.count(batch.old_logp.numel())
@@ -282,9 +282,10 @@ class HMASDAgent(nn.Module):
             self.samples_pushed[i] += samples // n
         return stats
 
-    def low_learner(self, learner: LowLearner, batch: LowBatch, returns: torch.Tensor,
-                    reduce: BatchReduce = LOCAL, entropy_coef: float | None = None) -> PPOLearner:
-        """What PPO needs of one low-level learner: its agents' rows of the batch, time-major, chunked for a GRU."""
+    def low_learner(self, learner: LowLearner, batch: LowBatch, returns: torch.Tensor, entropy_coef: float,
+                    reduce: BatchReduce = LOCAL) -> PPOLearner:
+        """What PPO needs of one low-level learner: its agents' rows of the batch, time-major, chunked for a GRU,
+        with this update's lambda_l."""
         c, n = self.config, self.dims.num_agents
         rows = lambda x: agent_rows(x, n, learner.agents)  # noqa: E731  [T, E*N, ...] -> [T, E*n, ...]
         chunk = (lambda x: to_chunks(x, c.chunk_length)) if c.recurrent else (lambda x: x)  # noqa: E731
@@ -308,8 +309,7 @@ class HMASDAgent(nn.Module):
         return PPOLearner(evaluate=evaluate, old_logp=old_logp,
                           advantages=chunk(normalize_advantages(rows(batch.advantages), reduce)),
                           old_values=chunk(batch.old_values[..., learner.agents]),
-                          returns=chunk(returns[..., learner.agents]),
-                          entropy_coef=c.low_entropy_coef if entropy_coef is None else entropy_coef,
+                          returns=chunk(returns[..., learner.agents]), entropy_coef=entropy_coef,
                           count=sample_count(old_logp, reduce))
 
     def update_discriminator(self, which: str, batch: DiscBatch, train: bool, reduce: BatchReduce = LOCAL
