@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "arrays.h"
+#include "batch/step_outputs.h"
 #include "bindings.h"
 #include "cpu/batched_env.h"
 #include "core/options.h"
@@ -50,6 +51,68 @@ const bool* env_flags(const py::array& flags, py::ssize_t num_envs, const char* 
                           shape_text(std::vector<py::ssize_t>(flags.shape(), flags.shape() + flags.ndim())));
   if (!(flags.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
   return static_cast<const bool*>(flags.data());
+}
+
+hmasd::MaskKind parse_mask_kind(const std::string& dtype) {
+  if (dtype == "bool") return hmasd::MaskKind::kBool;
+  if (dtype == "int8") return hmasd::MaskKind::kInt8;
+  if (dtype == "float32") return hmasd::MaskKind::kFloat32;
+  throw py::value_error("mask must be '', 'bool', 'int8' or 'float32', got '" + dtype + "'");
+}
+
+// Fresh arrays of the last step's outputs in one call (batch/step_outputs.h): (obs, rewards, terminated, truncated,
+// done, action_mask, num_ended), None where not asked for. `rows` shapes them [E * N, ...], else [E, N, ...]; `flags`
+// is "split" (terminated, truncated), "done" (their or), "all" or "none"; `mask` the mask's dtype, "" for none.
+template <class Env>
+py::tuple copy_outputs(BatchedEnv<Env>& pool, bool rows, bool with_obs, const std::string& flags,
+                       const std::string& mask) {
+  const bool split = flags == "split" || flags == "all", merged = flags == "done" || flags == "all";
+  if (!split && !merged && flags != "none")
+    throw py::value_error("flags must be 'split', 'done', 'all' or 'none', got '" + flags + "'");
+  const hmasd::MaskKind mask_kind = mask.empty() ? hmasd::MaskKind::kBool : parse_mask_kind(mask);
+  const auto guard = pool.exclusive_use("copy_outputs()");
+  const auto& d = pool.dims();
+  const py::ssize_t e = pool.num_envs(), n = d.num_agents;
+  const auto shape = [&](std::vector<py::ssize_t> tail) {
+    std::vector<py::ssize_t> out = rows ? std::vector<py::ssize_t>{e * n} : std::vector<py::ssize_t>{e, n};
+    out.insert(out.end(), tail.begin(), tail.end());
+    return out;
+  };
+  py::object obs = py::none(), terminated = py::none(), truncated = py::none(), done = py::none(),
+             action_mask = py::none();
+  py::array_t<float> rewards(shape({}));
+  hmasd::StepOutputTargets out;
+  out.rewards = rewards.mutable_data();
+  const auto flag_array = [&](bool*& target) {
+    py::array_t<bool> flags_out(shape({}));
+    target = flags_out.mutable_data();
+    return flags_out;
+  };
+  if (with_obs) {
+    py::array_t<float> array(shape({d.obs_dim}));
+    out.obs = array.mutable_data();
+    obs = array;
+  }
+  if (split) {
+    terminated = flag_array(out.terminated);
+    truncated = flag_array(out.truncated);
+  }
+  if (merged) done = flag_array(out.done);
+  if (!mask.empty()) {
+    py::array array;
+    switch (mask_kind) {
+      case hmasd::MaskKind::kBool: array = py::array_t<bool>(shape({d.num_actions})); break;
+      case hmasd::MaskKind::kInt8: array = py::array_t<int8_t>(shape({d.num_actions})); break;
+      case hmasd::MaskKind::kFloat32: array = py::array_t<float>(shape({d.num_actions})); break;
+    }
+    out.action_mask = array.mutable_data();
+    action_mask = array;
+  }
+  auto& b = pool.buffers();
+  const hmasd::StepOutputSources in{b.obs.data(), b.rewards.data(), b.terminated.data(), b.truncated.data(),
+                                    b.action_mask.data(), pool.num_envs(), d.num_agents, d.obs_dim, d.num_actions};
+  const int32_t ended = hmasd::copy_step_outputs(in, out, mask_kind);
+  return py::make_tuple(obs, rewards, terminated, truncated, done, action_mask, ended);
 }
 
 template <class Env>
@@ -129,6 +192,10 @@ py::class_<BatchedEnv<Env>> bind_env(py::module_& m, const char* class_name) {
           py::arg("actions"),
           "Steps every env with actions [num_envs, num_agents] (int) or [num_envs, num_agents, action_dim] (float); "
           "validates all first.")
+      .def("copy_outputs", &copy_outputs<Env>, py::arg("rows"), py::arg("obs"), py::arg("flags"), py::arg("mask"),
+           "Fresh copies of the last step's outputs in one call: (obs, rewards, terminated, truncated, done, "
+           "action_mask, num_ended); rows=True shapes them [E * N, ...] (an env copy's flags repeated per agent), "
+           "else [E, N, ...]. flags: 'split', 'done', 'all' or 'none'; mask: '', 'bool', 'int8' or 'float32'.")
       .def("buffers",
            [](py::object self) {
              Pool& p = self.cast<Pool&>();

@@ -475,3 +475,26 @@ def test_supersuit_copies_of_an_unseeded_env_differ() -> None:
                                 base_class="stable_baselines3")
     obs = vec.reset().reshape(3, -1)
     assert not np.array_equal(obs[0], obs[1]) and not np.array_equal(obs[0], obs[2])
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_ending_steps_pause_the_cyclic_gc_only_while_building_infos(collector_on: bool) -> None:
+    import gc
+
+    from hmasd.envs.mappo import MappoVecEnv
+
+    sb3_env = HmasdSB3VecEnv("stag_hunt", num_envs=8, seed=0, max_steps=3)
+    runner_env = MappoVecEnv("stag_hunt", num_envs=8, seed=0, max_steps=3)
+    sb3_env.reset()
+    runner_env.reset()
+    was_enabled = gc.isenabled()
+    (gc.enable if collector_on else gc.disable)()
+    try:
+        for _ in range(3):  # every copy ends at the third step: 32 fresh info dicts
+            _, _, dones, infos = sb3_env.step(np.zeros(sb3_env.num_envs, dtype=np.int64))
+            *_, runner_dones, runner_infos, _ = runner_env.step(np.zeros((8, 4), dtype=np.int64))
+            assert gc.isenabled() is collector_on
+        assert dones.all() and all("episode" in info for info in infos)
+        assert runner_dones.all() and all("terminal_obs" in info for per_env in runner_infos for info in per_env)
+    finally:
+        (gc.enable if was_enabled else gc.disable)()

@@ -199,3 +199,48 @@ def test_unseeded_envs_draw_fresh_seeds_and_report_them():
     replay = hmasd.envs.make("stag_hunt", num_envs=2, seed=first.seed)
     replay.reset()
     np.testing.assert_array_equal(replay.obs, first.obs)
+
+
+@pytest.mark.parametrize("rows", [True, False])
+@pytest.mark.parametrize("flags", ["split", "done", "all", "none"])
+@pytest.mark.parametrize("mask", ["", "bool", "int8", "float32"])
+def test_copy_outputs_are_fresh_copies_of_the_buffers_in_the_asked_layout(env_name, rows, flags, mask):
+    env = hmasd.envs.make(env_name, num_envs=6, seed=3, max_steps=5)
+    env.reset()
+    rng = np.random.default_rng(4)
+    e, n = env.num_envs, env.num_agents
+    lead = (e * n,) if rows else (e, n)
+    seen_end = False
+    for _ in range(12):  # two episode ends in twelve steps of five
+        env.step(random_actions(env, rng))
+        obs, rewards, term, trunc, done, got_mask, num_ended = env.copy_outputs(rows, True, flags, mask)
+        assert obs.shape == (*lead, env.obs_dim) and obs.dtype == np.float32
+        np.testing.assert_array_equal(obs.reshape(env.obs.shape), env.obs)
+        assert not np.shares_memory(obs, env.obs) and not np.shares_memory(rewards, env.rewards)
+        np.testing.assert_array_equal(rewards.reshape(e, n), env.rewards)
+        ended = env.terminated | env.truncated
+        assert num_ended == int(ended.sum())
+        seen_end |= num_ended > 0
+        expected = {"terminated": env.terminated, "truncated": env.truncated, "done": ended}
+        asked = {"split": {"terminated", "truncated"}, "done": {"done"}, "all": set(expected), "none": set()}[flags]
+        for key, got in zip(("terminated", "truncated", "done"), (term, trunc, done)):
+            if key not in asked:
+                assert got is None
+                continue
+            assert got.dtype == np.bool_ and got.shape == lead
+            np.testing.assert_array_equal(got.reshape(e, n), np.repeat(expected[key][:, None], n, axis=1))
+        if not mask or env.continuous:
+            assert got_mask is None or env.continuous
+            continue
+        assert got_mask.dtype == np.dtype(mask) and got_mask.shape == (*lead, env.num_actions)
+        np.testing.assert_array_equal(got_mask.reshape(env.action_mask.shape), env.action_mask.astype(mask))
+    assert seen_end
+
+
+def test_copy_outputs_refuses_unknown_flags_and_masks_by_name():
+    env = hmasd.envs.make("stag_hunt", num_envs=2, seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="flags must be"):
+        env.copy_outputs(True, True, "both", "")
+    with pytest.raises(ValueError, match="mask must be"):
+        env.copy_outputs(True, True, "split", "uint8")

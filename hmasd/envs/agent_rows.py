@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,6 +16,24 @@ EPISODE_KEY = "episode_metrics"
 """The info key of hmasd's own record of an ended episode (``return``, ``length`` and the env's episode fields).
 It is not ``"episode"``: that key belongs to SB3's ``Monitor`` and Gymnasium's ``RecordEpisodeStatistics``, which
 write ``{"r", "l", "t"}`` there."""
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """CPython's cyclic collector paused while a step builds its per-row info dicts.
+
+    When every env copy ends in one step, E * N rows get fresh dicts: thousands of container allocations, which
+    trigger collections that scan them (and, as they pile up, the older generations), about 2/3 of the build time
+    measured at E = 1024. The dicts hold no cycles, so reference counting frees them all; nothing is leaked.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class AgentRows:

@@ -136,6 +136,11 @@ class DeviceVecEnv(VecEnv):
         log = self._native.drain_episode_log(self._stream)
         return {**log, "return_sum": np.asarray(log["return_sum"]), "info_sum": np.asarray(log["info_sum"])}
 
+    def copy_outputs(self, rows: bool = True, obs: bool = True, flags: str = "split",
+                     mask: str = "") -> tuple[Any, ...]:
+        raise NotImplementedError("copy_outputs() builds NumPy arrays of a CPU env; a CUDA env's outputs are the "
+                                  "tensors obs, rewards, terminated, truncated and action_mask (clone what you keep)")
+
     def render(self, env_index: int = 0) -> np.ndarray:
         raise NotImplementedError("render() runs on CPU envs; copy the state with env.state[i].cpu() and use a CPU "
                                   "env of the same options")

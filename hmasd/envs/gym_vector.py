@@ -65,6 +65,9 @@ class HmasdVectorEnv(VectorEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if isinstance(env, VecEnv):
+            if env.device != "cpu":
+                raise ValueError(f"the env lives on {env.device}; HmasdVectorEnv hands NumPy arrays to its caller "
+                                 "and needs a CPU VecEnv (HmasdTorchRLEnv keeps a CUDA env's tensors on the device)")
             if env.autoreset != NATIVE_AUTORESET[mode]:
                 raise ValueError(f"the env was made with autoreset={env.autoreset!r}; this autoreset_mode needs "
                                  f"{NATIVE_AUTORESET[mode]!r}")
@@ -83,6 +86,7 @@ class HmasdVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._masked = not self.vec.continuous
+        self._mask_dtype = "int8" if self._masked else ""
         self._every_row = np.ones(self.num_envs, dtype=bool)
         self._every_row.flags.writeable = False
         self._has_reset = False
@@ -118,12 +122,13 @@ class HmasdVectorEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         vec = self.vec
         vec.step(self.rows.env_actions(actions))
-        ended = vec.terminated | vec.truncated
-        info = self._step_info()
-        if ended.any():
-            self._add_episode_info(info, ended)
-        return (self.rows.obs(), self.rows.rewards(), self.rows.per_row(vec.terminated),
-                self.rows.per_row(vec.truncated), info)
+        # every fresh output array in one native call: the bare step of a small env costs only tens of us
+        obs, rewards, terminated, truncated, _, mask, num_ended = vec.copy_outputs(True, True, "split",
+                                                                                 self._mask_dtype)
+        info = {} if mask is None else {"action_mask": mask, "_action_mask": self._every_row}
+        if num_ended:
+            self._add_episode_info(info, vec.terminated | vec.truncated)
+        return obs, rewards, terminated, truncated, info
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One ``uint8[H, W, 3]`` frame per env copy (its agents share it) with ``render_mode="rgb_array"``."""

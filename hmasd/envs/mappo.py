@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hmasd.envs.agent_rows import EPISODE_KEY, AgentRows
+from hmasd.envs.agent_rows import EPISODE_KEY, AgentRows, gc_paused
 from hmasd.envs.registry import make
 from hmasd.envs.vec_env import VecEnv
 
@@ -39,6 +39,9 @@ class MappoVecEnv:
     def __init__(self, env: str | VecEnv = "stag_hunt", num_envs: int = 1, seed: int | None = None,
                  num_threads: int = 1, **options: Any) -> None:
         if isinstance(env, VecEnv):
+            if env.device != "cpu":
+                raise ValueError(f"the env lives on {env.device}; MappoVecEnv hands NumPy arrays to its runner and "
+                                 "needs a CPU VecEnv")
             if env.autoreset != "same_step":
                 raise ValueError(f"MappoVecEnv needs an env made with autoreset='same_step', got {env.autoreset!r}")
             self.vec = env
@@ -50,6 +53,7 @@ class MappoVecEnv:
         self.share_observation_space = [vec.state_space for _ in range(self.num_agents)]
         self.action_space = [vec.action_space for _ in range(self.num_agents)]
         self._rows = AgentRows(vec)
+        self._mask_dtype = "" if vec.continuous else "float32"
         self._quiet = [MappingProxyType({"bad_transition": False})] * self.num_agents
         self._pending: Any = None
         self._seed: int | None = None
@@ -76,13 +80,14 @@ class MappoVecEnv:
         [E, N, action_dim] (continuous)."""
         vec = self.vec
         vec.step(self._native_actions(actions))
-        ended = vec.terminated | vec.truncated
+        obs, rewards, _, _, dones, available, num_ended = vec.copy_outputs(False, True, "done", self._mask_dtype)
         infos: list[Any] = [self._quiet] * self.num_envs
-        if ended.any():
-            self._add_ended_infos(infos, np.flatnonzero(ended))
-        dones = np.repeat(ended[:, None], self.num_agents, axis=1)
-        rewards = vec.rewards[:, :, None].copy()
-        return vec.obs.copy(), self._share_obs(), rewards, dones, infos, self._available_actions()
+        if num_ended:
+            with gc_paused():
+                self._add_ended_infos(infos, np.flatnonzero(vec.terminated | vec.truncated))
+        if available is None:
+            available = self._available_actions()
+        return obs, self._share_obs(), rewards[:, :, None], dones, infos, available
 
     def render(self, mode: str = "rgb_array", env_index: int = 0) -> np.ndarray:
         if mode != "rgb_array":

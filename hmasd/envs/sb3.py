@@ -39,7 +39,7 @@ from stable_baselines3.common.vec_env import VecEnv as SB3VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn, tile_images
 
 from hmasd.envs._args import as_seed, fresh_seed
-from hmasd.envs.agent_rows import EPISODE_KEY, AgentRows
+from hmasd.envs.agent_rows import EPISODE_KEY, AgentRows, gc_paused
 from hmasd.envs.registry import make
 from hmasd.envs.vec_env import VecEnv
 
@@ -137,11 +137,12 @@ class HmasdSB3VecEnv(SB3VecEnv):
         vec, actions = self.vec, self._actions
         self._actions = None
         vec.step(actions)
-        ended = vec.terminated | vec.truncated
+        obs, rewards, _, _, dones, _, num_ended = vec.copy_outputs(True, True, "done", "")
         infos: list[Any] = [NO_NEWS] * self.num_envs
-        if np.count_nonzero(ended):  # half the cost of ended.any() at E = 1024
-            infos = self._episode_infos(infos, np.flatnonzero(ended))
-        return self.rows.obs(), self.rows.rewards(), self.rows.per_row(ended), infos
+        if num_ended:
+            with gc_paused():
+                infos = self._episode_infos(infos, np.flatnonzero(vec.terminated | vec.truncated))
+        return obs, rewards, dones, infos
 
     def _episode_infos(self, infos: list[Any], env_ids: np.ndarray) -> list[Any]:
         """``infos`` with fresh dicts at the rows of the copies ``env_ids`` that ended in the last step (one pass over

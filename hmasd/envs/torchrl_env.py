@@ -100,6 +100,7 @@ class HmasdTorchRLEnv(EnvBase):
         vec = self._vec_env(env_name, num_envs, seed, num_threads, device, vec_env, options)
         super().__init__(device=torch.device(vec.device), batch_size=torch.Size([vec.num_envs]))
         self._vec = vec
+        self._host = vec.device == "cpu"
         self._started = False  # reset_envs needs one full reset first
         self._seeded = False  # set_seed already put the batch at the start of fresh episodes
         self._bind_views()
@@ -253,8 +254,28 @@ class HmasdTorchRLEnv(EnvBase):
         """Fresh tensors (the native buffers change with the next call) of what a reset or step returns.
 
         A torch op or a checked TensorDict leaf costs microseconds, as much as copying a whole E = 1024 buffer, so
-        related entries come from one op each (the six done flags are slices of two tensors) and the tensordicts
-        are assembled without re-checking leaves built right here."""
+        a CPU env's arrays come from one native call (``VecEnv.copy_outputs``), a CUDA env's from one op per
+        related group (the six done flags are slices of two tensors), and the tensordicts are assembled without
+        re-checking leaves built right here."""
+        group, root, ended = self._host_outputs(stepped) if self._host else self._device_outputs(stepped)
+        e, n = self._vec.num_envs, self._vec.num_agents
+        return _tensordict({GROUP: _tensordict(group, (e, n), self.device), "state": self._state.clone(), **root,
+                            EPISODE: self._episode(root["done"][:, 0], ended)}, (e,), self.device)
+
+    def _host_outputs(self, stepped: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
+        obs, rewards, terminated, truncated, done, mask, num_ended = self._vec.copy_outputs(
+            False, True, "all", "" if self._mask is None else "bool")
+        flags = {"done": done, "terminated": terminated, "truncated": truncated}  # [E, N] each, fresh
+        group = {"observation": torch.from_numpy(obs),
+                 **{key: torch.from_numpy(values[:, :, None]) for key, values in flags.items()}}
+        if mask is not None:
+            group["action_mask"] = torch.from_numpy(mask)
+        if stepped:
+            group["reward"] = torch.from_numpy(rewards[:, :, None])
+        root = {key: torch.from_numpy(values[:, :1].copy()) for key, values in flags.items()}  # an env's agents agree
+        return group, root, stepped and num_ended > 0
+
+    def _device_outputs(self, stepped: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
         e, n = self._vec.num_envs, self._vec.num_agents
         terminated, truncated = self._terminated, self._truncated
         flags = torch.stack((terminated | truncated, terminated, truncated)).unsqueeze(-1)  # [3, E, 1]
@@ -266,16 +287,13 @@ class HmasdTorchRLEnv(EnvBase):
             group["action_mask"] = self._mask.clone()
         if stepped:
             group["reward"] = self._rewards.unsqueeze(-1).clone()
-        return _tensordict({GROUP: _tensordict(group, (e, n), self.device), "state": self._state.clone(),
-                            "done": done, "terminated": terminated, "truncated": truncated,
-                            EPISODE: self._episode(done[:, 0], stepped)}, (e,), self.device)
+        # whether an episode ended would be a host sync here: the masked select of the metrics always runs
+        return group, {"done": done, "terminated": terminated, "truncated": truncated}, stepped
 
-    def _episode(self, done: torch.Tensor, stepped: bool) -> TensorDictBase:
-        """The metrics of the episodes that ended in this step at the rows in ``done`` (bool [E]), 0 elsewhere."""
+    def _episode(self, done: torch.Tensor, ended: bool) -> TensorDictBase:
+        """The metrics of the episodes that ended in this step at the rows in ``done`` (bool [E]), 0 elsewhere;
+        ``ended`` False (no episode ended, or a reset) gives zeros, far cheaper than a masked select."""
         e, n = self._vec.num_envs, self._vec.num_agents
-        # On CPU most steps end no episode, and zeros are far cheaper than a masked select; on CUDA that test
-        # would be a host sync, so the select always runs there.
-        ended = stepped and (done.is_cuda or bool(done.any()))
         per_agent = self._metric_block(self._agent_metrics, done[:, None] if ended else None, (e, n))
         per_env = self._metric_block(self._env_metrics, done if ended else None, (e,))
         length = (torch.where(done, self._length, 0) if ended

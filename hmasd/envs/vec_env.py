@@ -190,6 +190,18 @@ class VecEnv:
         self._native.step(actions)
         return self._step_result
 
+    def copy_outputs(self, rows: bool = True, obs: bool = True, flags: str = "split",
+                     mask: str = "") -> tuple[Any, ...]:
+        """Fresh copies of the last step's outputs in one native call, for adapters that hand arrays to a trainer.
+
+        Returns ``(obs, rewards, terminated, truncated, done, action_mask, num_ended)``. With ``rows`` the arrays are
+        [E * N, ...] (row ``e * N + i`` is agent ``i`` of copy ``e``; a copy's flags repeated for each agent), else
+        [E, N, ...]. ``flags``: ``"split"`` (terminated and truncated), ``"done"`` (their or), ``"all"`` or
+        ``"none"``; ``mask``: the action mask's dtype (``"bool"``, ``"int8"``, ``"float32"``) or ``""`` for none.
+        What is not asked for is None; ``num_ended`` counts the copies that ended in the step.
+        """
+        return self._native.copy_outputs(rows, obs, flags, mask)
+
     def episode_stats(self, reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
         """Means over the episodes finished since the last call (then forgotten).
 
