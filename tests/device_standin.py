@@ -56,7 +56,7 @@ class HostDeviceEnv:
         self.cpu, self.strict = cpu, strict
         self.steps = 0
         for key in ("num_envs", "num_agents", "obs_dim", "state_dim", "num_actions", "action_dim", "seed",
-                    "has_reset", "info_fields"):
+                    "first_env", "has_reset", "info_fields"):
             setattr(HostDeviceEnv, key, property(lambda self, key=key: getattr(self.cpu._native, key)))
 
     def buffers(self) -> dict:

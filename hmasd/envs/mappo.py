@@ -53,7 +53,6 @@ class MappoVecEnv:
         self.share_observation_space = [vec.state_space for _ in range(self.num_agents)]
         self.action_space = [vec.action_space for _ in range(self.num_agents)]
         self._rows = AgentRows(vec)
-        self._mask_dtype = "" if vec.continuous else "float32"
         self._quiet = [MappingProxyType({"bad_transition": False})] * self.num_agents
         self._pending: Any = None
         self._seed: int | None = None
@@ -80,14 +79,15 @@ class MappoVecEnv:
         [E, N, action_dim] (continuous)."""
         vec = self.vec
         vec.step(self._native_actions(actions))
-        obs, rewards, _, _, dones, available, num_ended = vec.copy_outputs(False, True, "done", self._mask_dtype)
+        ended = vec.terminated | vec.truncated
         infos: list[Any] = [self._quiet] * self.num_envs
-        if num_ended:
+        if ended.any():
             with gc_paused():
-                self._add_ended_infos(infos, np.flatnonzero(vec.terminated | vec.truncated))
-        if available is None:
-            available = self._available_actions()
-        return obs, self._share_obs(), rewards[:, :, None], dones, infos, available
+                self._add_ended_infos(infos, np.flatnonzero(ended))
+        # NumPy's own copies here: measured faster than copy_outputs' [E, N] layout with a float32 mask
+        dones = np.repeat(ended[:, None], self.num_agents, axis=1)
+        rewards = vec.rewards[:, :, None].copy()
+        return vec.obs.copy(), self._share_obs(), rewards, dones, infos, self._available_actions()
 
     def render(self, mode: str = "rgb_array", env_index: int = 0) -> np.ndarray:
         if mode != "rgb_array":
