@@ -58,10 +58,6 @@ class AgentRows:
         array = self.env.obs if source is None else source
         return array.reshape(self.num_rows, -1).copy()
 
-    def rewards(self) -> np.ndarray:
-        """The last step's rewards as float32 rows [E * N] (a copy)."""
-        return self.env.rewards.reshape(self.num_rows).copy()
-
     def per_row(self, env_values: np.ndarray) -> np.ndarray:
         """A per-env array [E, ...] repeated for each agent: [E * N, ...]."""
         return np.repeat(env_values, self.num_agents, axis=0)
