@@ -376,7 +376,7 @@ def render_adapters(data: dict[str, Any]) -> str:
     lines += ["", "### Speedup over the path users had before (same envs, same actions or policy)", "",
               "| benchmark | env | E | hmasd env-steps/s | speedup | over | target |",
               "| --- | --- | ---: | ---: | ---: | --- | --- |"]
-    for info, stats in sorted(benches, key=lambda x: (x[0]["kind"], x[0]["num_envs"])):
+    for info, stats in sorted(benches, key=lambda x: (x[0]["kind"], x[0].get("variant", ""), x[0]["num_envs"])):
         ratios = {k[len("speedup_vs_"):]: v for k, v in info.items()
                   if k.startswith("speedup_vs_") and not k.endswith("_best")}
         if info.get("backend") == "pettingzoo" or not ratios:
@@ -384,7 +384,8 @@ def render_adapters(data: dict[str, Any]) -> str:
         for baseline, ratio in ratios.items():
             target = ADAPTER_TARGET_SPEEDUP.get(info["kind"])
             goal = f">= {target:.0f}x: {verdict(ratio >= target)}" if target else "(no target)"
-            lines.append(f"| {info['kind']} | {info['env']} | {info['num_envs']} | "
+            kind = f"{info['kind']} ({info['variant']})" if info.get("variant") else info["kind"]
+            lines.append(f"| {kind} | {info['env']} | {info['num_envs']} | "
                          f"{fmt_rate(info['env_steps'] / stats['median'])} | {ratio:,.1f}x | {baseline} | {goal} |")
     return "\n".join(lines)
 

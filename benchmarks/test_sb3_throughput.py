@@ -6,7 +6,9 @@ same run:
   base_class="stable_baselines3")`` + ``VecMonitor``) over the PettingZoo adapter: same env (stag_hunt), same E env
   copies of N agents, the same policy weights. ``extra_info["speedup_vs_supersuit"]`` is SuperSuit's median time
   over the adapter's (target: at least 5x). The SuperSuit recipe never sets ``TimeLimit.truncated``, so SB3 skips
-  its per-row value bootstrap there (treating every time limit as a termination); through the adapter it runs it.
+  its per-row value bootstrap there (treating every time limit as a termination). The adapter runs both ways:
+  ``time_limits="truncate"`` (its default: SB3 bootstraps each truncated row, one ``predict_values`` call per row)
+  and ``time_limits="terminate"`` (SuperSuit's semantics, so the two sides do the same work).
 - ``test_sb3_vec_env_step_throughput``: the same two VecEnvs stepped with pre-drawn random actions, no policy: what
   the env side alone costs SB3.
 - ``test_sb3_adapter_overhead``: ``step_async``/``step_wait`` at E = 1024 on one thread without a policy, vs the bare
@@ -141,16 +143,18 @@ def labels(kind: str, num_envs: int, num_agents: int, steps: int, **more: Any) -
 
 
 @pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")  # SuperSuit's wrapper
+@pytest.mark.parametrize("time_limits", ["truncate", "terminate"])
 @pytest.mark.parametrize("num_envs", ROLLOUT_ENVS)
-def test_sb3_rollout_throughput(benchmark: Any, num_envs: int, one_torch_thread: None) -> None:
+def test_sb3_rollout_throughput(benchmark: Any, num_envs: int, time_limits: str, one_torch_thread: None) -> None:
     from hmasd.envs.sb3 import HmasdSB3VecEnv
 
-    native = HmasdSB3VecEnv(ENV, num_envs=num_envs, seed=0, num_threads=NUM_THREADS)
+    native = HmasdSB3VecEnv(ENV, num_envs=num_envs, seed=0, num_threads=NUM_THREADS, time_limits=time_limits)
     collect_native, weights = rollout_collector(native, None)
     collect_supersuit, _ = rollout_collector(supersuit_env(num_envs), weights)
     baseline = BaselineRounds(collect_supersuit, WARMUP_ROUNDS)
-    benchmark.group = f"sb3_rollout {ENV} E={num_envs}"
-    benchmark.extra_info.update(labels("sb3_rollout", num_envs, native.num_agents, ROLLOUT_STEPS, torch_threads=1))
+    benchmark.group = f"sb3_rollout {ENV} E={num_envs} time_limits={time_limits}"
+    benchmark.extra_info.update(labels("sb3_rollout", num_envs, native.num_agents, ROLLOUT_STEPS, torch_threads=1,
+                                       variant=f"time_limits={time_limits}"))
     benchmark.pedantic(collect_native, setup=baseline, rounds=ROLLOUT_ROUNDS, iterations=1,
                        warmup_rounds=WARMUP_ROUNDS)
     record_speedup(benchmark, baseline, ROLLOUT_STEPS * num_envs)

@@ -146,6 +146,39 @@ def test_terminal_observations_and_truncation_flags_match_the_native_env(name: s
         assert terminated > 0  # both kinds of ends crossed, so TimeLimit.truncated is seen True and False
 
 
+def test_time_limits_terminate_clears_only_the_truncation_flag() -> None:
+    # the same seed and actions through both conventions: every info is the same but TimeLimit.truncated, which
+    # "terminate" never sets (so SB3 skips its value bootstrap, as on SuperSuit's path)
+    truncating = HmasdSB3VecEnv("stag_hunt", num_envs=3, seed=5)
+    terminating = HmasdSB3VecEnv("stag_hunt", num_envs=3, seed=5, time_limits="terminate")
+    assert terminating.get_attr("time_limits") == ["terminate"] * terminating.num_envs
+    rng = np.random.default_rng(0)
+    truncating.reset()
+    terminating.reset()
+    cut_rows = 0
+    for _ in range(40):
+        actions = row_actions(truncating, rng)
+        obs, rewards, dones, infos = truncating.step(actions)
+        obs_t, rewards_t, dones_t, infos_t = terminating.step(actions)
+        np.testing.assert_array_equal(obs_t, obs)
+        np.testing.assert_array_equal(rewards_t, rewards)
+        np.testing.assert_array_equal(dones_t, dones)
+        for info, info_t in zip(infos, infos_t):
+            if info is NO_NEWS:
+                assert info_t is NO_NEWS
+                continue
+            cut_rows += info["TimeLimit.truncated"]
+            assert info_t["TimeLimit.truncated"] is False
+            np.testing.assert_array_equal(info_t["terminal_observation"], info["terminal_observation"])
+            assert info_t[EPISODE_KEY] == info[EPISODE_KEY] and info_t["episode"]["r"] == info["episode"]["r"]
+    assert cut_rows > 0  # stag_hunt ends by its time limit within 40 steps
+
+
+def test_time_limits_must_be_a_known_convention() -> None:
+    with pytest.raises(ValueError, match="time_limits must be 'truncate' or 'terminate'"):
+        HmasdSB3VecEnv("stag_hunt", num_envs=1, time_limits="bootstrap")
+
+
 def test_partial_ends_leave_other_rows_without_news() -> None:
     # alice_and_bob copies terminate at different steps: a step where only some copies end
     env = HmasdSB3VecEnv("alice_and_bob", num_envs=8, seed=5, **SHORT["alice_and_bob"])

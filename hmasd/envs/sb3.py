@@ -13,7 +13,9 @@ reset inside that step). ``infos`` is a list of E * N mappings. Rows without new
 fresh dicts, as ``DummyVecEnv`` plus ``Monitor`` would give them:
 
 - ``terminal_observation``: the row's last observation (the returned one already starts the next episode);
-- ``TimeLimit.truncated``: truncated and not terminated (SB3 bootstraps the value of those);
+- ``TimeLimit.truncated``: truncated and not terminated (SB3 bootstraps the value of those), or always False with
+  ``time_limits="terminate"`` (SuperSuit's behaviour: a time limit counts as a termination, and SB3 skips its
+  value bootstrap, one ``predict_values`` call per truncated row, which can be a third of a rollout's time);
 - ``episode``: ``{"r": return, "l": length, "t": seconds since this object was made}``, rounded as ``Monitor``
   rounds them, so SB3's ``rollout/ep_rew_mean``, ``evaluate_policy`` and callbacks work without a ``Monitor``;
 - ``episode_metrics`` (:data:`~hmasd.envs.agent_rows.EPISODE_KEY`): hmasd's record of the episode (the agent's
@@ -52,12 +54,13 @@ MONITOR_DIGITS = 6
 """``Monitor`` rounds an episode's return and time to this many decimals."""
 
 RENDER_MODES = (None, "rgb_array")
+TIME_LIMITS = ("truncate", "terminate")
 
 # Per-row methods: called through ``env_method``/``get_attr`` they answer for the row, not for the whole batch.
 _ROW_METHODS = ("action_masks", "render")
 # Attributes every row shares with the adapter itself (the rest is looked up on the native batch).
 _ADAPTER_ATTRIBUTES = ("render_mode", "observation_space", "action_space", "metadata", "num_agents",
-                       "num_env_copies")
+                       "num_env_copies", "time_limits")
 
 
 class HmasdSB3VecEnv(SB3VecEnv):
@@ -75,13 +78,20 @@ class HmasdSB3VecEnv(SB3VecEnv):
         seed: the batch seed (None: fresh entropy from the OS).
         num_threads: native threads stepping the batch (0: every usable CPU).
         render_mode: None or ``"rgb_array"`` (``get_images()``: one frame per row, shared by the rows of a copy).
+        time_limits: ``"truncate"`` (SB3's convention: a time limit sets ``TimeLimit.truncated``, and SB3 bootstraps
+            the value of the cut episode) or ``"terminate"`` (SuperSuit's: reported as a termination, no bootstrap;
+            faster, and the value target is then biased at time limits).
         **options: env options (docs/envs.md).
     """
 
     def __init__(self, env: str | VecEnv = "stag_hunt", num_envs: int = 1, seed: int | None = None,
-                 num_threads: int = 1, render_mode: str | None = None, **options: Any) -> None:
+                 num_threads: int = 1, render_mode: str | None = None, time_limits: str = "truncate",
+                 **options: Any) -> None:
         if render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if time_limits not in TIME_LIMITS:
+            raise ValueError(f"time_limits must be 'truncate' or 'terminate', got {time_limits!r}")
+        self.time_limits = time_limits
         self.vec = self._native_batch(env, num_envs, seed, num_threads, options)
         self.rows = AgentRows(self.vec)
         self.num_env_copies = self.vec.num_envs
@@ -149,6 +159,8 @@ class HmasdSB3VecEnv(SB3VecEnv):
         those rows; when every copy ended, the fresh list replaces ``infos``)."""
         vec, n = self.vec, self.num_agents
         final_rows, truncated = self.rows.ended_rows(env_ids)
+        if self.time_limits == "terminate":
+            truncated = [False] * len(truncated)
         # Monitor's round(r, 6) on a float64 sum; for a float32 return, x * 1e6 is exact in float64, so NumPy's
         # multiply-rint-divide gives the same number as Python's round, without a call per row.
         returns = np.round(vec.episode_return[env_ids].reshape(-1).astype(np.float64), MONITOR_DIGITS).tolist()
