@@ -65,6 +65,25 @@ def test_resume_is_exact(tmp_path, algo, layout):
     assert straight.env._native.snapshot() == resumed.env._native.snapshot()
 
 
+def test_training_after_a_restore_leaves_the_loaded_checkpoint_as_it_was(tmp_path):
+    first = build(tiny())
+    iterate(first)
+    data = checkpoint.load(checkpoint.save(first, tmp_path / "mid.pt"))
+    runs = []
+    for _ in range(2):  # two resumes from one loaded dict (a sweep, a notebook) must be the same run
+        resumed = build(tiny())
+        checkpoint.restore(resumed, data)
+        iterate(resumed)
+        runs.append(parameters(resumed))
+    for key in runs[0]:
+        assert torch.equal(runs[0][key], runs[1][key]), key
+    fresh = checkpoint.load(tmp_path / "mid.pt")
+    for name, state in fresh["optimizers"].items():
+        for i, moments in state["state"].items():
+            for k, v in moments.items():
+                assert torch.equal(v, data["optimizers"][name]["state"][i][k]), (name, i, k)
+
+
 def test_corrupt_truncated_and_foreign_files_raise_clear_errors(tmp_path):
     trainer = build(tiny())
     good = checkpoint.save(trainer, tmp_path / "good.pt")

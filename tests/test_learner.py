@@ -383,3 +383,39 @@ def test_high_level_bootstrap_is_what_each_truncated_window_led_to(horizon, k, m
         end, e = high["start"][j] + high["length"][j] - 1, high["env"][j]
         np.testing.assert_array_equal(state[j], next_state[end, e])
         np.testing.assert_array_equal(obs[j], next_obs[end, e])
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_time_limits_end_the_return_at_both_levels_only_without_time_limit_bootstrap(bootstrap):
+    # episodes of 5 steps in a batch of 13: windows closed by the time limit, and one cut by the barrier per env
+    trainer = small_trainer(horizon=13, skill_interval=4, env_options={"max_steps": 5},
+                            time_limit_bootstrap=bootstrap)
+    collect(trainer)
+    high, low = trainer.engine.high_level(), trainer.engine.low_level()
+    high_batch, _ = high_level_batch(trainer, high)
+    low_batch, _, _ = low_level_batch(trainer, high)
+    time_limit = high["truncated"] & ~high["at_barrier"]
+    barrier = high["at_barrier"]
+    assert time_limit.any() and barrier.any()
+    cut_returns = high_batch.returns[:, 0].numpy()
+    window_rewards = high_batch.rewards.numpy()
+    # a window ended by the time limit returns its own reward exactly when its return ends there
+    assert np.allclose(cut_returns[time_limit], window_rewards[time_limit], atol=1e-6) == (not bootstrap)
+    # a window cut by the barrier always bootstraps
+    assert not np.allclose(cut_returns[barrier], window_rewards[barrier], atol=1e-6)
+    steps = np.nonzero(low["truncated"])
+    rewards = low_level_reward_of(trainer, low)
+    returns = low_batch.returns[steps].numpy()
+    assert np.allclose(returns, rewards[steps], atol=1e-5) == (not bootstrap)
+
+
+def low_level_reward_of(trainer, low) -> np.ndarray:
+    """The paper's low-level reward of every step [T, E, N], recomputed from the batch."""
+    from hmasd.algo import targets
+
+    c = trainer.config
+    next_obs, next_state = (torch.from_numpy(a) for a in trainer.engine.next_observations())
+    team, indiv = torch.from_numpy(low["team_skill"]), torch.from_numpy(low["indiv_skill"])
+    r_team, r_indiv = trainer.agent.intrinsic_rewards(next_state, next_obs, team, indiv)
+    return targets.low_level_reward(torch.from_numpy(low["rewards"]), r_team, r_indiv, c.lambda_env, c.lambda_team,
+                                    c.lambda_indi).numpy()

@@ -87,3 +87,43 @@ def test_alice_failures_finds_two_cycles_and_reads_the_goal_cells():
     for key in ("failed_agents_in_2_cycle", "failed_agents_still"):
         assert 0 <= result[key] <= 1
     assert result["failed_agents_in_2_cycle"] + result["failed_agents_still"] <= 1
+
+
+def load_collapse():
+    spec = importlib.util.spec_from_file_location("alice_collapse", SCRIPT.with_name("alice_collapse.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_alice_collapse_swaps_the_levels_and_records_updates_without_changing_them(tmp_path):
+    from hmasd.train import session
+    from hmasd.train.loop import iterate
+
+    collapse = load_collapse()
+    trainer = build(preset("alice_and_bob", num_envs=2, eval_interval=0, seed=2))
+    first = checkpoint.save(trainer, tmp_path / "first.pt")
+    iterate(trainer)
+    second = checkpoint.save(trainer, tmp_path / "second.pt")
+    swapped = collapse.swap(first, second, episodes=4)
+    # the coordinator did not change between the hybrids that share it, only the actor: a hybrid with the second
+    # checkpoint's coordinator and actor is that checkpoint
+    assert swapped["bad"] == collapse.success(load_script().load_trainer(second), 4)
+    assert set(swapped) == {"good", "bad", "good coordinator, bad low level", "bad coordinator, good low level"}
+    recorded = collapse.updates(second, 2, {}, episodes=4)
+    assert [row["env_steps"] for row in recorded["updates"]] == [2 * 100 * 2, 3 * 100 * 2]
+    assert all(row["kl"] >= 0 and row["decisions"] > 0 for row in recorded["updates"])
+    changed = collapse.updates(second, 1, {"time_limit_bootstrap": False}, episodes=4)
+    assert changed["overrides"] == {"time_limit_bootstrap": False}
+    # recording does not change the run: two recorded updates leave the networks those of two plain ones
+    data = checkpoint.load(second)
+    watched = session.prepare(checkpoint.config_of(data), data, str(second), exact=True)
+    rows = collapse.record_updates(watched, 2)
+    plain = session.prepare(checkpoint.config_of(data), data, str(second), exact=True)  # after: torch's RNG is global
+    iterate(plain), iterate(plain)
+    assert len(rows) == 2 and "update_coordinator" not in vars(watched.agent)
+    for (name, a), (_, b) in zip(watched.agent.state_dict().items(), plain.agent.state_dict().items()):
+        assert torch.equal(a, b), name
+    moved = [not torch.equal(a, b) for a, b in zip(watched.agent.coordinator.state_dict().values(),
+                                                    trainer.agent.coordinator.state_dict().values())]
+    assert any(moved)

@@ -105,6 +105,25 @@ def test_gae_hand_computed_continuing_terminated_and_truncated():
     torch.testing.assert_close(run_gae("truncated"), t(cont0, delta1))            # bootstrap, no flow back
 
 
+def test_return_ends_adds_time_limits_only_when_they_do_not_bootstrap():
+    terminated, time_limit = torch.tensor([True, False, False]), torch.tensor([False, True, False])
+    assert targets.return_ends(terminated, time_limit, True).tolist() == [True, False, False]
+    assert targets.return_ends(terminated, time_limit, False).tolist() == [True, True, False]
+
+
+def test_a_time_limit_that_ends_the_return_gives_a_failed_episode_its_zero_return():
+    # one episode of two steps, no reward, cut by the time limit; the critic says 0.9 everywhere
+    rewards, values, final = torch.zeros(2), torch.full((2,), 0.9), torch.full((2,), 0.9)
+    ended = torch.tensor([False, True])
+    next_values = targets.low_level_next_values(values[:, None, None], final[:, None, None], ended[:, None],
+                                                torch.zeros(1, 1))[:, 0, 0]
+    breaks = targets.chain_breaks_at_barrier(ended)
+    for bootstrap, expected_return in ((True, [GAMMA**2 * 0.9, GAMMA * 0.9]), (False, [0.0, 0.0])):
+        ends = targets.return_ends(torch.zeros(2, dtype=torch.bool), ended, bootstrap)
+        _, returns = targets.gae(rewards, values, next_values, ends, breaks, GAMMA, 1.0)
+        torch.testing.assert_close(returns, t(*expected_return))
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 12), st.integers(0, 2**31 - 1))
 def test_gae_equals_the_discounted_sum_of_deltas_within_a_chain(length, seed):

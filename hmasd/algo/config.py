@@ -21,6 +21,11 @@ class AlgoConfig:
     """lambda_D: weight of log q_D(Z | s') in the low-level reward."""
     lambda_indi: float = 0.2
     """lambda_d: weight of log q_d(z_i | o_i', Z) in the low-level reward."""
+    time_limit_bootstrap: bool = True
+    """Whether an episode cut by the env's time limit bootstraps with V of its last state at both levels (True:
+    the limit only cuts the task short) or ends its return there like a termination (False: the limit is part of
+    the task, as in MAPPO's code by default; see ``hmasd.algo.targets.return_ends``). Barrier cuts always
+    bootstrap."""
     high_entropy_coef: float = 0.1
     """lambda_h."""
     low_entropy_coef: float = 0.01

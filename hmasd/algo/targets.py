@@ -53,6 +53,18 @@ def low_level_next_values(values: torch.Tensor, final_values: torch.Tensor, ende
     return next_values
 
 
+def return_ends(terminated: torch.Tensor, time_limit: torch.Tensor, bootstrap_time_limits: bool) -> torch.Tensor:
+    """Where the return stops (no bootstrap): every termination, and the env's time-limit truncations too unless
+    they bootstrap. [T, ...] or [M] bool.
+
+    Bootstrapping a time limit is right when the limit only cuts a longer task short. Where the limit is part of
+    the task and the state does not show the time left (alice_and_bob), V(s_final) is the value of a state seen
+    earlier in successful episodes, so a failed episode is credited like a success; ending the return there
+    (what MAPPO's code does by default, use_proper_time_limits=False) gives failures their zero return.
+    """
+    return terminated if bootstrap_time_limits else terminated | time_limit
+
+
 def high_level_next_values(values: torch.Tensor, bootstrap_values: torch.Tensor, terminated: torch.Tensor,
                            truncated: torch.Tensor) -> torch.Tensor:
     """V_h of what each high-level transition led to, [M, N + 1]; rows sorted by (env, decision step).

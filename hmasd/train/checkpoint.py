@@ -3,6 +3,7 @@ written atomically, and loaded with errors that name what does not match."""
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import os
@@ -238,7 +239,9 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
     check_fits(data, trainer, path)
     trainer.agent.load_state_dict(data["agent"])
     for name, optimizer in trainer.agent.optimizers.items():
-        optimizer.load_state_dict(data["optimizers"][name])
+        # torch keeps the loaded moment tensors themselves (same dtype and device: no copy), so without the copy
+        # training would update ``data`` in place and a second restore from it would not be exact
+        optimizer.load_state_dict(copy.deepcopy(data["optimizers"][name]))
     trainer.best_eval = data.get("best_eval")
     trainer.agent.updates_applied = list(data["agent_counters"]["updates_applied"])
     trainer.agent.samples_pushed = list(data["agent_counters"]["samples_pushed"])

@@ -424,7 +424,8 @@ def low_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     next_values = targets.low_level_next_values(values, norm.denormalize(final_values), ended,
                                                 norm.denormalize(barrier_values))
     expand = lambda x: x.unsqueeze(-1).expand(t_len, e, n)  # noqa: E731
-    advantages, returns = targets.gae(rewards, values, next_values, expand(low["terminated"]),
+    ends = targets.return_ends(low["terminated"], low["truncated"], c.time_limit_bootstrap)
+    advantages, returns = targets.gae(rewards, values, next_values, expand(ends),
                                       expand(targets.chain_breaks_at_barrier(ended)), c.gamma, c.gae_lambda)
     hidden = trainer.hidden_log
     rows = lambda x: x.reshape(t_len, e * n, *x.shape[3:])  # noqa: E731
@@ -522,7 +523,9 @@ def high_level_batch(trainer: Trainer, high: dict[str, np.ndarray] | None = None
     norm = agent.high_value_norm
     values = norm.denormalize(tensor(high["values"]))  # [M, N+1]
     rewards = targets.high_level_reward(tensor(high["reward_sum"]))
-    terminated, truncated = tensor(high["terminated"]), tensor(high["truncated"])
+    truncated = tensor(high["truncated"])  # the time limit or the barrier; at_barrier: the barrier alone
+    terminated = targets.return_ends(tensor(high["terminated"]), truncated & ~tensor(high["at_barrier"]),
+                                     c.time_limit_bootstrap)
     boot_state, boot_obs = high_level_bootstrap(engine, high, low, dev)
     with torch.no_grad():
         boot_values = norm.denormalize(agent.coordinator.value(boot_state, boot_obs))
