@@ -49,8 +49,9 @@ class TrainConfig(AlgoConfig):
     (they share nothing, so the results are those of running them in turn)."""
     low_entropy_coef_final: float | None = None
     """lambda_l at the end of the run: it moves linearly from ``low_entropy_coef`` at step 0 to this value at
-    ``total_steps`` (None: constant, as in the paper). On alice_and_bob it removes the argmax 2-cycles on goal
-    cells but not the drops of deterministic evaluations (benchmarks/learning/README.md)."""
+    ``total_steps`` (None: constant, as in the paper). On alice_and_bob (lambda_e = 1) it removes the argmax 2-cycles
+    on goal cells; with the GRU (``recurrent``) too, every seed of 1-5 ends at 100%, with one late collapse of the
+    coordinator left (benchmarks/learning/README.md)."""
     dist_timeout_s: float = 300.0
     """Distributed training (torchrun): seconds a collective waits for the other ranks before the job ends with an
     error (a rank that hangs; one that dies ends the job at once). Rank 0's evaluations and checkpoint writes
