@@ -106,8 +106,7 @@ def test_alice_collapse_swaps_the_levels_and_records_updates_without_changing_th
     iterate(trainer)
     second = checkpoint.save(trainer, tmp_path / "second.pt")
     swapped = collapse.swap(first, second, episodes=4)
-    # the coordinator did not change between the hybrids that share it, only the actor: a hybrid with the second
-    # checkpoint's coordinator and actor is that checkpoint
+    # "bad" is the second checkpoint as it is, on the run's evaluation episodes
     assert swapped["bad"] == collapse.success(load_script().load_trainer(second), 4)
     assert set(swapped) == {"good", "bad", "good coordinator, bad low level", "bad coordinator, good low level"}
     recorded = collapse.updates(second, 2, {}, episodes=4)

@@ -23,11 +23,11 @@ log = logging.getLogger("alice_collapse")
 
 
 def success(trainer, episodes: int) -> dict[str, float]:
+    """Success on the run's own evaluation episodes (``evaluate``'s default seed), argmax and sampled."""
     from hmasd.train.evaluation import evaluate
 
-    seed = trainer.config.seed + 100_003  # the run's evaluation episodes (hmasd.train.session)
-    return {"argmax": evaluate(trainer, episodes, seed=seed, deterministic=True)["success_rate"],
-            "sampled": evaluate(trainer, episodes, seed=seed, deterministic=False)["success_rate"]}
+    return {"argmax": evaluate(trainer, episodes, deterministic=True)["success_rate"],
+            "sampled": evaluate(trainer, episodes, deterministic=False)["success_rate"]}
 
 
 def swap(good: Path, bad: Path, episodes: int) -> dict[str, Any]:
@@ -35,14 +35,15 @@ def swap(good: Path, bad: Path, episodes: int) -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location("skill_figures", Path(__file__).with_name("skill_figures.py"))
     figures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(figures)
-    results = {}
-    for name, coordinator_from, actor_from in (("good", good, good), ("bad", bad, bad),
-                                               ("good coordinator, bad low level", good, bad),
-                                               ("bad coordinator, good low level", bad, good)):
-        trainer = figures.load_trainer(coordinator_from)
-        trainer.agent.actors.load_state_dict(figures.load_trainer(actor_from).agent.actors.state_dict())
-        results[name] = success(trainer, episodes)
-        log.info("%-34s %s", name, results[name])
+    paths = {"good": good, "bad": bad}
+    trainers = {name: figures.load_trainer(path) for name, path in paths.items()}
+    results = {name: success(trainer, episodes) for name, trainer in trainers.items()}
+    for coordinator_from, actor_from in (("good", "bad"), ("bad", "good")):
+        hybrid = figures.load_trainer(paths[coordinator_from])
+        hybrid.agent.actors.load_state_dict(trainers[actor_from].agent.actors.state_dict())
+        results[f"{coordinator_from} coordinator, {actor_from} low level"] = success(hybrid, episodes)
+    for name, result in results.items():
+        log.info("%-34s %s", name, result)
     return results
 
 
