@@ -96,6 +96,17 @@ def test_the_counters_and_metrics_are_the_global_batchs(two_vs_one):
     assert "Training/Episode_Reward" in whole["metrics"][-1]  # 42 steps of 35-step episodes: some ended
 
 
+def test_a_kl_early_stop_stops_every_rank_at_the_same_epoch(tmp_path):
+    # the KL is taken over every rank's decisions, so the ranks agree; a rank stopping alone would leave the
+    # other waiting in its next collective until the timeout
+    launch([str(tmp_path), "2", "--config", json.dumps({"high_target_kl": 1e-6, "high_epochs": 15})])
+    rank0, rank1 = ranks(tmp_path)
+    epochs = [[m["Losses/Coordinator/epochs"] for m in rank["metrics"]] for rank in (rank0, rank1)]
+    assert epochs[0] == epochs[1] and min(epochs[0]) < 15, epochs
+    for name, value in rank0["params"].items():
+        assert torch.equal(rank1["params"][name], value), name
+
+
 def test_every_sample_of_every_rank_carries_the_current_policy_version(two_vs_one):
     _, (rank0, rank1), _ = two_vs_one
     for r in (rank0, rank1):

@@ -419,3 +419,29 @@ def low_level_reward_of(trainer, low) -> np.ndarray:
     r_team, r_indiv = trainer.agent.intrinsic_rewards(next_state, next_obs, team, indiv)
     return targets.low_level_reward(torch.from_numpy(low["rewards"]), r_team, r_indiv, c.lambda_env, c.lambda_team,
                                     c.lambda_indi).numpy()
+
+
+def test_high_target_kl_stops_the_coordinator_update_early_and_only_it():
+    def one_update(**overrides):
+        trainer = small_trainer(torch_threads=1, **overrides)
+        metrics = iterate(trainer)
+        return metrics, [p.detach().clone() for p in trainer.agent.actors.parameters()]
+
+    plain, actors_plain = one_update()
+    assert "Losses/Coordinator/epochs" not in plain
+    stopped, actors_stopped = one_update(high_target_kl=1e-6)
+    assert 1 <= stopped["Losses/Coordinator/epochs"] < preset("stag_hunt").high_epochs
+    assert stopped["Losses/Coordinator/approx_kl"] > 1e-6  # the epoch it stopped at was beyond the target
+    assert all(torch.equal(a, b) for a, b in zip(actors_plain, actors_stopped))  # the discoverer's update is as it was
+    with pytest.raises(ValueError, match="high_target_kl"):
+        preset("stag_hunt", high_target_kl=0.0)
+
+
+def test_alice_and_bob_stable_is_the_preset_of_the_recorded_five_seed_runs():
+    from pathlib import Path
+    import json
+
+    runs = Path(__file__).parents[1] / "benchmarks/learning/alice_lambda_env/alice_le1_gru_decay_kl"
+    summary = json.loads((runs / "hmasd_summary.json").read_text())
+    assert summary["seeds"] == [1, 2, 3, 4, 5]
+    assert preset(summary["preset"], **summary["set"]) == preset("alice_and_bob_stable")

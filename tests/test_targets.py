@@ -235,3 +235,36 @@ def test_skill_clock_decides_exactly_when_the_engine_does(clock, horizon, k, max
         engine.step(random_actions(env, rng), np.zeros((5, n), np.float32), np.zeros((5, n), np.float32))
         skill_clock.stepped(env.terminated | env.truncated)
     assert decisions > 3 * env.num_envs  # windows closed inside batches too, not only at the barriers
+
+
+def approx_kl_to(net: TinyPolicy, obs, actions, old_logp) -> float:
+    with torch.no_grad():
+        log_ratio = net.evaluate(obs, actions)[0] - old_logp
+    return float(((log_ratio.exp() - 1) - log_ratio).mean())
+
+
+def test_target_kl_stops_the_update_at_the_first_epoch_beyond_it():
+    obs, actions = torch.randn(64, 3, generator=torch.Generator().manual_seed(1)), torch.zeros(64, dtype=torch.long)
+    with torch.no_grad():
+        old_logp, _, values = TinyPolicy(0).evaluate(obs, actions)
+
+    def trained(epochs: int, target_kl: float | None) -> tuple[TinyPolicy, int]:
+        net = TinyPolicy(0)
+        learner = PPOLearner(evaluate=lambda: net.evaluate(obs, actions), old_logp=old_logp,
+                             advantages=torch.ones(64), old_values=values, returns=values, entropy_coef=0.0)
+        stats = ppo_update([learner], [(torch.optim.Adam(net.parameters(), lr=3e-2), net)],
+                           PPOSettings(epochs, 0.2, 0.2, 10.0, 1.0, 10.0, target_kl=target_kl))
+        assert ("epochs" in stats) == (target_kl is not None)
+        return net, int(stats.get("epochs", epochs))
+
+    target = 0.01
+    stopped, steps = trained(30, target)
+    assert 1 < steps < 30
+    # it is the plain update of that many epochs, beyond the target, and one epoch fewer was within it
+    plain, plain_steps = trained(steps, None)
+    assert plain_steps == steps
+    for a, b in zip(stopped.parameters(), plain.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert approx_kl_to(stopped, obs, actions, old_logp) > target
+    assert approx_kl_to(trained(steps - 1, None)[0], obs, actions, old_logp) <= target
+    assert trained(30, 10.0)[1] == 30  # a target never reached: every epoch

@@ -80,7 +80,8 @@ def record_updates(trainer, count: int) -> list[dict[str, Any]]:
                      "raw_advantage_std": batch.advantages.std().item(),
                      "raw_advantage_abs_max": batch.advantages.abs().max().item(),
                      "kl": ((log_ratio.exp() - 1) - log_ratio).mean().item(),
-                     "max_abs_log_ratio": log_ratio.abs().max().item(), "entropy": entropy.mean().item()})
+                     "max_abs_log_ratio": log_ratio.abs().max().item(), "entropy": entropy.mean().item(),
+                     "epochs": int(losses["epochs"]) if "epochs" in losses else agent.config.high_epochs})
         return losses
 
     agent.update_coordinator = recorded

@@ -243,9 +243,9 @@ class HMASDAgent(nn.Module):
         return team, indiv
 
     # ---- updates --------------------------------------------------------------------------------
-    def ppo_settings(self, epochs: int) -> PPOSettings:
+    def ppo_settings(self, epochs: int, target_kl: float | None = None) -> PPOSettings:
         c = self.config
-        return PPOSettings(epochs, c.clip, c.value_clip, c.huber_delta, c.value_coef, c.max_grad_norm)
+        return PPOSettings(epochs, c.clip, c.value_clip, c.huber_delta, c.value_coef, c.max_grad_norm, target_kl)
 
     def networks(self, *names: str) -> Networks:
         modules = {"coordinator": self.coordinator, "team_disc": self.team_disc, "indiv_disc": self.indiv_disc}
@@ -262,7 +262,8 @@ class HMASDAgent(nn.Module):
                              old_logp=batch.old_logp, advantages=normalize_advantages(batch.advantages, reduce),
                              old_values=batch.old_values, returns=self.high_value_norm.normalize(batch.returns),
                              entropy_coef=c.high_entropy_coef, count=sample_count(batch.old_logp, reduce))
-        return ppo_update([learner], self.networks("coordinator"), self.ppo_settings(c.high_epochs), reduce)
+        return ppo_update([learner], self.networks("coordinator"), self.ppo_settings(c.high_epochs, c.high_target_kl),
+                          reduce)
 
     def update_discoverer(self, batch: LowBatch, reduce: BatchReduce = LOCAL, entropy_coef: float | None = None
                           ) -> dict[str, torch.Tensor]:

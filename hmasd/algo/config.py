@@ -36,6 +36,11 @@ class AlgoConfig:
     """Discount per env step (low level) and per decision (high level)."""
     gae_lambda: float = 0.95
     high_epochs: int = 15
+    high_target_kl: float | None = None
+    """Early stop of the coordinator's update: an epoch whose policy is already more than this approximate KL
+    (mean of ``(r - 1) - log r`` over the batch's tokens) from the rollout policy does not step, and the update
+    ends there (None: always ``high_epochs`` epochs, as in the paper). The coordinator trains on about a hundred
+    decisions per batch, so 15 full-batch epochs can move it far on one batch's noise."""
     low_epochs: int = 15
     disc_epochs: int = 15
     clip: float = 0.2

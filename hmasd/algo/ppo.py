@@ -143,6 +143,8 @@ class PPOSettings:
     huber_delta: float
     value_coef: float
     max_grad_norm: float
+    target_kl: float | None = None
+    """Stop before an epoch's step once the approximate KL to the rollout policy exceeds this (None: never)."""
 
 
 Networks = list[tuple[torch.optim.Optimizer, nn.Module]]
@@ -176,9 +178,14 @@ def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSett
         loss    = L_pi + c_V L_V - c_H mean(entropy)
     and the losses of all learners are summed (independent learners own disjoint networks, so each is trained on
     its own samples only). In distributed training each mean is this rank's share of the global one (see
-    :class:`BatchReduce`). Returns the last epoch's statistics averaged over learners, as tensors (no host sync).
+    :class:`BatchReduce`). With ``settings.target_kl`` an epoch whose scored policy is already further than that
+    (approximate KL, averaged over learners and ranks, so every rank stops at the same epoch) from the rollout
+    policy ends the update without stepping; this costs one host sync per epoch. Returns the statistics of the
+    last epoch scored (before its step) averaged over learners, as tensors (no host sync without a target), and,
+    with a target, ``epochs``: the number of steps taken.
     """
     s = settings
+    steps = 0
     for _ in range(s.epochs):
         loss, scored = 0.0, []
         for learner in learners:
@@ -192,8 +199,23 @@ def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSett
             entropy_mean = share_of_mean(entropy, learner.count)
             loss = loss + policy + s.value_coef * value - learner.entropy_coef * entropy_mean
             scored.append((logp.detach(), values.detach(), policy.detach(), value.detach(), entropy_mean.detach()))
+        if s.target_kl is not None and steps > 0 and mean_approx_kl(learners, scored, reduce).item() > s.target_kl:
+            break
         optimizer_step(networks, loss, s.max_grad_norm, reduce)
-    return last_epoch_stats(learners, scored, s, reduce)
+        steps += 1
+    stats = last_epoch_stats(learners, scored, s, reduce)
+    if s.target_kl is not None:  # without a target the count is always s.epochs (and the logged keys stay)
+        stats["epochs"] = torch.tensor(float(steps))
+    return stats
+
+
+def mean_approx_kl(learners: list[PPOLearner], scored: list[tuple[torch.Tensor, ...]],
+                   reduce: BatchReduce = LOCAL) -> torch.Tensor:
+    """The approximate KL ``mean((r - 1) - log r)`` of the scored log-probs to the rollout's, averaged over
+    learners (each over every rank's samples)."""
+    kls = [share_of_mean((logp - learner.old_logp).exp() - 1 - (logp - learner.old_logp), learner.count)
+           for learner, (logp, *_) in zip(learners, scored)]
+    return reduce.sum(torch.stack(kls)).mean()
 
 
 def last_epoch_stats(learners: list[PPOLearner], scored: list[tuple[torch.Tensor, ...]],
