@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -438,9 +440,6 @@ def test_high_target_kl_stops_the_coordinator_update_early_and_only_it():
 
 
 def test_alice_and_bob_stable_is_the_preset_of_the_recorded_five_seed_runs():
-    from pathlib import Path
-    import json
-
     runs = Path(__file__).parents[1] / "benchmarks/learning/alice_lambda_env/alice_le1_gru_decay_kl"
     summary = json.loads((runs / "hmasd_summary.json").read_text())
     assert summary["seeds"] == [1, 2, 3, 4, 5]

@@ -261,8 +261,7 @@ def test_target_kl_stops_the_update_at_the_first_epoch_beyond_it():
     stopped, steps = trained(30, target)
     assert 1 < steps < 30
     # it is the plain update of that many epochs, beyond the target, and one epoch fewer was within it
-    plain, plain_steps = trained(steps, None)
-    assert plain_steps == steps
+    plain, _ = trained(steps, None)
     for a, b in zip(stopped.parameters(), plain.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert approx_kl_to(stopped, obs, actions, old_logp) > target

@@ -209,12 +209,17 @@ def ppo_update(learners: list[PPOLearner], networks: Networks, settings: PPOSett
     return stats
 
 
+def approx_kl(logp: torch.Tensor, learner: PPOLearner) -> torch.Tensor:
+    """``mean((r - 1) - log r)``, r the ratio of ``logp`` to the rollout's: an estimate of KL(old || new) that is
+    never negative (this rank's share of the mean, see share_of_mean)."""
+    log_ratio = logp - learner.old_logp
+    return share_of_mean((log_ratio.exp() - 1) - log_ratio, learner.count)
+
+
 def mean_approx_kl(learners: list[PPOLearner], scored: list[tuple[torch.Tensor, ...]],
                    reduce: BatchReduce = LOCAL) -> torch.Tensor:
-    """The approximate KL ``mean((r - 1) - log r)`` of the scored log-probs to the rollout's, averaged over
-    learners (each over every rank's samples)."""
-    kls = [share_of_mean((logp - learner.old_logp).exp() - 1 - (logp - learner.old_logp), learner.count)
-           for learner, (logp, *_) in zip(learners, scored)]
+    """:func:`approx_kl` of the scored log-probs, averaged over learners (each over every rank's samples)."""
+    kls = [approx_kl(logp, learner) for learner, (logp, *_) in zip(learners, scored)]
     return reduce.sum(torch.stack(kls)).mean()
 
 
@@ -224,10 +229,8 @@ def last_epoch_stats(learners: list[PPOLearner], scored: list[tuple[torch.Tensor
     distributed training, over every rank's samples: one collective for all of them)."""
     per_learner = []  # rows: policy, value, entropy, approx_kl, clipfrac (each this rank's share of the mean)
     for learner, (logp, _, policy, value, entropy) in zip(learners, scored):
-        logratio = logp - learner.old_logp
-        ratio = logratio.exp()
-        kl = share_of_mean((ratio - 1) - logratio, learner.count)
-        clipfrac = share_of_mean(((ratio - 1).abs() > settings.clip).float(), learner.count)
+        kl = approx_kl(logp, learner)
+        clipfrac = share_of_mean(((logp - learner.old_logp).exp() - 1).abs().gt(settings.clip).float(), learner.count)
         per_learner.append(torch.stack([policy, value, entropy, kl, clipfrac]))
     policy, value, entropy, kl, clipfrac = reduce.sum(torch.stack(per_learner)).mean(0)
     entropy_coef = sum(learner.entropy_coef for learner in learners) / len(learners)
