@@ -27,17 +27,29 @@ TRAIN_METRICS = ("Losses/Discriminator/team_accuracy", "Losses/Discriminator/ind
                  "Losses/Discoverer/entropy", "Losses/Coordinator/entropy", "Training/LowEntropyCoef")
 
 
+def run_config(preset_name: str, seed: int, algo: str, total_steps: int | None, parallel_updates: bool,
+               sets: dict | None = None):
+    """The preset with --set applied by the CLI's own rules (so env_options.<name> works as in hmasd-train), then
+    the fields this script owns (seed, algo, no in-training evaluation, the thread layout), which --set cannot
+    change."""
+    from hmasd.train import preset
+    from hmasd.train.cli import apply_overrides
+
+    owned = {"seed": seed, "algo": algo, "eval_interval": 0, "parallel_updates": parallel_updates,
+             **({} if parallel_updates else {"torch_threads": 1}),
+             **({"total_steps": total_steps} if total_steps else {})}
+    config = apply_overrides(preset(preset_name), sets or {}, "--set").replace(**owned)
+    config.validate()
+    return config
+
+
 def train_one(preset_name: str, seed: int, algo: str, total_steps: int | None, out: str,
               parallel_updates: bool, sets: dict | None = None, keep_checkpoints: bool = False) -> dict:
-    from hmasd.train import checkpoint, preset
+    from hmasd.train import checkpoint
     from hmasd.train.evaluation import evaluate
     from hmasd.train.loop import build, iterate
 
-    overrides = {**(sets or {}), "seed": seed, "algo": algo, "eval_interval": 0, "parallel_updates": parallel_updates,
-                 **({} if parallel_updates else {"torch_threads": 1})}
-    if total_steps:
-        overrides["total_steps"] = total_steps
-    config = preset(preset_name, **overrides)
+    config = run_config(preset_name, seed, algo, total_steps, parallel_updates, sets)
     trainer = build(config)
     curve, collect_s, update_s, start = [], 0.0, 0.0, time.perf_counter()
     path = Path(out) / f"{algo}_seed_{seed}.json"
@@ -105,7 +117,8 @@ def main() -> None:
                         help="seeds trained at once (default: one per core); with more than one, each runs on one core "
                              "(one torch thread, its updates in turn: the results are the same)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a preset field, as hmasd-train --set (e.g. --set lambda_env=1)")
+                        help="override a preset field, as hmasd-train --set (e.g. --set lambda_env=1, "
+                             "--set env_options.reward_mode=team)")
     parser.add_argument("--checkpoints", action="store_true",
                         help="save the trainer at every evaluation under <out>/checkpoints")
     parser.add_argument("--plot-only", action="store_true", help="redraw the curves of finished runs")
