@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,23 @@ def test_an_unknown_field_is_refused_by_name():
     reproduce = load_script()
     with pytest.raises(SystemExit, match="lamda_env"):
         reproduce.run_config("stag_hunt", 1, "hmasd", None, True, {"lamda_env": 1.0})
+
+
+def test_the_stag_hunt_table_reads_the_last_evaluation_and_averages_seeds(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("stag_hunt_table", SCRIPT.with_name("stag_hunt_table.py"))
+    table = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "stag_hunt_table", table)  # dataclasses look their module up there
+    spec.loader.exec_module(table)
+    point = lambda steps, ret, stags: {"env_steps": steps, "mean_return": ret, "stags": stags,  # noqa: E731
+                                       "hares": [1.0, 2.0], "episodes": 200}
+    for seed, last in ((1, 5.0), (2, 7.0)):
+        record = {"seed": seed, "env_steps": 20, "set": {}, "curve": [point(10, 1.0, [0.5, 0.25]),
+                                                                        point(20, last, [0.0, 0.125])]}
+        (tmp_path / f"hmasd_seed_{seed}.json").write_text(json.dumps(record))
+    label, records = table.load(f"HMASD={tmp_path}:hmasd")
+    results = [table.seed_result(label, r) for r in records]
+    assert [(r.seed, r.per_agent_return, r.stags, r.hares, r.most_stags) for r in results] == [
+        (1, 5.0, 0.125, 3.0, 0.75), (2, 7.0, 0.125, 3.0, 0.75)]
+    assert "| **HMASD** | mean of 2 | | **6.00** ± 1.00 |" in table.table(results)
+    with pytest.raises(SystemExit, match="no mappo_seed_"):
+        table.load(f"MAPPO={tmp_path}:mappo")

@@ -141,6 +141,8 @@ def analyse(trainer, episodes: int, seed: int) -> dict:
 def main() -> None:
     import importlib.util
 
+    from hmasd.train.evaluation import evaluation_seed
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--episodes", type=int, default=100)
@@ -156,7 +158,7 @@ def main() -> None:
         trainer = figures.load_trainer(path)
         if trainer.config.env != "alice_and_bob":
             raise SystemExit(f"{path} is a {trainer.config.env} run; this script reads alice_and_bob runs")
-        seed = trainer.config.seed + 100_003 if args.seed is None else args.seed
+        seed = evaluation_seed(trainer.config.seed) if args.seed is None else args.seed
         results.append({"checkpoint": str(path), **analyse(trainer, args.episodes, seed)})
         log.info(json.dumps(results[-1], indent=1))
     if args.out:

@@ -123,6 +123,12 @@ class EpisodePolicy:
             self.starts = torch.from_numpy(np.asarray(episode_ended, bool).copy()).to(self.starts.device)
 
 
+def evaluation_seed(run_seed: int) -> int:
+    """The env seed of a run's evaluation episodes: apart from its training envs' seed, and the same for every
+    algorithm and baseline evaluated for that run seed."""
+    return run_seed + 100_003
+
+
 def episode_returns(trainer: Trainer, episodes: int, seed: int, deterministic: bool = False,
                     permutations: np.ndarray | None = None) -> np.ndarray:
     """Per-agent returns [episodes, N] of the trained policy, one episode per fresh env.
@@ -144,7 +150,7 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     ``low_deterministic`` (default: ``deterministic``) sets the low level apart: argmax skills with sampled actions
     (or the reverse) tell which level's argmax a failing deterministic policy fails at."""
     c = trainer.config
-    seed = c.seed + 100_003 if seed is None else seed
+    seed = evaluation_seed(c.seed) if seed is None else seed
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=seed, **c.env_options)
     env.reset()
     obs, state, mask = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
