@@ -91,6 +91,13 @@ def test_every_option_is_settable_through_make(name: str) -> None:
             env.reset()
 
 
+def test_env_options_are_the_table_and_make_takes_them_back(name: str) -> None:
+    # a run's env.options is what scripts pass back to make() (uav_vs_baselines.py, checkpoints): only options
+    env = hmasd.envs.make(name, num_envs=1, seed=3)
+    assert sorted(env.options) == sorted(option_table(name))
+    assert hmasd.envs.make(name, num_envs=1, seed=3, **env.options).options == env.options
+
+
 def bad_values(option: OptionInfo) -> list[tuple[Any, type[Exception]]]:
     """Values of one option that make() must refuse, with the error type."""
     step = 1 if option.type == "int" else 0.5

@@ -133,8 +133,8 @@ class VecEnv:
     def options(self) -> dict[str, Any]:
         """Every env option with the value in force (defaults included)."""
         config = self._native.config
-        return {key: getattr(config, key) for key in sorted(k for k, v in vars(type(config)).items()
-                                                            if isinstance(v, property))}
+        # the option table names the options; the config class also has other attributes (the table itself)
+        return {key: getattr(config, key) for key in sorted(entry["name"] for entry in type(config).options)}
 
     # ---- spaces (gymnasium is imported lazily: the env itself needs only numpy) ---------------------
     @property
