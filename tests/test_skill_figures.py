@@ -63,6 +63,31 @@ def test_figure_and_numbers_for_every_env(name, tmp_path):
     assert np.allclose(np.sum(summary["team_share"], axis=1), 1.0)
     assert np.allclose(np.sum(summary["team_share_by_window_last"], axis=1), 1.0)
     json.dumps(summary)
+    assert ("stag_behaviour_last" in summary) == (name == "stag_hunt")
+
+
+def test_stag_behaviour_measures_distances_per_skill_and_hunters_at_the_stag():
+    figures = load_script()
+    size = 8
+    # one env, two steps, 2 agents, 1 hare; state = agents, stag, hare cells / (size - 1), then t / T
+    step0 = [0, 0, 0, 1, 0, 1, 7, 7, 0.0]  # agent 0 next to the stag, agent 1 on it: both within one cell
+    step1 = [0, 0, 5, 5, 0, 1, 7, 7, 0.5]  # agent 1 away: only one hunter near
+    cells = np.array([step0, step1, step1], np.float64)
+    states = np.concatenate([cells[:, :8] / (size - 1), cells[:, 8:]], axis=1)[:, None, :]
+    run = figures.Episodes(team=np.array([[0], [1]]), indiv=np.array([[[0, 1]], [[0, 0]]]),
+                           decided=np.array([[True], [True]]), window=np.array([[0], [1]]),
+                           positions=np.zeros((3, 1, 2, 2)), alive=np.ones((2, 1), bool),
+                           episode_return=np.zeros(1), success=None, states=states)
+    got = figures.stag_behaviour(run, {"num_hares": 1, "grid_size": size, "stag_min_hunters": 2}, 2, 2)
+    z0, z1 = got["individual_skills"]["z=0"], got["individual_skills"]["z=1"]
+    # z = 0: agent 0 at both steps (distance 1 to the stag, 14 to the hare) and agent 1 at step 1 (9 and 4)
+    assert z0["share_of_agent_steps"] == 0.75 and z1["share_of_agent_steps"] == 0.25
+    assert z0["mean_distance_to_stag"] == pytest.approx((1 + 1 + 9) / 3)
+    assert z0["mean_distance_to_nearest_hare"] == pytest.approx((14 + 14 + 4) / 3)
+    assert (z1["mean_distance_to_stag"], z1["mean_distance_to_nearest_hare"]) == (0, 13)
+    assert got["team_skills"]["Z=0"]["steps_with_hunters_at_the_stag"] == 1.0
+    assert got["team_skills"]["Z=1"]["steps_with_hunters_at_the_stag"] == 0.0
+    assert got["steps_with_hunters_at_the_stag"] == 0.5
 
 
 def load_failures():

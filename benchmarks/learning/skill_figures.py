@@ -37,6 +37,7 @@ class Episodes:
     alive: np.ndarray  # [T, E] bool
     episode_return: np.ndarray  # [E]
     success: np.ndarray | None  # [E] (alice_and_bob) or None
+    states: np.ndarray  # [T + 1, E, S]: the global state before each step (the last: where the episode ended)
 
     def team_share(self, num_team: int) -> np.ndarray:
         """Fraction of the decisions that picked each team skill."""
@@ -104,6 +105,7 @@ def record(trainer, episodes: int, seed: int) -> Episodes:
     policy = EpisodePolicy(trainer, episodes, deterministic=True, seed=seed)
     team, indiv, decided, window, alive = [], [], [], [], []
     positions = [agent_positions(c.env, options, env.obs, env.state)]
+    states = [env.state.copy()]
     windows = np.full(episodes, -1)
     done = np.zeros(episodes, bool)
     returns = np.zeros(episodes)
@@ -126,13 +128,43 @@ def record(trainer, episodes: int, seed: int) -> Episodes:
         now = agent_positions(c.env, options, np.where(ended[:, None, None], env.final_obs, env.obs),
                               np.where(ended[:, None], env.final_state, env.state))
         positions.append(np.where(done[:, None, None], positions[-1], now))
+        states.append(np.where(done[:, None], states[-1], np.where(ended[:, None], env.final_state, env.state)))
         for e in np.flatnonzero(finished):
             returns[e] = env.episode_return[e].mean()
             if success is not None:
                 success[e] = env.episode_info["success"][e]
         done |= finished
     return Episodes(np.array(team), np.array(indiv), np.array(decided), np.array(window), np.array(positions),
-                    np.array(alive), returns, success)
+                    np.array(alive), returns, success, np.array(states))
+
+
+def stag_behaviour(run: Episodes, options: dict, num_team: int, num_indiv: int) -> dict:
+    """What each skill does on stag_hunt, from the global state (agents, stag, hares as cells / (size - 1)):
+    per individual skill, the agents' mean Manhattan distance to the stag and to their nearest hare; per team
+    skill, the share of steps with at least ``stag_min_hunters`` agents within one cell of the stag (a capture
+    needs them on it at once). A stag-chasing skill would show a stag distance well below the hare distance."""
+    n, h, size = run.indiv.shape[2], int(options["num_hares"]), int(options["grid_size"])
+    cells = np.rint(run.states[:-1] * (size - 1))  # the state each step acted on: [T, E, S]
+    agents = cells[..., : 2 * n].reshape(*cells.shape[:2], n, 2)
+    stag = cells[..., 2 * n:2 * n + 2]
+    hares = cells[..., 2 * n + 2:2 * n + 2 + 2 * h].reshape(*cells.shape[:2], h, 2)
+    to_stag = np.abs(agents - stag[:, :, None]).sum(-1)  # [T, E, N]
+    to_hare = np.abs(agents[:, :, :, None] - hares[:, :, None]).sum(-1).min(-1)
+    alive = np.broadcast_to(run.alive[..., None], to_stag.shape)
+    per_indiv = {}
+    for z in range(num_indiv):
+        under = alive & (run.indiv == z)
+        per_indiv[f"z={z}"] = {"share_of_agent_steps": float(under.sum() / max(alive.sum(), 1)),
+                               "mean_distance_to_stag": float(to_stag[under].mean()) if under.any() else None,
+                               "mean_distance_to_nearest_hare": float(to_hare[under].mean()) if under.any() else None}
+    close = (to_stag <= 1).sum(-1) >= int(options["stag_min_hunters"])  # [T, E]
+    per_team = {}
+    for k in range(num_team):
+        under = run.alive & (run.team == k)
+        per_team[f"Z={k}"] = {"share_of_steps": float(under.sum() / max(run.alive.sum(), 1)),
+                              "steps_with_hunters_at_the_stag": float(close[under].mean()) if under.any() else None}
+    return {"individual_skills": per_indiv, "team_skills": per_team,
+            "steps_with_hunters_at_the_stag": float(close[run.alive].mean())}
 
 
 def stacked(axis, x, shares: np.ndarray, labels: list[str], colours, kind: str = "area") -> None:
@@ -247,7 +279,8 @@ def figure(checkpoints: list[Path], runs: list[Episodes], steps: list[int], trai
             "indiv_share_per_agent_last": last.indiv_share(n_indiv).tolist(),
             "team_share_by_window_last": by_window.tolist(),
             "mean_return": [float(run.episode_return.mean()) for run in runs],
-            "success": [None if s is None else float(s) for s in score]}
+            "success": [None if s is None else float(s) for s in score],
+            **({"stag_behaviour_last": stag_behaviour(last, options, n_team, n_indiv)} if c.env == "stag_hunt" else {})}
 
 
 def env_steps_of(path: Path) -> int:
