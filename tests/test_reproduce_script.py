@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch", reason="the learner needs the train extra (torch); CI installs it")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "reproduce.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from learning_scripts import load_script  # noqa: E402
 
 
 def test_set_reaches_env_options_and_plain_fields():
-    reproduce = load_script()
+    reproduce = load_script("reproduce")
     config = reproduce.run_config("stag_hunt", 3, "mappo", 1000, False,
                                   {"env_options.reward_mode": "team", "eval_episodes": 200})
     assert config.env_options == {"reward_mode": "team"}
@@ -31,22 +21,19 @@ def test_set_reaches_env_options_and_plain_fields():
 
 
 def test_the_script_owned_fields_win_over_set():
-    reproduce = load_script()
+    reproduce = load_script("reproduce")
     config = reproduce.run_config("stag_hunt", 2, "hmasd", None, True, {"seed": 9, "eval_interval": 5})
     assert (config.seed, config.eval_interval, config.parallel_updates) == (2, 0, True)
 
 
 def test_an_unknown_field_is_refused_by_name():
-    reproduce = load_script()
+    reproduce = load_script("reproduce")
     with pytest.raises(SystemExit, match="lamda_env"):
         reproduce.run_config("stag_hunt", 1, "hmasd", None, True, {"lamda_env": 1.0})
 
 
-def test_the_stag_hunt_table_reads_the_last_evaluation_and_averages_seeds(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("stag_hunt_table", SCRIPT.with_name("stag_hunt_table.py"))
-    table = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "stag_hunt_table", table)  # dataclasses look their module up there
-    spec.loader.exec_module(table)
+def test_the_stag_hunt_table_reads_the_last_evaluation_and_averages_seeds(tmp_path):
+    table = load_script("stag_hunt_table")
     point = lambda steps, ret, stags: {"env_steps": steps, "mean_return": ret, "stags": stags,  # noqa: E731
                                        "hares": [1.0, 2.0], "episodes": 200}
     for seed, last in ((1, 5.0), (2, 7.0)):

@@ -3,9 +3,7 @@ and every env's figure draws."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,19 +14,11 @@ pytest.importorskip("matplotlib", reason="the figures need the train extra (matp
 from hmasd.train import checkpoint, preset  # noqa: E402
 from hmasd.train.evaluation import evaluate  # noqa: E402
 from hmasd.train.loop import build  # noqa: E402
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learning" / "skill_figures.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("skill_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from learning_scripts import load_script  # noqa: E402
 
 
 def test_recorded_episodes_are_the_deterministic_evaluation():
-    figures = load_script()
+    figures = load_script("skill_figures")
     trainer = build(preset("alice_and_bob", num_envs=4, eval_interval=0, seed=2))
     run = figures.record(trainer, 16, seed=5)
     expected = evaluate(trainer, 16, seed=5)
@@ -49,7 +39,7 @@ def test_recorded_episodes_are_the_deterministic_evaluation():
 
 @pytest.mark.parametrize("name", ["alice_and_bob", "stag_hunt", "uav_coverage"])
 def test_figure_and_numbers_for_every_env(name, tmp_path):
-    figures = load_script()
+    figures = load_script("skill_figures")
     settings = {"num_envs": 2, "eval_interval": 0, "seed": 1}
     if name == "uav_coverage":
         settings["env_options"] = {"max_steps": 30}
@@ -67,7 +57,7 @@ def test_figure_and_numbers_for_every_env(name, tmp_path):
 
 
 def test_stag_behaviour_measures_distances_per_skill_and_hunters_at_the_stag():
-    figures = load_script()
+    figures = load_script("skill_figures")
     size = 8
     # one env, two steps, 2 agents, 1 hare; state = agents, stag, hare cells / (size - 1), then t / T
     step0 = [0, 0, 0, 1, 0, 1, 7, 7, 0.0]  # agent 0 next to the stag, agent 1 on it: both within one cell
@@ -90,15 +80,8 @@ def test_stag_behaviour_measures_distances_per_skill_and_hunters_at_the_stag():
     assert got["steps_with_hunters_at_the_stag"] == 0.5
 
 
-def load_failures():
-    spec = importlib.util.spec_from_file_location("alice_failures", SCRIPT.with_name("alice_failures.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_alice_failures_finds_two_cycles_and_reads_the_goal_cells():
-    failures = load_failures()
+    failures = load_script("alice_failures")
     path = np.array([(3, 3), (4, 3)] * 15)
     assert failures.two_cycle(path) == ((3, 3), (4, 3))
     assert failures.two_cycle(np.array([(3, 3)] * 30)) is None
@@ -114,25 +97,18 @@ def test_alice_failures_finds_two_cycles_and_reads_the_goal_cells():
     assert result["failed_agents_in_2_cycle"] + result["failed_agents_still"] <= 1
 
 
-def load_collapse():
-    spec = importlib.util.spec_from_file_location("alice_collapse", SCRIPT.with_name("alice_collapse.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_alice_collapse_swaps_the_levels_and_records_updates_without_changing_them(tmp_path):
     from hmasd.train import session
     from hmasd.train.loop import iterate
 
-    collapse = load_collapse()
+    collapse = load_script("alice_collapse")
     trainer = build(preset("alice_and_bob", num_envs=2, eval_interval=0, seed=2))
     first = checkpoint.save(trainer, tmp_path / "first.pt")
     iterate(trainer)
     second = checkpoint.save(trainer, tmp_path / "second.pt")
     swapped = collapse.swap(first, second, episodes=4)
     # "bad" is the second checkpoint as it is, on the run's evaluation episodes
-    assert swapped["bad"] == collapse.success(load_script().load_trainer(second), 4)
+    assert swapped["bad"] == collapse.success(load_script("skill_figures").load_trainer(second), 4)
     assert set(swapped) == {"good", "bad", "good coordinator, bad low level", "bad coordinator, good low level"}
     recorded = collapse.updates(second, 2, {}, episodes=4)
     assert [row["env_steps"] for row in recorded["updates"]] == [2 * 100 * 2, 3 * 100 * 2]

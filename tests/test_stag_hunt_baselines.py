@@ -10,19 +10,21 @@ from hypothesis import strategies as st
 
 import hmasd.envs
 from hmasd.envs.reference import StagHuntRef
-from hmasd.envs.stag_hunt_baselines import decode, evaluate_baseline, make_policy, step_toward
+from hmasd.envs.stag_hunt_baselines import decode, decode_state, evaluate_baseline, make_policy, step_toward
 
 
 @pytest.mark.parametrize("options", [{}, {"agent_id_in_obs": True}, {"grid_size": 5, "num_hares": 2, "num_agents": 3}])
-def test_decoded_cells_are_the_reference_state(options):
+def test_cells_decoded_from_obs_and_state_are_the_reference_state(options):
     env = StagHuntRef(7, 3, **options)
     rng = np.random.default_rng(0)
     env.reset(0)
     for _ in range(20):
-        grid = decode(env.observe()[None], env.grid_size, env.num_hares)
-        np.testing.assert_array_equal(grid.agents[0], env.agent_pos)
-        np.testing.assert_array_equal(grid.stag[0], env.stag_pos)
-        np.testing.assert_array_equal(grid.hares[0], env.hare_pos)
+        from_obs = decode(env.observe()[None], env.grid_size, env.num_hares)
+        from_state = decode_state(env.global_state(), env.grid_size, env.num_agents, env.num_hares)
+        for grid, lead in ((from_obs, (0,)), (from_state, ())):
+            np.testing.assert_array_equal(grid.agents[lead], env.agent_pos)
+            np.testing.assert_array_equal(grid.stag[lead], env.stag_pos)
+            np.testing.assert_array_equal(grid.hares[lead], env.hare_pos)
         env.step(rng.integers(0, 5, env.num_agents))
 
 

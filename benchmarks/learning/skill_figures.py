@@ -66,9 +66,11 @@ def agent_positions(env_name: str, options: dict, obs: np.ndarray, state: np.nda
     n = obs.shape[1]
     if env_name == "alice_and_bob":  # the observation ends with the agent's (row, col)
         return obs[:, :, -2:][..., ::-1].astype(np.float64)
-    if env_name == "stag_hunt":  # the state starts with every agent's (row, col) / (size - 1)
-        cells = state[:, : 2 * n].reshape(-1, n, 2) * (options["grid_size"] - 1)
-        return np.rint(cells[..., ::-1]).astype(np.float64)
+    if env_name == "stag_hunt":
+        from hmasd.envs.stag_hunt_baselines import decode_state
+
+        grid = decode_state(state, options["grid_size"], n, options["num_hares"])
+        return grid.agents[..., ::-1].astype(np.float64)
     if env_name == "uav_coverage":  # the state starts with every UAV's (x, y, z) / area
         return state[:, : 3 * n].reshape(-1, n, 3)[..., :2].astype(np.float64) * options["area_size"]
     raise ValueError(f"no position reader for env {env_name!r}")
@@ -143,13 +145,12 @@ def stag_behaviour(run: Episodes, options: dict, num_team: int, num_indiv: int) 
     per individual skill, the agents' mean Manhattan distance to the stag and to their nearest hare; per team
     skill, the share of steps with at least ``stag_min_hunters`` agents within one cell of the stag (a capture
     needs them on it at once). A stag-chasing skill would show a stag distance well below the hare distance."""
-    n, h, size = run.indiv.shape[2], int(options["num_hares"]), int(options["grid_size"])
-    cells = np.rint(run.states[:-1] * (size - 1))  # the state each step acted on: [T, E, S]
-    agents = cells[..., : 2 * n].reshape(*cells.shape[:2], n, 2)
-    stag = cells[..., 2 * n:2 * n + 2]
-    hares = cells[..., 2 * n + 2:2 * n + 2 + 2 * h].reshape(*cells.shape[:2], h, 2)
-    to_stag = np.abs(agents - stag[:, :, None]).sum(-1)  # [T, E, N]
-    to_hare = np.abs(agents[:, :, :, None] - hares[:, :, None]).sum(-1).min(-1)
+    from hmasd.envs.stag_hunt_baselines import decode_state
+
+    # the state each step acted on: [T, E, ...]
+    grid = decode_state(run.states[:-1], int(options["grid_size"]), run.indiv.shape[2], int(options["num_hares"]))
+    to_stag = np.abs(grid.agents - grid.stag[:, :, None]).sum(-1)  # [T, E, N]
+    to_hare = np.abs(grid.agents[:, :, :, None] - grid.hares[:, :, None]).sum(-1).min(-1)
     alive = np.broadcast_to(run.alive[..., None], to_stag.shape)
     per_indiv = {}
     for z in range(num_indiv):

@@ -60,14 +60,15 @@ def baseline_results(records: list[dict]) -> list[SeedResult]:
     """Every scripted baseline on the evaluation episodes of each run seed (the env seed and count of the runs'
     final evaluation, with their env options)."""
     from hmasd.envs.stag_hunt_baselines import BASELINES, evaluate_baseline
+    from hmasd.train import preset
+    from hmasd.train.cli import apply_overrides
     from hmasd.train.evaluation import evaluation_seed
 
     runs = {record["seed"]: record for record in records}
     results = []
     for name in BASELINES:
         for seed, record in sorted(runs.items()):
-            options = {key.split(".", 1)[1]: value for key, value in record["set"].items()
-                       if key.startswith("env_options.")}
+            options = apply_overrides(preset(record["preset"]), record["set"], "the run's --set").env_options
             episodes = int(record["curve"][-1]["episodes"])
             got = evaluate_baseline(name, episodes, seed=evaluation_seed(seed), **options)
             results.append(SeedResult(f"scripted {name}", seed, 0, got["per_agent_return"], got["stags"],

@@ -24,8 +24,8 @@ UP, DOWN, LEFT, RIGHT, STAY = range(5)
 
 @dataclass(frozen=True)
 class Positions:
-    """Cells as (row, col) ints, decoded from the observations: ``agents [E, N, 2]``, ``stag [E, 2]``,
-    ``hares [E, H, 2]``."""
+    """Cells as (row, col) ints, decoded from the observations or the global state: ``agents [..., N, 2]``,
+    ``stag [..., 2]``, ``hares [..., H, 2]``."""
 
     agents: np.ndarray
     stag: np.ndarray
@@ -42,6 +42,15 @@ def decode(obs: np.ndarray, grid_size: int, num_hares: int) -> Positions:
     stag = own[:, 0] + cells[:, 0, 2 * n:2 * n + 2]
     hares = own[:, :1] + cells[:, 0, 2 * n + 2:2 * n + 2 + 2 * num_hares].reshape(len(obs), num_hares, 2)
     return Positions(own, stag, hares)
+
+
+def decode_state(state: np.ndarray, grid_size: int, num_agents: int, num_hares: int) -> Positions:
+    """The grid from global states ``[..., S]`` (every agent's cell, the stag's, each hare's, all divided by
+    ``grid_size - 1``, then the time): ``agents [..., N, 2]``, ``stag [..., 2]``, ``hares [..., H, 2]``."""
+    cells = np.rint(np.asarray(state, np.float64) * (grid_size - 1)).astype(np.int64)
+    lead, n = cells.shape[:-1], num_agents
+    return Positions(cells[..., : 2 * n].reshape(*lead, n, 2), cells[..., 2 * n:2 * n + 2],
+                     cells[..., 2 * n + 2:2 * n + 2 + 2 * num_hares].reshape(*lead, num_hares, 2))
 
 
 def step_toward(position: np.ndarray, target: np.ndarray) -> np.ndarray:
