@@ -165,6 +165,32 @@ def test_the_discoverer_update_uses_the_scheduled_entropy_coef():
     assert not all(torch.equal(a, b) for a, b in zip(scheduled, constant_start))
 
 
+def test_lr_moves_linearly_to_its_final_value():
+    config = preset("stag_hunt", total_steps=1000, lr=1e-3, lr_final=0.0)
+    assert [config.lr_at(s) for s in (0, 250, 1000, 5000)] == pytest.approx([1e-3, 7.5e-4, 0.0, 0.0])
+    assert preset("stag_hunt", lr=1e-3).lr_at(10**9) == 1e-3  # None: constant
+    with pytest.raises(ValueError, match="lr_final"):
+        preset("stag_hunt", lr_final=-1e-4)
+
+
+def test_every_update_uses_the_scheduled_learning_rate():
+    # total_steps is one iteration, so its update is at the end of the schedule: the rate is lr_final
+    one_iteration = 8 * 35
+    def params_after_one_update(**overrides):
+        trainer = small_trainer(total_steps=one_iteration, torch_threads=1, **overrides)
+        metrics = iterate(trainer)
+        rates = {opt.param_groups[0]["lr"] for opt in trainer.agent.optimizers.values()}
+        return metrics.get("Training/LR"), rates, [p.detach().clone() for p in trainer.agent.parameters()]
+
+    logged, rates, scheduled = params_after_one_update(lr=1e-3, lr_final=2e-4)
+    assert logged == pytest.approx(2e-4) and rates == {logged}
+    no_schedule, _, constant_final = params_after_one_update(lr=2e-4)
+    assert no_schedule is None  # logged only when the rate moves (the recorded runs' metrics stay as they were)
+    _, _, constant_start = params_after_one_update(lr=1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(scheduled, constant_final))
+    assert not all(torch.equal(a, b) for a, b in zip(scheduled, constant_start))
+
+
 def test_high_level_reward_is_the_sum_of_the_window_env_rewards():
     trainer = small_trainer()
     collect(trainer)

@@ -52,6 +52,11 @@ class TrainConfig(AlgoConfig):
     ``total_steps`` (None: constant, as in the paper). On alice_and_bob (lambda_e = 1) it removes the argmax 2-cycles
     on goal cells; with the GRU (``recurrent``) and ``high_target_kl`` too (the ``alice_and_bob_stable`` preset) seeds
     1-5 end at 98-100% (benchmarks/learning/README.md)."""
+    lr_final: float | None = None
+    """Learning rate at the end of the run: every optimiser's rate moves linearly from ``lr`` at step 0 to this
+    value at ``total_steps`` (None: constant ``lr``, as in the paper). PPO's usual annealing (CleanRL's
+    ``anneal_lr``, MAPPO's ``use_linear_lr_decay``): late updates refine instead of moving the policy as far as
+    early ones."""
     dist_timeout_s: float = 300.0
     """Distributed training (torchrun): seconds a collective waits for the other ranks before the job ends with an
     error (a rank that hangs; one that dies ends the job at once). Rank 0's evaluations and checkpoint writes
@@ -82,6 +87,8 @@ class TrainConfig(AlgoConfig):
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.low_entropy_coef_final is not None and not self.low_entropy_coef_final >= 0:
             raise ValueError(f"low_entropy_coef_final must be >= 0 or None, got {self.low_entropy_coef_final}")
+        if self.lr_final is not None and not self.lr_final >= 0:
+            raise ValueError(f"lr_final must be >= 0 or None, got {self.lr_final}")
         if self.high_target_kl is not None and not self.high_target_kl > 0:
             raise ValueError(f"high_target_kl must be > 0 or None, got {self.high_target_kl}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
@@ -95,6 +102,13 @@ class TrainConfig(AlgoConfig):
             return self.low_entropy_coef
         progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
         return self.low_entropy_coef + progress * (self.low_entropy_coef_final - self.low_entropy_coef)
+
+    def lr_at(self, env_steps: int) -> float:
+        """The learning rate of an update after ``env_steps`` env steps (see ``lr_final``)."""
+        if self.lr_final is None:
+            return self.lr
+        progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
+        return self.lr + progress * (self.lr_final - self.lr)
 
     def algo_config(self) -> AlgoConfig:
         """The algorithm's settings (what the agent and the targets use), without the run's."""

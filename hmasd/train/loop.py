@@ -573,6 +573,14 @@ def update_jobs(trainer: Trainer, high: dict[str, Any], low_batch: LowBatch, dis
     return jobs, high_stats
 
 
+def set_learning_rate(trainer: Trainer, lr: float) -> float:
+    """Sets every optimiser's learning rate to ``lr`` (the schedule of ``TrainConfig.lr_final``); returns it."""
+    for optimizer in trainer.agent.optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    return lr
+
+
 def run_updates(trainer: Trainer, jobs: dict[str, Callable[[], dict[str, torch.Tensor]]]
                 ) -> dict[str, tuple[dict[str, torch.Tensor], float]]:
     """Runs the iteration's updates: each name -> (its losses, its seconds).
@@ -621,6 +629,8 @@ def iterate(trainer: Trainer) -> dict[str, float]:
             records = trainer.ranks.gather(trainer.last_batch)
             trainer.last_batch = None if records is None else merge_batch_records(records)
         metrics: dict[str, float] = dict(stats)
+        if c.lr_final is not None:
+            metrics["Training/LR"] = set_learning_rate(trainer, c.lr_at(trainer.env_steps))
         jobs, high_stats = update_jobs(trainer, high, low_batch, disc_batch)
         metrics.update(high_stats)
         losses_by_update: dict[str, dict[str, torch.Tensor]] = {}
