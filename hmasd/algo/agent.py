@@ -10,6 +10,7 @@ from torch import nn
 
 from hmasd.algo.config import AlgoConfig
 from hmasd.algo.coordinator import SkillCoordinator
+from hmasd.algo.disc_features import DiscFeatures, raw_features
 from hmasd.algo.draws import EnvRows
 from hmasd.algo.networks import Discriminator, LowActor, LowCritic
 from hmasd.algo.ppo import (LOCAL, BatchReduce, Networks, PPOLearner, PPOSettings, ValueNorm, global_mean,
@@ -120,7 +121,7 @@ class HMASDAgent(nn.Module):
     learners and never branch on the sharing mode.
     """
 
-    def __init__(self, dims: EnvDims, config: AlgoConfig) -> None:
+    def __init__(self, dims: EnvDims, config: AlgoConfig, features: DiscFeatures | None = None) -> None:
         super().__init__()
         if not isinstance(config, AlgoConfig):
             raise TypeError(f"config must be an AlgoConfig (TrainConfig.algo_config()), got {type(config).__name__}")
@@ -133,8 +134,10 @@ class HMASDAgent(nn.Module):
                                              c.recurrent, dims.action_dim, c.log_std_init) for _ in range(copies))
         self.critics = nn.ModuleList(LowCritic(dims.state_dim, n_Z, c.hidden, c.skill_last_layer, c.recurrent)
                                      for _ in range(copies))
-        self.team_disc = Discriminator(dims.state_dim, n_Z, c.hidden)
-        self.indiv_disc = Discriminator(dims.obs_dim + n_Z, n_z, c.hidden)
+        # what q_D and q_d see (the paper's s' and o_i' unless ``features`` says otherwise)
+        self.features = raw_features(dims.state_dim, dims.obs_dim) if features is None else features
+        self.team_disc = Discriminator(self.features.team_dim, n_Z, c.hidden)
+        self.indiv_disc = Discriminator(self.features.indiv_dim + n_Z, n_z, c.hidden)
         self.high_value_norm = ValueNorm()
         self.low_value_norm = ValueNorm()
         self.optimizers = {"coordinator": adam(self.coordinator, c.lr), "team_disc": adam(self.team_disc, c.lr),
@@ -236,10 +239,11 @@ class HMASDAgent(nn.Module):
                           indiv_skill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log q_D(Z | s') [..] and log q_d(z_i | o_i', Z) [.., N] with the current (pre-update) discriminators."""
         with torch.no_grad():
-            team = self.team_disc.log_prob(next_state, team_skill)
+            team = self.team_disc.log_prob(self.features.team(next_state), team_skill)
             z_onehot = nn.functional.one_hot(team_skill.long(), self.config.num_team_skills).float()
             z_onehot = z_onehot.unsqueeze(-2).expand(*next_obs.shape[:-1], -1)
-            indiv = self.indiv_disc.log_prob(torch.cat([next_obs, z_onehot], dim=-1), indiv_skill)
+            indiv = self.indiv_disc.log_prob(torch.cat([self.features.indiv(next_obs), z_onehot], dim=-1),
+                                             indiv_skill)
         return team, indiv
 
     # ---- updates --------------------------------------------------------------------------------
@@ -325,10 +329,11 @@ class HMASDAgent(nn.Module):
             return share_of_mean(nn.functional.cross_entropy(logits, target, reduction="none"), count)
 
         if which == "team":
-            network, inputs, skills = self.team_disc, batch.next_state, batch.team_skill.long()
+            network, inputs = self.team_disc, self.features.team(batch.next_state)
+            skills = batch.team_skill.long()
         elif which == "indiv":
             z_onehot = nn.functional.one_hot(batch.row_team.long(), self.config.num_team_skills).float()
-            network, inputs = self.indiv_disc, torch.cat([batch.next_obs, z_onehot], dim=-1)
+            network, inputs = self.indiv_disc, torch.cat([self.features.indiv(batch.next_obs), z_onehot], dim=-1)
             skills = batch.indiv_skill.long()
         else:
             raise ValueError(f"which must be 'team' or 'indiv', got {which!r}")

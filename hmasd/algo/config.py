@@ -63,6 +63,10 @@ class AlgoConfig:
     """Steps per recurrent training chunk (data_chunk_length); horizon must be a multiple of it."""
     log_std_init: float = -0.5
     """Initial log-std of the Gaussian low-level policy (continuous envs; std 0.61 of the [-1, 1] action range)."""
+    disc_features: str = "raw"
+    """What the skill discriminators see (hmasd.algo.disc_features): ``raw``, the paper's s' and o_i'; or
+    ``stag_relative`` (stag_hunt only), every position relative to the stag and o_i' without the agent's own cell,
+    so that skills differ in how agents stand to the prey instead of where on the grid they are."""
     agent_pos_embedding: bool = False
     """Learned agent position embeddings in the coordinator (a documented deviation; off as in the paper)."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hmasd.algo.config import AlgoConfig
+from hmasd.algo.disc_features import DISC_FEATURES
 
 ALGOS = ("hmasd", "mappo", "no_team", "no_indi", "no_high")
 
@@ -87,6 +88,10 @@ class TrainConfig(AlgoConfig):
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.low_entropy_coef_final is not None and not self.low_entropy_coef_final >= 0:
             raise ValueError(f"low_entropy_coef_final must be >= 0 or None, got {self.low_entropy_coef_final}")
+        if self.disc_features not in DISC_FEATURES:
+            raise ValueError(f"disc_features must be one of {', '.join(DISC_FEATURES)}, got {self.disc_features!r}")
+        if self.disc_features != "raw" and self.env != "stag_hunt":
+            raise ValueError(f"disc_features={self.disc_features!r} is for stag_hunt, not {self.env!r}")
         if self.lr_final is not None and not self.lr_final >= 0:
             raise ValueError(f"lr_final must be >= 0 or None, got {self.lr_final}")
         if self.high_target_kl is not None and not self.high_target_kl > 0:

@@ -16,6 +16,7 @@ import torch
 import hmasd.envs
 from hmasd.algo import targets
 from hmasd.algo.agent import DiscBatch, EnvDims, HighBatch, HMASDAgent, LowBatch
+from hmasd.algo.disc_features import disc_features
 from hmasd.algo.draws import EnvRows
 from hmasd.algo.ppo import LOCAL, BatchReduce
 from hmasd.rollout import DeviceRolloutEngine, RolloutEngine
@@ -195,7 +196,9 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
     engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
                            config.num_indiv_skills, clock=config.clock)
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
-    agent = HMASDAgent(dims, config.algo_config()).to(device)
+    features = None if config.disc_features == "raw" else disc_features(
+        config.disc_features, config.env, dict(env.options), env.state_dim, env.obs_dim)
+    agent = HMASDAgent(dims, config.algo_config(), features).to(device)
     if ranks is not None:
         ranks.broadcast_parameters(agent)
     generator = torch.Generator().manual_seed(config.seed)
