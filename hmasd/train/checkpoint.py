@@ -19,6 +19,7 @@ except ImportError:  # Windows: an open file cannot be removed anyway
 
 import hmasd
 from hmasd.train.config import TrainConfig
+from hmasd.train.loop import follow_curriculum
 
 log = logging.getLogger("hmasd.train")
 FORMAT = "hmasd-checkpoint-v1"
@@ -260,6 +261,7 @@ def restore(trainer, data: dict[str, Any], path: str | os.PathLike = "checkpoint
                               f"rank's envs and engine are in the checkpoint, so an exact resume needs the same "
                               f"world size; resume it {how}")
     own = saved_ranks[rank]
+    follow_curriculum(trainer, data["counters"]["env_steps"])  # the saved envs are those of its step
     torch.set_rng_state(data["rng"]["torch"])
     trainer.generator.set_state(data["rng"]["generator"])
     if data["rng"]["cuda"] and torch.cuda.is_available():

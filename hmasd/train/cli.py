@@ -50,14 +50,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+DICT_FIELDS = ("env_options", "warmup_env_options")
+"""TrainConfig fields that --set fills one key at a time (``--set env_options.max_steps=50``)."""
+
+
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
     fields = TrainConfig.__dataclass_fields__
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key.startswith("env_options."):
-            options = dict(changes.get("env_options", config.env_options))
-            options[key.split(".", 1)[1]] = value
-            changes["env_options"] = options
+        table, _, option = key.partition(".")
+        if option and table in DICT_FIELDS:  # env_options.max_steps=50, warmup_env_options.stag_min_hunters=1
+            options = dict(changes.get(table, getattr(config, table)))
+            options[option] = value
+            changes[table] = options
         elif key not in fields:
             raise SystemExit(f"hmasd-train: unknown config field {key!r} in {source}; "
                              f"fields: {', '.join(sorted(fields))}")

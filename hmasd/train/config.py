@@ -53,6 +53,12 @@ class TrainConfig(AlgoConfig):
     ``total_steps`` (None: constant, as in the paper). On alice_and_bob (lambda_e = 1) it removes the argmax 2-cycles
     on goal cells; with the GRU (``recurrent``) and ``high_target_kl`` too (the ``alice_and_bob_stable`` preset) seeds
     1-5 end at 98-100% (benchmarks/learning/README.md)."""
+    warmup_steps: int = 0
+    """A curriculum's first phase: for the first ``warmup_steps`` env steps the envs are made with
+    ``warmup_env_options`` over ``env_options``, then with ``env_options`` alone (0: no warm-up). Evaluations
+    always play the real env (``env_options``)."""
+    warmup_env_options: dict[str, Any] = field(default_factory=dict)
+    """The env options that differ during the warm-up, e.g. ``{"stag_min_hunters": 1}`` on stag_hunt."""
     lr_final: float | None = None
     """Learning rate at the end of the run: every optimiser's rate moves linearly from ``lr`` at step 0 to this
     value at ``total_steps`` (None: constant ``lr``, as in the paper). PPO's usual annealing (CleanRL's
@@ -88,6 +94,10 @@ class TrainConfig(AlgoConfig):
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.low_entropy_coef_final is not None and not self.low_entropy_coef_final >= 0:
             raise ValueError(f"low_entropy_coef_final must be >= 0 or None, got {self.low_entropy_coef_final}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.warmup_steps > 0 and not self.warmup_env_options:
+            raise ValueError("warmup_steps > 0 needs warmup_env_options (the options that differ during it)")
         if self.disc_features not in DISC_FEATURES:
             raise ValueError(f"disc_features must be one of {', '.join(DISC_FEATURES)}, got {self.disc_features!r}")
         if self.disc_features != "raw" and self.env != "stag_hunt":
@@ -107,6 +117,12 @@ class TrainConfig(AlgoConfig):
             return self.low_entropy_coef
         progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
         return self.low_entropy_coef + progress * (self.low_entropy_coef_final - self.low_entropy_coef)
+
+    def env_options_at(self, env_steps: int) -> dict[str, Any]:
+        """The options of the envs that collect after ``env_steps`` env steps (see ``warmup_steps``)."""
+        if env_steps < self.warmup_steps:
+            return {**self.env_options, **self.warmup_env_options}
+        return dict(self.env_options)
 
     def lr_at(self, env_steps: int) -> float:
         """The learning rate of an update after ``env_steps`` env steps (see ``lr_final``)."""
@@ -139,6 +155,14 @@ PRESETS: dict[str, TrainConfig] = {
     "stag_hunt": TrainConfig(env="stag_hunt", horizon=35, skill_interval=7, num_team_skills=3, num_indiv_skills=3,
                              lambda_env=1.0, lambda_team=0.1, lambda_indi=0.1, high_entropy_coef=0.01,
                              disc_epochs=5, total_steps=1_000_000, eval_episodes=64),
+    # stag_hunt with a curriculum: for the first 1M steps one hunter is enough to catch the stag, so every agent
+    # learns to chase it; then the real rule (2 hunters), under which agents that all chase it catch it together.
+    # Without it no learner leaves the hare equilibrium within 3M steps (benchmarks/learning/README.md).
+    "stag_hunt_curriculum": TrainConfig(env="stag_hunt", horizon=35, skill_interval=7, num_team_skills=3,
+                                        num_indiv_skills=3, lambda_env=1.0, lambda_team=0.1, lambda_indi=0.1,
+                                        high_entropy_coef=0.01, disc_epochs=5, total_steps=3_000_000,
+                                        eval_episodes=200, warmup_steps=1_000_000,
+                                        warmup_env_options={"stag_min_hunters": 1}),
     # What `hmasd-train` runs with no arguments: the stag hunt for a few minutes on a laptop CPU, where learning is
     # visible (random play earns ~1 per agent and episode, trained ~2.5 and more).
     "quickstart": TrainConfig(env="stag_hunt", horizon=35, skill_interval=7, num_team_skills=3, num_indiv_skills=3,

@@ -128,6 +128,8 @@ class Trainer:
     ranks: Ranks | None = None
     # which envs of the global batch this process steps: every draw of the policy is keyed by env through it
     draws: EnvRows | None = None
+    # the options the envs were made with (config.env_options_at: they change once, after a curriculum's warm-up)
+    env_options: dict[str, Any] | None = None
 
     @property
     def on_device(self) -> bool:
@@ -185,16 +187,12 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
         torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device) if ranks is None else ranks.device
-    first_env, num_envs = (0, config.num_envs) if ranks is None else ranks.env_slice(config.num_envs)
+    first_env = 0 if ranks is None else ranks.env_slice(config.num_envs)[0]
+    env_options = config.env_options_at(0)
     if env is None:
-        # a CUDA run keeps env, engine and learner on one device; the CPU env is made exactly as before
-        placement = {"device": str(device)} if device.type == "cuda" else {}
-        slice_of = {"first_env": first_env} if ranks is not None else {}
-        env = hmasd.envs.make(config.env, num_envs=num_envs, seed=config.seed,
-                              num_threads=config.num_threads, **placement, **slice_of, **config.env_options)
+        env = make_env(config, env_options, device, ranks)
     env.reset()
-    engine = RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
-                           config.num_indiv_skills, clock=config.clock)
+    engine = make_engine(config, env)
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
     features = None if config.disc_features == "raw" else disc_features(
         config.disc_features, config.env, dict(env.options), env.state_dim, env.obs_dim)
@@ -210,10 +208,44 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
         per_thread = max(1, torch.get_num_threads() // UPDATE_THREADS)
         pool = ThreadPoolExecutor(UPDATE_THREADS, thread_name_prefix="hmasd-update",
                                   initializer=torch.set_num_threads, initargs=(per_thread,))
-    return Trainer(config, env, engine, agent, device, generator, update_pool=pool, ranks=ranks,
+    return Trainer(config, env, engine, agent, device, generator, update_pool=pool, ranks=ranks, env_options=env_options,
                    draws=EnvRows.block(first_env, e, config.num_envs, device),
                    actor_hidden=torch.zeros(e, n, h, device=device), critic_hidden=torch.zeros(e, h, device=device),
                    starts=torch.ones(e, dtype=torch.bool, device=device))
+
+
+def make_env(config: TrainConfig, options: dict[str, Any], device: torch.device, ranks: Ranks | None) -> Any:
+    """This process's envs with ``options``: all ``config.num_envs``, or this rank's slice of them. A CUDA run keeps
+    env, engine and learner on one device; the CPU env is made exactly as before."""
+    first_env, num_envs = (0, config.num_envs) if ranks is None else ranks.env_slice(config.num_envs)
+    placement = {"device": str(device)} if device.type == "cuda" else {}
+    slice_of = {"first_env": first_env} if ranks is not None else {}
+    return hmasd.envs.make(config.env, num_envs=num_envs, seed=config.seed, num_threads=config.num_threads,
+                           **placement, **slice_of, **options)
+
+
+def make_engine(config: TrainConfig, env: Any) -> RolloutEngine:
+    return RolloutEngine(env, config.horizon, config.skill_interval, config.num_team_skills,
+                         config.num_indiv_skills, clock=config.clock)
+
+
+def follow_curriculum(trainer: Trainer, env_steps: int) -> bool:
+    """Makes the trainer's envs those of ``env_steps`` (``TrainConfig.warmup_steps``): where that changes their
+    options, new envs (fresh episodes, same seed) and a new engine replace the old ones, and the GRU states restart
+    with the episodes. The agent, its optimisers and every random stream carry on; the new engine counts its
+    policy versions (``Sync/PolicyVersion``) from the switch. Returns whether it switched.
+
+    Called between iterations (the engine has just resumed: nothing of the next batch is collected yet), so the only
+    samples lost are the windows open at the switch: the episodes they belong to end there."""
+    options = trainer.config.env_options_at(env_steps)
+    if options == trainer.env_options:
+        return False
+    env = make_env(trainer.config, options, trainer.device, trainer.ranks)
+    env.reset()
+    trainer.env, trainer.engine, trainer.env_options = env, make_engine(trainer.config, env), options
+    trainer.starts = torch.ones_like(trainer.starts)
+    log.info("curriculum: envs remade with %s at %d env steps", options, env_steps)
+    return True
 
 
 # ---- acting -------------------------------------------------------------------------------------
@@ -689,6 +721,7 @@ def iterate(trainer: Trainer) -> dict[str, float]:
     if on_device:
         metrics[SYNC_METRIC] = float(trainer.syncs.total)
         log.debug("host syncs of batch %d: %s", trainer.iteration, trainer.syncs.by_call)
+    follow_curriculum(trainer, trainer.env_steps)
     return metrics
 
 
