@@ -244,7 +244,8 @@ def follow_curriculum(trainer: Trainer, env_steps: int) -> bool:
     env.reset()
     trainer.env, trainer.engine, trainer.env_options = env, make_engine(trainer.config, env), options
     trainer.starts = torch.ones_like(trainer.starts)
-    log.info("curriculum: envs remade with %s at %d env steps", options, env_steps)
+    phase = "warm-up" if env_steps < trainer.config.warmup_steps else "the real env"
+    log.info("curriculum: %s from %d env steps, envs remade with options %s", phase, env_steps, options)
     return True
 
 
