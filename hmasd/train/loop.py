@@ -208,8 +208,8 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
         per_thread = max(1, torch.get_num_threads() // UPDATE_THREADS)
         pool = ThreadPoolExecutor(UPDATE_THREADS, thread_name_prefix="hmasd-update",
                                   initializer=torch.set_num_threads, initargs=(per_thread,))
-    return Trainer(config, env, engine, agent, device, generator, update_pool=pool, ranks=ranks, env_options=env_options,
-                   draws=EnvRows.block(first_env, e, config.num_envs, device),
+    return Trainer(config, env, engine, agent, device, generator, update_pool=pool, ranks=ranks,
+                   env_options=env_options, draws=EnvRows.block(first_env, e, config.num_envs, device),
                    actor_hidden=torch.zeros(e, n, h, device=device), critic_hidden=torch.zeros(e, h, device=device),
                    starts=torch.ones(e, dtype=torch.bool, device=device))
 
