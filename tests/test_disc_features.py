@@ -49,7 +49,7 @@ def test_indiv_features_are_the_observation_without_the_agents_own_cell():
     env, features = stag_features()
     env.reset()
     obs = env.obs.copy()
-    got = features.indiv(torch.from_numpy(obs.copy())).numpy()
+    got = features.indiv(torch.from_numpy(obs)).numpy()
     assert got.shape == (*obs.shape[:-1], features.indiv_dim) and features.indiv_dim == env.obs_dim - 2
     np.testing.assert_array_equal(got, obs[..., 2:])
 

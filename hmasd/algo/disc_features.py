@@ -9,7 +9,16 @@ from typing import Any
 
 import torch
 
-DISC_FEATURES = ("raw", "stag_relative")
+DISC_FEATURES = {"raw": None, "stag_relative": "stag_hunt"}
+"""Each kind of features and the one env it is for (None: every env)."""
+
+
+def check_disc_features(kind: str, env_name: str) -> None:
+    """ValueError unless ``kind`` is a kind of features that applies to ``env_name``."""
+    if kind not in DISC_FEATURES:
+        raise ValueError(f"disc_features must be one of {', '.join(DISC_FEATURES)}, got {kind!r}")
+    if DISC_FEATURES[kind] not in (None, env_name):
+        raise ValueError(f"disc_features={kind!r} is for {DISC_FEATURES[kind]}, not {env_name!r}")
 
 
 @dataclass(frozen=True)
@@ -63,11 +72,7 @@ def stag_relative_features(num_agents: int, num_hares: int, state_dim: int, obs_
 def disc_features(kind: str, env_name: str, env_options: dict[str, Any], state_dim: int,
                   obs_dim: int) -> DiscFeatures:
     """The features named ``kind`` (one of DISC_FEATURES) for this env; ValueError where they do not apply."""
+    check_disc_features(kind, env_name)
     if kind == "raw":
         return raw_features(state_dim, obs_dim)
-    if kind == "stag_relative":
-        if env_name != "stag_hunt":
-            raise ValueError(f"disc_features='stag_relative' is for stag_hunt, not {env_name!r}")
-        return stag_relative_features(int(env_options["num_agents"]), int(env_options["num_hares"]), state_dim,
-                                      obs_dim)
-    raise ValueError(f"disc_features must be one of {', '.join(DISC_FEATURES)}, got {kind!r}")
+    return stag_relative_features(int(env_options["num_agents"]), int(env_options["num_hares"]), state_dim, obs_dim)

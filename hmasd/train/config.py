@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hmasd.algo.config import AlgoConfig
-from hmasd.algo.disc_features import DISC_FEATURES
+from hmasd.algo.disc_features import check_disc_features
 
 ALGOS = ("hmasd", "mappo", "no_team", "no_indi", "no_high")
 
@@ -92,18 +92,14 @@ class TrainConfig(AlgoConfig):
                              f"({self.chunk_length})")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.low_entropy_coef_final is not None and not self.low_entropy_coef_final >= 0:
-            raise ValueError(f"low_entropy_coef_final must be >= 0 or None, got {self.low_entropy_coef_final}")
+        for name in ("low_entropy_coef_final", "lr_final"):  # schedule ends
+            if getattr(self, name) is not None and not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.warmup_steps > 0 and not self.warmup_env_options:
             raise ValueError("warmup_steps > 0 needs warmup_env_options (the options that differ during it)")
-        if self.disc_features not in DISC_FEATURES:
-            raise ValueError(f"disc_features must be one of {', '.join(DISC_FEATURES)}, got {self.disc_features!r}")
-        if self.disc_features != "raw" and self.env != "stag_hunt":
-            raise ValueError(f"disc_features={self.disc_features!r} is for stag_hunt, not {self.env!r}")
-        if self.lr_final is not None and not self.lr_final >= 0:
-            raise ValueError(f"lr_final must be >= 0 or None, got {self.lr_final}")
+        check_disc_features(self.disc_features, self.env)
         if self.high_target_kl is not None and not self.high_target_kl > 0:
             raise ValueError(f"high_target_kl must be > 0 or None, got {self.high_target_kl}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
@@ -111,12 +107,17 @@ class TrainConfig(AlgoConfig):
         if not self.dist_timeout_s > 0:
             raise ValueError(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
 
+    def linear_schedule(self, start: float, final: float | None, env_steps: int) -> float:
+        """``start`` at step 0 moving linearly to ``final`` at ``total_steps`` and staying there (None: ``start``
+        throughout); the rule of ``low_entropy_coef_final`` and ``lr_final``."""
+        if final is None:
+            return start
+        progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
+        return start + progress * (final - start)
+
     def low_entropy_coef_at(self, env_steps: int) -> float:
         """lambda_l for an update after ``env_steps`` env steps (see ``low_entropy_coef_final``)."""
-        if self.low_entropy_coef_final is None:
-            return self.low_entropy_coef
-        progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
-        return self.low_entropy_coef + progress * (self.low_entropy_coef_final - self.low_entropy_coef)
+        return self.linear_schedule(self.low_entropy_coef, self.low_entropy_coef_final, env_steps)
 
     def env_options_at(self, env_steps: int) -> dict[str, Any]:
         """The options of the envs that collect after ``env_steps`` env steps (see ``warmup_steps``)."""
@@ -126,10 +127,7 @@ class TrainConfig(AlgoConfig):
 
     def lr_at(self, env_steps: int) -> float:
         """The learning rate of an update after ``env_steps`` env steps (see ``lr_final``)."""
-        if self.lr_final is None:
-            return self.lr
-        progress = min(max(env_steps / self.total_steps, 0.0), 1.0)
-        return self.lr + progress * (self.lr_final - self.lr)
+        return self.linear_schedule(self.lr, self.lr_final, env_steps)
 
     def algo_config(self) -> AlgoConfig:
         """The algorithm's settings (what the agent and the targets use), without the run's."""
