@@ -26,6 +26,7 @@ CASES = [
     ("stag_hunt", {"reward_mode": "team", "num_agents": 3, "grid_size": 5, "tie_break": "index"}, 65, 1500),
     ("uav_coverage", {"max_steps": 25}, 33, 300),
     ("uav_coverage", {"action_type": "discrete", "scenario": "base_station", "max_steps": 25}, 33, 300),
+    ("uav_coverage", {"user_grid": 7, "max_steps": 25}, 33, 300),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 

@@ -31,6 +31,9 @@ EXTRA_OPTION_SETS: list[dict[str, Any]] = [
     {"n_ground_bs": 7, "channel_model": "al-hourani", "al_hourani_env": "suburban"},
     {"backhaul_min_snr_db": 0.0, "gbs_tx_power_dbm": 30.0, "min_height": 20.0, "max_height": 300.0},
     {"num_uavs": 1, "num_users": 5, "max_speed": 100.0, "dt": 0.5},
+    {"user_grid": 6, "user_distribution": "hotspot"},  # order-free user features; hotspots crowd a few cells
+    {"user_grid": 1, "scenario": "base_station"},  # one cell: every user in it
+    {"user_grid": 32, "num_users": 5, "max_connections": 2},  # more cells than users, some users unserved
 ]
 
 # float32 observations from float32 positions are exact; user positions pass through cos/sin/log in float64 and

@@ -506,6 +506,33 @@ def test_observation_and_state_layout(make: Make) -> None:
     assert plain.obs_dim == 3 + 4 + 6 + 1 and plain.observe().shape == (3, 14)
 
 
+def test_user_grid_counts_users_and_served_users_per_cell(make: Make) -> None:
+    """user_grid = 2 on an 800 m area: cells of 400 m, row-major (x, then y); users on the far edge count in the
+    edge cell; the served block counts only users with a serving UAV."""
+    env = make(scenario="base_station", num_uavs=2, num_users=5, max_steps=8, area_size=800.0, user_grid=2,
+               max_connections=1)
+    assert env.obs_dim == 3 + 4 + 3 + 1
+    assert env.state_dim == 6 + 4 + 1 + 4
+    uavs = np.array([[100, 100, 50], [700, 700, 50]], dtype=np.float32)
+    # cells (0, 0), (0, 0), (1, 0) with x on the far edge, (0, 1), and (1, 1) at the far corner
+    users = np.array([[100, 100], [120, 90], [800, 0], [10, 500], [800, 800]], dtype=np.float32)
+    env.set_positions(uavs, users)
+    d = env.details()
+    cell_of = [0, 0, 2, 1, 3]
+    counts = np.bincount(cell_of, minlength=4) / 5
+    served_counts = np.bincount([c for c, j in zip(cell_of, d["serving"]) if j >= 0], minlength=4) / 5
+    assert d["serving"].tolist().count(-1) >= 1  # one connection per UAV: the served block differs from the users
+    expected_users = [float(np.float32(c)) for c in counts]
+    obs = env.observe()
+    for u in range(2):
+        assert obs[u, 3:7].tolist() == expected_users
+    state = env.global_state()
+    assert state[6:10].tolist() == expected_users
+    assert state[10] == 0.0  # t / T at the start
+    assert state[11:15].tolist() == [float(np.float32(c)) for c in served_counts]
+    assert sum(expected_users) == pytest.approx(1.0)
+
+
 # --- reset draws, determinism, episodes --------------------------------------------------------
 
 

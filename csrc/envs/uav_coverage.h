@@ -46,6 +46,7 @@ struct UavCoverageConfig {
   double gbs_tx_power_dbm = 20.0;
   double backhaul_min_snr_db = 30.0;
   int32_t max_hops = 3;
+  int32_t user_grid = 0;  // 0: users as (x, y) lists; G > 0: as fractions of users per cell of a G x G grid
 };
 
 // Per-step metrics, in the order of UavCoverageT::kMetricNames.
@@ -76,6 +77,7 @@ struct UavCoverageT {
   static constexpr int32_t kMaxUavs = 16;
   static constexpr int32_t kMaxUsers = 512;
   static constexpr int32_t kMaxGbs = 9;
+  static constexpr int32_t kMaxUserGrid = 32;
   static constexpr int32_t kNumDiscreteActions = 7;
   static constexpr uint32_t kPurposeUavs = 1, kPurposeUsers = 2, kPurposeTie = 3, kPurposeShadowing = 4;
   static constexpr int32_t kRelay = 2, kBaseStation = 1, kUnassigned = 0;
@@ -162,6 +164,9 @@ struct UavCoverageT {
                                                             kMaxThresholdDb, false,
                                                             "SNR of a usable backhaul link, dB"),
         int_option<Config, &Config::max_hops>("max_hops", 3, 1, kMaxUavs, "longest relay route, in hops"),
+        int_option<Config, &Config::user_grid>("user_grid", 0, 0, kMaxUserGrid,
+                                               "0: users as (x, y) in obs and state; G: per-cell user fractions "
+                                               "of a G x G grid (order-free)"),
     };
     return table;
   }
@@ -207,10 +212,18 @@ struct UavCoverageT {
 
   HD static bool cooperative(const Config& c) { return c.scenario == 1; }
   HD static int32_t num_gbs(const Config& c) { return cooperative(c) ? c.n_ground_bs : 0; }
-  HD static int32_t obs_dim(const Config& c) {
-    return 3 + 2 * c.num_users + 3 * (c.num_uavs - 1) + 1 + (cooperative(c) ? 3 + c.n_ground_bs + 1 : 0);
+  // The users' block of obs and state: their (x, y), or one user fraction per grid cell; the state's served block:
+  // one flag per user, or one served-user fraction per cell.
+  HD static int32_t user_block(const Config& c) {
+    return c.user_grid > 0 ? c.user_grid * c.user_grid : 2 * c.num_users;
   }
-  HD static int32_t state_dim(const Config& c) { return 3 * c.num_uavs + 3 * c.num_users + 1; }
+  HD static int32_t served_block(const Config& c) {
+    return c.user_grid > 0 ? c.user_grid * c.user_grid : c.num_users;
+  }
+  HD static int32_t obs_dim(const Config& c) {
+    return 3 + user_block(c) + 3 * (c.num_uavs - 1) + 1 + (cooperative(c) ? 3 + c.n_ground_bs + 1 : 0);
+  }
+  HD static int32_t state_dim(const Config& c) { return 3 * c.num_uavs + user_block(c) + 1 + served_block(c); }
   static EnvDims dims(const Config& c) {
     return {c.num_uavs, obs_dim(c), state_dim(c), kContinuous ? 0 : kNumDiscreteActions};
   }
@@ -817,16 +830,23 @@ struct UavCoverageT {
       uav[u][2] = (s.uav[u][2] - low) / span;
     }
     // The user block is the same for every agent: written once to the state, then copied.
+    const int32_t users_width = user_block(c);
     float* state_users = state + 3 * nu;
-    for (int32_t j = 0; j < n; ++j) {
-      state_users[2 * j] = s.user[j][0] / area;
-      state_users[2 * j + 1] = s.user[j][1] / area;
+    float* state_served = state_users + users_width + 1;
+    if (c.user_grid > 0) {
+      write_user_grid(c, s, state_users, state_served);
+    } else {
+      for (int32_t j = 0; j < n; ++j) {
+        state_users[2 * j] = s.user[j][0] / area;
+        state_users[2 * j + 1] = s.user[j][1] / area;
+        state_served[j] = s.serving[j] >= 0 ? 1.0f : 0.0f;
+      }
     }
     for (int32_t u = 0; u < nu; ++u) {
       float* o = obs + u * dim;
       *o++ = uav[u][0], *o++ = uav[u][1], *o++ = uav[u][2];
-      for (int32_t k = 0; k < 2 * n; ++k) o[k] = state_users[k];
-      o += 2 * n;
+      for (int32_t k = 0; k < users_width; ++k) o[k] = state_users[k];
+      o += users_width;
       for (int32_t k = 1; k < nu; ++k) {
         const int32_t v = (u + k) % nu;
         *o++ = uav[v][0], *o++ = uav[v][1], *o++ = uav[v][2];
@@ -841,9 +861,32 @@ struct UavCoverageT {
         for (int32_t k = 0; k < kNumDiscreteActions; ++k) action_mask[u * kNumDiscreteActions + k] = true;
     }
     for (int32_t u = 0; u < nu; ++u) state[3 * u] = uav[u][0], state[3 * u + 1] = uav[u][1], state[3 * u + 2] = uav[u][2];
-    float* tail = state_users + 2 * n;
-    *tail++ = time;
-    for (int32_t j = 0; j < n; ++j) tail[j] = s.serving[j] >= 0 ? 1.0f : 0.0f;
+    state_users[users_width] = time;
+  }
+
+  // Cell of a point given in area units ([0, 1] inside the area; outside, the nearest edge cell): row-major,
+  // x then y. Clamped as a float before the cast, so any finite position gives a valid cell.
+  HD static int32_t grid_cell(float x, float y, int32_t grid) {
+    const float top = static_cast<float>(grid - 1);
+    float gx = x * static_cast<float>(grid), gy = y * static_cast<float>(grid);
+    gx = gx < 0.0f ? 0.0f : (gx > top ? top : gx);
+    gy = gy < 0.0f ? 0.0f : (gy > top ? top : gy);
+    return static_cast<int32_t>(gx) * grid + static_cast<int32_t>(gy);
+  }
+
+  // Users and served users per cell, as fractions of all users: counted in float (exact below 2^24), then divided,
+  // the same arithmetic as the reference's integer counts over num_users.
+  HD static void write_user_grid(const Config& c, const State& s, float* users, float* served) {
+    const int32_t cells = c.user_grid * c.user_grid, n = c.num_users;
+    const float area = static_cast<float>(c.area_size);
+    for (int32_t k = 0; k < cells; ++k) users[k] = 0.0f, served[k] = 0.0f;
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t cell = grid_cell(s.user[j][0] / area, s.user[j][1] / area, c.user_grid);
+      users[cell] += 1.0f;
+      if (s.serving[j] >= 0) served[cell] += 1.0f;
+    }
+    const float total = static_cast<float>(n);
+    for (int32_t k = 0; k < cells; ++k) users[k] /= total, served[k] /= total;
   }
 
   HD static void episode_info(const Config& c, const State& s, float* info) {

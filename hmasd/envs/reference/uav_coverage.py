@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "gbs_tx_power_dbm": 20.0,
     "backhaul_min_snr_db": 30.0,
     "max_hops": 3,
+    "user_grid": 0,
 }
 
 # The names of each choice option, in the order of the native option table (tests/test_env_options.py holds this
@@ -94,7 +95,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "al_hourani_env": ("urban", "suburban"),
 }
 
-COUNT_RANGES: dict[str, tuple[int, int]] = {"num_uavs": (1, 16), "num_users": (1, 512), "n_ground_bs": (1, 9)}
+COUNT_RANGES: dict[str, tuple[int, int]] = {"num_uavs": (1, 16), "num_users": (1, 512), "n_ground_bs": (1, 9),
+                                            "user_grid": (0, 32)}
 POSITIVE = ("area_size", "dt", "carrier_ghz", "bandwidth_mhz", "max_steps", "max_connections", "max_hops")
 
 PURPOSE_UAV, PURPOSE_USER, PURPOSE_TIE, PURPOSE_SHADOW = 1, 2, 3, 4
@@ -248,8 +250,10 @@ class UavCoverageRef:
         self.action_width = 1 if self.action_type == "discrete" else 3
 
         u, n, g = self.num_uavs, self.num_users, self.num_gbs
-        self.obs_dim = 3 + 2 * n + 3 * (u - 1) + 1 + (3 + g + 1 if self.cooperative else 0)
-        self.state_dim = 3 * u + 3 * n + 1
+        self.user_grid: int = opts["user_grid"]
+        users_width, served_width = (self.user_grid ** 2, self.user_grid ** 2) if self.user_grid else (2 * n, n)
+        self.obs_dim = 3 + users_width + 3 * (u - 1) + 1 + (3 + g + 1 if self.cooperative else 0)
+        self.state_dim = 3 * u + users_width + 1 + served_width
         self.gbs_pos = np.array(
             [[self.area * fx, self.area * fy, float(opts["gbs_height"])] for fx, fy in gbs_fractions(g)],
             dtype=np.float64,
@@ -654,14 +658,33 @@ class UavCoverageRef:
     def _time_feature(self) -> np.float32:
         return np.float32(self.t) / np.float32(self.max_steps)
 
+    def _user_grid(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Users and served users per cell of the ``user_grid`` x ``user_grid`` grid (row-major, x then y; a point
+        outside the area counts in the nearest edge cell), each as a fraction of all users."""
+        grid = self.user_grid
+        cells = np.clip(users * np.float32(grid), 0, grid - 1).astype(np.int32)
+        index = cells[:, 0] * grid + cells[:, 1]
+        total = np.float32(self.num_users)
+        count = np.bincount(index, minlength=grid * grid).astype(np.float32) / total
+        served = np.bincount(index[self.radio.serving >= 0], minlength=grid * grid).astype(np.float32) / total
+        return count, served
+
+    def _user_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The users' block of obs and state and the state's served block (docs/envs.md, option ``user_grid``)."""
+        _, users = self._scaled_positions()
+        if self.user_grid:
+            return self._user_grid(users)
+        return users.reshape(-1), (self.radio.serving >= 0).astype(np.float32)
+
     def observe(self) -> np.ndarray:
         assert self.radio is not None, "observe() before reset()"
         u_count = self.num_uavs
-        uav, users = self._scaled_positions()
+        uav, _ = self._scaled_positions()
+        users, _ = self._user_features()
         obs = np.zeros((u_count, self.obs_dim), dtype=np.float32)
         for u in range(u_count):
             others = [uav[(u + k) % u_count] for k in range(1, u_count)]
-            parts = [uav[u], users.reshape(-1), *others, [self._time_feature()]]
+            parts = [uav[u], users, *others, [self._time_feature()]]
             if self.cooperative:
                 one_hot = np.zeros(3, dtype=np.float32)
                 one_hot[self.radio.role[u]] = 1.0
@@ -672,10 +695,10 @@ class UavCoverageRef:
 
     def global_state(self) -> np.ndarray:
         assert self.radio is not None, "global_state() before reset()"
-        uav, users = self._scaled_positions()
-        served = (self.radio.serving >= 0).astype(np.float32)
+        uav, _ = self._scaled_positions()
+        users, served = self._user_features()
         time = np.array([self._time_feature()], dtype=np.float32)
-        return np.concatenate([uav.reshape(-1), users.reshape(-1), time, served])
+        return np.concatenate([uav.reshape(-1), users, time, served])
 
     def action_mask(self) -> np.ndarray:
         return np.ones((self.num_uavs, self.num_actions), dtype=bool)
