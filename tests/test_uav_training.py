@@ -112,6 +112,10 @@ def test_presets_describe_the_requested_settings():
     trainer = build(parity.replace(num_envs=2))  # the options are valid for the env
     assert trainer.env.options["max_steps"] == 5000 and trainer.env.continuous
     assert PRESETS["uav_coverage"].env == "uav_coverage"
+    grid = PRESETS["uav_coverage_grid"]  # uav_coverage, only the users' encoding differs
+    assert grid == PRESETS["uav_coverage"].replace(env_options={"user_grid": 10})
+    trainer = build(grid.replace(num_envs=2))
+    assert trainer.env.obs_dim == 3 + 100 + 3 * 4 + 1 + 3 + 1 + 1
 
 
 @pytest.mark.learning
