@@ -70,6 +70,11 @@ def profile(act: Act, stepped: Callable[[np.ndarray], None], options: dict[str, 
     return {"coverage_ratio": coverage, "metres_per_step": flown}
 
 
+def episode_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that shape the episodes: all but ``user_grid``, which only changes what the policy is shown."""
+    return {key: value for key, value in options.items() if key != "user_grid"}
+
+
 def phases(series: dict[str, np.ndarray]) -> list[dict[str, float]]:
     length = len(series["coverage_ratio"])
     out = []
@@ -126,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] | None = None
     for label, run in zip(labels, args.run_dir):
         act, stepped, run_options = policy_actor(run, args.episodes, args.seed)
-        positional = {k: v for k, v in run_options.items() if k != "user_grid"}  # what the episodes look like
-        if options is not None and positional != {k: v for k, v in options.items() if k != "user_grid"}:
+        if options is None:
+            options = run_options
+        elif episode_options(run_options) != episode_options(options):
             raise SystemExit(f"{run} has env options {run_options}, unlike the first run's {options}")
-        options = options or run_options
         results[label] = profile(act, stepped, run_options, args.episodes, args.seed)
     probe = hmasd.envs.make("uav_coverage", num_envs=args.episodes, seed=args.seed, **options)
     height = float(probe.options["min_height"])

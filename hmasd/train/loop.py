@@ -194,8 +194,7 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
     env.reset()
     engine = make_engine(config, env)
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
-    features = None if config.disc_features == "raw" else disc_features(
-        config.disc_features, config.env, dict(env.options), env.state_dim, env.obs_dim)
+    features = disc_features(config.disc_features, config.env, dict(env.options), env.state_dim, env.obs_dim)
     agent = HMASDAgent(dims, config.algo_config(), features).to(device)
     if ranks is not None:
         ranks.broadcast_parameters(agent)
@@ -216,7 +215,7 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
 
 def make_env(config: TrainConfig, options: dict[str, Any], device: torch.device, ranks: Ranks | None) -> Any:
     """This process's envs with ``options``: all ``config.num_envs``, or this rank's slice of them. A CUDA run keeps
-    env, engine and learner on one device; the CPU env is made exactly as before."""
+    env, engine and learner on one device (a CPU run passes no device)."""
     first_env, num_envs = (0, config.num_envs) if ranks is None else ranks.env_slice(config.num_envs)
     placement = {"device": str(device)} if device.type == "cuda" else {}
     slice_of = {"first_env": first_env} if ranks is not None else {}

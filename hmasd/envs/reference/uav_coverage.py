@@ -669,9 +669,9 @@ class UavCoverageRef:
         served = np.bincount(index[self.radio.serving >= 0], minlength=grid * grid).astype(np.float32) / total
         return count, served
 
-    def _user_features(self) -> tuple[np.ndarray, np.ndarray]:
-        """The users' block of obs and state and the state's served block (docs/envs.md, option ``user_grid``)."""
-        _, users = self._scaled_positions()
+    def _user_features(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The users' block of obs and state and the state's served block (docs/envs.md, option ``user_grid``), from
+        the scaled user positions [N, 2]."""
         if self.user_grid:
             return self._user_grid(users)
         return users.reshape(-1), (self.radio.serving >= 0).astype(np.float32)
@@ -679,8 +679,8 @@ class UavCoverageRef:
     def observe(self) -> np.ndarray:
         assert self.radio is not None, "observe() before reset()"
         u_count = self.num_uavs
-        uav, _ = self._scaled_positions()
-        users, _ = self._user_features()
+        uav, users = self._scaled_positions()
+        users, _ = self._user_features(users)
         obs = np.zeros((u_count, self.obs_dim), dtype=np.float32)
         for u in range(u_count):
             others = [uav[(u + k) % u_count] for k in range(1, u_count)]
@@ -695,8 +695,8 @@ class UavCoverageRef:
 
     def global_state(self) -> np.ndarray:
         assert self.radio is not None, "global_state() before reset()"
-        uav, _ = self._scaled_positions()
-        users, served = self._user_features()
+        uav, users = self._scaled_positions()
+        users, served = self._user_features(users)
         time = np.array([self._time_feature()], dtype=np.float32)
         return np.concatenate([uav.reshape(-1), users, time, served])
 
