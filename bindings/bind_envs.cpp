@@ -402,6 +402,7 @@ py::dict uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
   out["sinr_db"] = copy_array(d.sinr_db, {nu, n});
   out["serving"] = copy_array(d.serving, {n});
   out["served_count"] = served_count;
+  out["unserved_in_range"] = copy_array(d.unserved_in_range, {nu});
   out["hops"] = copy_array(d.hops, {nu});
   out["next_hop"] = copy_array(d.next_hop, {nu});
   out["role"] = role;

@@ -27,6 +27,7 @@ CASES = [
     ("uav_coverage", {"max_steps": 25}, 33, 300),
     ("uav_coverage", {"action_type": "discrete", "scenario": "base_station", "max_steps": 25}, 33, 300),
     ("uav_coverage", {"user_grid": 7, "max_steps": 25}, 33, 300),
+    ("uav_coverage", {"uav_load": True, "max_connections": 4, "max_steps": 25}, 33, 300),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 

@@ -34,6 +34,8 @@ EXTRA_OPTION_SETS: list[dict[str, Any]] = [
     {"user_grid": 6, "user_distribution": "hotspot"},  # order-free user features; hotspots crowd a few cells
     {"user_grid": 1, "scenario": "base_station"},  # one cell: every user in it
     {"user_grid": 32, "num_users": 5, "max_connections": 2},  # more cells than users, some users unserved
+    {"uav_load": True, "max_connections": 3, "user_distribution": "hotspot"},  # loads with full UAVs
+    {"uav_load": True, "user_grid": 5, "min_sinr_db": -10.0, "max_connections": 2},  # users in range of several
 ]
 
 # float32 observations from float32 positions are exact; user positions pass through cos/sin/log in float64 and
@@ -41,7 +43,7 @@ EXTRA_OPTION_SETS: list[dict[str, Any]] = [
 OBS_ATOL = 1e-6
 REWARD_ATOL = 2e-6
 RADIO_RTOL = 1e-9
-EXACT_DETAILS = ("serving", "served_count", "hops", "next_hop", "role", "uav_links", "gbs_links")
+EXACT_DETAILS = ("serving", "served_count", "unserved_in_range", "hops", "next_hop", "role", "uav_links", "gbs_links")
 
 
 def random_actions(rng: np.random.Generator, env: Any) -> np.ndarray:

@@ -533,6 +533,50 @@ def test_user_grid_counts_users_and_served_users_per_cell(make: Make) -> None:
     assert sum(expected_users) == pytest.approx(1.0)
 
 
+def test_uav_load_reports_served_and_unserved_users_in_range(make: Make) -> None:
+    """uav_load: three users crowd UAV 0 (capacity 2), one sits under UAV 1, none near UAV 2. Obs end with every
+    UAV's (served, unserved in range, offset x, offset y), own UAV first; the state ends with them in UAV order."""
+    env = make(scenario="base_station", num_uavs=3, num_users=4, max_steps=8, max_connections=2, uav_load=True)
+    plain = make(scenario="base_station", num_uavs=3, num_users=4, max_steps=8, max_connections=2)
+    assert env.obs_dim == plain.obs_dim + 12 and env.state_dim == plain.state_dim + 12
+    uavs = np.array([[100, 100, 50], [700, 700, 50], [100, 700, 50]], dtype=np.float32)
+    users = np.array([[100, 100], [110, 100], [100, 120], [700, 700]], dtype=np.float32)
+    env.set_positions(uavs, users)
+    d = env.details()
+    in_range = d["sinr_db"] >= 0.0
+    assert in_range[0, :3].all() and not in_range[1:, :3].any()  # the crowd hears UAV 0 only
+    assert d["serving"].tolist() == [0, 0, -1, 1]  # UAV 0 keeps its two nearest users
+    assert d["unserved_in_range"].tolist() == [1, 0, 0]
+    assert d["unserved_in_range"].tolist() == (in_range & (d["serving"] < 0)).sum(axis=1).tolist()
+    # (served, unserved in range) / max_connections; UAV 0's users sit (0, 0) and (10, 0) m away: mean (5, 0) m
+    loads = [[1.0, 0.5, float(np.float32(0.5 + 0.5 * 5.0 / 1000.0)), 0.5], [0.5, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]]
+    obs = env.observe()
+    for u in range(3):
+        assert obs[u, plain.obs_dim:].tolist() == sum((loads[(u + k) % 3] for k in range(3)), [])
+        assert obs[u, :plain.obs_dim].tolist() == plain_obs_of(plain, uavs, users)[u].tolist()
+    assert env.global_state()[plain.state_dim:].tolist() == sum(loads, [])
+
+
+def plain_obs_of(env: Any, uavs: np.ndarray, users: np.ndarray) -> np.ndarray:
+    env.set_positions(uavs, users)
+    return env.observe()
+
+
+def test_uav_load_caps_the_unserved_count_and_the_offset(make: Make) -> None:
+    """Five users in range of a UAV that takes one: four are left, reported as 1 (= max_connections). A served user
+    across the whole area reports the largest offset, one area (1.0); the other axis is 0 m (0.5)."""
+    env = make(scenario="base_station", num_uavs=1, num_users=5, max_connections=1, uav_load=True)
+    env.set_positions([[500.0, 500.0, 50.0]], [[500.0 + 5 * j, 500.0] for j in range(5)])
+    assert env.details()["unserved_in_range"].tolist() == [4]
+    assert env.observe()[0, -4:].tolist() == [1.0, 1.0, 0.5, 0.5]
+    assert env.global_state()[-4:].tolist() == [1.0, 1.0, 0.5, 0.5]
+    far = make(scenario="base_station", num_uavs=1, num_users=1, min_sinr_db=-1000.0, max_connections=1,
+               uav_load=True)
+    far.set_positions([[0.0, 0.0, 50.0]], [[1000.0, 0.0]])
+    assert far.details()["serving"].tolist() == [0]
+    assert far.observe()[0, -4:].tolist() == [1.0, 0.0, 1.0, 0.5]
+
+
 # --- reset draws, determinism, episodes --------------------------------------------------------
 
 

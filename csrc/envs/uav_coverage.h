@@ -47,6 +47,7 @@ struct UavCoverageConfig {
   double backhaul_min_snr_db = 30.0;
   int32_t max_hops = 3;
   int32_t user_grid = 0;  // 0: users as (x, y) lists; G > 0: as fractions of users per cell of a G x G grid
+  bool uav_load = false;  // obs and state also carry every UAV's load and where its served users are
 };
 
 // Per-step metrics, in the order of UavCoverageT::kMetricNames.
@@ -94,6 +95,7 @@ struct UavCoverageT {
     // The radio evaluated last (at reset or at the last step).
     int32_t serving[kMaxUsers];
     int32_t served_count[kMaxUavs], hops[kMaxUavs], next_hop[kMaxUavs], role[kMaxUavs];
+    int32_t unserved_in_range[kMaxUavs];  // unserved users whose link to the UAV clears min_sinr_db
     uint32_t gbs_links[kMaxUavs];  // bit g: a link to GBS g
     uint32_t uav_links[kMaxUavs];  // bit v: a link to UAV v
     double metric[kNumUavMetrics];
@@ -167,6 +169,9 @@ struct UavCoverageT {
         int_option<Config, &Config::user_grid>("user_grid", 0, 0, kMaxUserGrid,
                                                "0: users as (x, y) in obs and state; G: per-cell user fractions "
                                                "of a G x G grid (order-free)"),
+        bool_option<Config, &Config::uav_load>("uav_load", false,
+                                               "obs and state also carry each UAV's served users, unserved users "
+                                               "in range and the mean offset of its served users"),
     };
     return table;
   }
@@ -180,6 +185,7 @@ struct UavCoverageT {
     for (int32_t u = 0; u < nu; ++u) {
       for (int32_t k = 0; k < 3; ++k) check.finite_in("uav position", s.uav[u][k], -kFar, kFar);
       check.in_range("served_count", s.served_count[u], 0, c.num_users);
+      check.in_range("unserved_in_range", s.unserved_in_range[u], 0, c.num_users);
       check.in_range("hops", s.hops[u], 0, nu);
       check.in_range("next_hop", s.next_hop[u], -1, nu + ng - 1);
       check.in_range("role", s.role[u], kUnassigned, kRelay);
@@ -220,10 +226,16 @@ struct UavCoverageT {
   HD static int32_t served_block(const Config& c) {
     return c.user_grid > 0 ? c.user_grid * c.user_grid : c.num_users;
   }
+  // With uav_load, kLoadWidth numbers per UAV at the end of obs and state.
+  static constexpr int32_t kLoadWidth = 4;
+  HD static int32_t load_block(const Config& c) { return c.uav_load ? kLoadWidth * c.num_uavs : 0; }
   HD static int32_t obs_dim(const Config& c) {
-    return 3 + user_block(c) + 3 * (c.num_uavs - 1) + 1 + (cooperative(c) ? 3 + c.n_ground_bs + 1 : 0);
+    return 3 + user_block(c) + 3 * (c.num_uavs - 1) + 1 + (cooperative(c) ? 3 + c.n_ground_bs + 1 : 0) +
+           load_block(c);
   }
-  HD static int32_t state_dim(const Config& c) { return 3 * c.num_uavs + user_block(c) + 1 + served_block(c); }
+  HD static int32_t state_dim(const Config& c) {
+    return 3 * c.num_uavs + user_block(c) + 1 + served_block(c) + load_block(c);
+  }
   static EnvDims dims(const Config& c) {
     return {c.num_uavs, obs_dim(c), state_dim(c), kContinuous ? 0 : kNumDiscreteActions};
   }
@@ -597,6 +609,18 @@ struct UavCoverageT {
     }
   }
 
+  // Per UAV, the unserved users it could serve but for max_connections (or, when min_sinr_db lets a user see several
+  // UAVs, because a full one turned them away first): what a UAV that wants to take load off a neighbour needs.
+  HD static void count_unserved_in_range(const Config& c, const UavRadio& r, State& s, const double* sinr) {
+    const int32_t n = c.num_users;
+    for (int32_t u = 0; u < c.num_uavs; ++u) {
+      const double* row = sinr + u * n;
+      int32_t count = 0;
+      for (int32_t j = 0; j < n; ++j) count += (s.serving[j] < 0) & (row[j] >= r.min_sinr_linear);
+      s.unserved_in_range[u] = count;
+    }
+  }
+
   // The backhaul links of one step: the links [U * G] to the GBSs, then the UAV pairs u < v in row order.
   struct BackhaulLinks {
     static constexpr int32_t kMax = kMaxUavs * kMaxGbs + kMaxUavs * (kMaxUavs - 1) / 2;
@@ -706,6 +730,7 @@ struct UavCoverageT {
     if (sinr_db_out)
       for (int32_t k = 0; k < nu * n; ++k) sinr_db_out[k] = 10.0 * log10(sinr[k]);
     associate(c, r, s, rng, sinr);
+    count_unserved_in_range(c, r, s, sinr);
 
     double route_capacity[kMaxUavs];
     if (cooperative(c)) {
@@ -823,7 +848,8 @@ struct UavCoverageT {
     const float area = static_cast<float>(c.area_size), low = static_cast<float>(c.min_height);
     const float span = static_cast<float>(c.max_height) - low;
     const float time = static_cast<float>(s.t) / static_cast<float>(c.max_steps);
-    float uav[kMaxUavs][3];
+    float uav[kMaxUavs][3], load[kMaxUavs][kLoadWidth];
+    if (c.uav_load) write_loads(c, s, load);
     for (int32_t u = 0; u < nu; ++u) {
       uav[u][0] = s.uav[u][0] / area;
       uav[u][1] = s.uav[u][1] / area;
@@ -857,11 +883,45 @@ struct UavCoverageT {
         for (int32_t g = 0; g < c.n_ground_bs; ++g) *o++ = (s.gbs_links[u] >> g & 1u) ? 1.0f : 0.0f;
         *o++ = static_cast<float>(s.hops[u]) / static_cast<float>(c.max_hops);
       }
+      if (c.uav_load)
+        for (int32_t k = 0; k < nu; ++k)
+          for (int32_t i = 0; i < kLoadWidth; ++i) *o++ = load[(u + k) % nu][i];
       if (!kContinuous)
         for (int32_t k = 0; k < kNumDiscreteActions; ++k) action_mask[u * kNumDiscreteActions + k] = true;
     }
     for (int32_t u = 0; u < nu; ++u) state[3 * u] = uav[u][0], state[3 * u + 1] = uav[u][1], state[3 * u + 2] = uav[u][2];
     state_users[users_width] = time;
+    if (c.uav_load) {
+      float* out = state_served + served_block(c);
+      for (int32_t u = 0; u < nu; ++u)
+        for (int32_t i = 0; i < kLoadWidth; ++i) *out++ = load[u][i];
+    }
+  }
+
+  // Every UAV's load (option uav_load): served users and unserved users in range (capped at max_connections), each
+  // over max_connections; then the mean offset (x, y) from the UAV of the users it serves, in area units, as
+  // 0.5 + 0.5 * clamp(offset, -1, 1) (0.5 without users): the direction that would raise its users' SINR.
+  HD static void write_loads(const Config& c, const State& s, float (*load)[kLoadWidth]) {
+    const int32_t nu = c.num_uavs, n = c.num_users;
+    const float capacity = static_cast<float>(c.max_connections);
+    double offset[kMaxUavs][2];
+    for (int32_t u = 0; u < nu; ++u) offset[u][0] = offset[u][1] = 0.0;
+    for (int32_t j = 0; j < n; ++j) {
+      const int32_t u = s.serving[j];
+      if (u < 0) continue;
+      offset[u][0] += double(s.user[j][0]) - double(s.uav[u][0]);
+      offset[u][1] += double(s.user[j][1]) - double(s.uav[u][1]);
+    }
+    for (int32_t u = 0; u < nu; ++u) {
+      const int32_t served = s.served_count[u];
+      const int32_t waiting = s.unserved_in_range[u] < c.max_connections ? s.unserved_in_range[u] : c.max_connections;
+      load[u][0] = static_cast<float>(served) / capacity;
+      load[u][1] = static_cast<float>(waiting) / capacity;
+      for (int32_t k = 0; k < 2; ++k) {
+        const double mean = served > 0 ? offset[u][k] / served / c.area_size : 0.0;
+        load[u][2 + k] = static_cast<float>(0.5 + 0.5 * clip(mean, -1.0, 1.0));
+      }
+    }
   }
 
   // Cell of a point given in area units ([0, 1] inside the area; outside, the nearest edge cell): row-major,

@@ -24,7 +24,7 @@ struct UavDetails {
   std::vector<double> gbs_pos;       // [G, 3]
   std::vector<double> sinr_db;       // [U, N]
   std::vector<int32_t> serving;      // [N], the serving UAV or -1
-  std::vector<int32_t> served_count, hops, next_hop, role;  // [U]
+  std::vector<int32_t> served_count, unserved_in_range, hops, next_hop, role;  // [U]
   std::vector<uint8_t> uav_links;    // [U, U], 0 or 1 (not vector<bool>: that one has no data())
   std::vector<uint8_t> gbs_links;    // [U, G], 0 or 1
   double metrics[kNumUavMetrics] = {};
@@ -58,7 +58,7 @@ UavDetails uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
   d.user_pos.resize(size_t(n) * 2);
   d.gbs_pos.resize(size_t(ng) * 3);
   d.serving.resize(n);
-  d.served_count.resize(nu), d.hops.resize(nu), d.next_hop.resize(nu), d.role.resize(nu);
+  d.served_count.resize(nu), d.unserved_in_range.resize(nu), d.hops.resize(nu), d.next_hop.resize(nu), d.role.resize(nu);
   d.uav_links.resize(size_t(nu) * nu);
   d.gbs_links.resize(size_t(nu) * ng);
   for (int32_t u = 0; u < nu; ++u) {
@@ -67,6 +67,7 @@ UavDetails uav_details(const BatchedEnv<Env>& pool, int32_t env_index) {
     d.next_hop[u] = s.next_hop[u];
     d.role[u] = s.role[u];
     d.served_count[u] = s.served_count[u];
+    d.unserved_in_range[u] = s.unserved_in_range[u];
     for (int32_t v = 0; v < nu; ++v) d.uav_links[size_t(u) * nu + v] = (s.uav_links[u] >> v) & 1u;
     for (int32_t g = 0; g < ng; ++g) d.gbs_links[size_t(u) * ng + g] = (s.gbs_links[u] >> g) & 1u;
   }

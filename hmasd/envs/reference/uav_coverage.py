@@ -82,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "backhaul_min_snr_db": 30.0,
     "max_hops": 3,
     "user_grid": 0,
+    "uav_load": False,
 }
 
 # The names of each choice option, in the order of the native option table (tests/test_env_options.py holds this
@@ -220,6 +221,7 @@ class Radio:
     next_hop: np.ndarray  # int32 [U]: UAV index, U + g for GBS g, -1
     route_capacity: np.ndarray  # float64 [U]
     role: np.ndarray  # int32 [U]
+    unserved_in_range: np.ndarray  # int32 [U]: unserved users whose link to the UAV clears min_sinr_db
     metrics: dict[str, Any]
     reward: float  # float64, before the float32 rounding
 
@@ -252,8 +254,10 @@ class UavCoverageRef:
         u, n, g = self.num_uavs, self.num_users, self.num_gbs
         self.user_grid: int = opts["user_grid"]
         users_width, served_width = (self.user_grid ** 2, self.user_grid ** 2) if self.user_grid else (2 * n, n)
-        self.obs_dim = 3 + users_width + 3 * (u - 1) + 1 + (3 + g + 1 if self.cooperative else 0)
-        self.state_dim = 3 * u + users_width + 1 + served_width
+        self.uav_load: bool = opts["uav_load"]
+        load_width = 4 * u if self.uav_load else 0
+        self.obs_dim = 3 + users_width + 3 * (u - 1) + 1 + (3 + g + 1 if self.cooperative else 0) + load_width
+        self.state_dim = 3 * u + users_width + 1 + served_width + load_width
         self.gbs_pos = np.array(
             [[self.area * fx, self.area * fy, float(opts["gbs_height"])] for fx, fy in gbs_fractions(g)],
             dtype=np.float64,
@@ -424,10 +428,12 @@ class UavCoverageRef:
             gbs_snr, gbs_links, gbs_cap, uav_links, uav_cap = self._backhaul_links()
             hops, next_hop, route_capacity = self._routes(gbs_snr, gbs_links, gbs_cap, uav_links, uav_cap)
         role = self._roles(next_hop, serving)
+        in_range = sinr_db >= self.options["min_sinr_db"]
+        unserved_in_range = (in_range & (serving < 0)[None, :]).sum(axis=1).astype(np.int32)
         system = self._system_throughput(sinr, serving, hops, route_capacity)
         metrics, reward = self._metrics(sinr_db, serving, hops, role, system)
-        return Radio(sinr, sinr_db, serving, gbs_links, uav_links, hops, next_hop, route_capacity, role, metrics,
-                     reward)
+        return Radio(sinr, sinr_db, serving, gbs_links, uav_links, hops, next_hop, route_capacity, role,
+                     unserved_in_range, metrics, reward)
 
     def _access_sinr(self) -> tuple[np.ndarray, np.ndarray]:
         """Linear and dB SINR [U, N] of every UAV-user link, interference summed in UAV index order."""
@@ -676,11 +682,35 @@ class UavCoverageRef:
             return self._user_grid(users)
         return users.reshape(-1), (self.radio.serving >= 0).astype(np.float32)
 
+    def _loads(self) -> np.ndarray:
+        """float32 [U, 4] (option ``uav_load``): per UAV, served users and unserved users in range (at most
+        max_connections), each over max_connections, and the mean offset (x, y) of its served users from it in area
+        units, as 0.5 + 0.5 * clip(offset, -1, 1) (0.5 without users). Sums in user order, as the native env."""
+        capacity = self.options["max_connections"]
+        serving = self.radio.serving
+        loads = np.zeros((self.num_uavs, 4), dtype=np.float32)
+        offset = np.zeros((self.num_uavs, 2))
+        for j in range(self.num_users):
+            u = int(serving[j])
+            if u >= 0:
+                for k in range(2):
+                    offset[u, k] += float(self.user_pos[j, k]) - float(self.uav_pos[u, k])
+        served = np.bincount(serving[serving >= 0], minlength=self.num_uavs)
+        waiting = np.minimum(self.radio.unserved_in_range, capacity)
+        for u in range(self.num_uavs):
+            loads[u, 0] = np.float32(served[u]) / np.float32(capacity)
+            loads[u, 1] = np.float32(waiting[u]) / np.float32(capacity)
+            for k in range(2):
+                mean = offset[u, k] / served[u] / self.area if served[u] else 0.0
+                loads[u, 2 + k] = 0.5 + 0.5 * min(max(mean, -1.0), 1.0)
+        return loads
+
     def observe(self) -> np.ndarray:
         assert self.radio is not None, "observe() before reset()"
         u_count = self.num_uavs
         uav, users = self._scaled_positions()
         users, _ = self._user_features(users)
+        loads = self._loads() if self.uav_load else None
         obs = np.zeros((u_count, self.obs_dim), dtype=np.float32)
         for u in range(u_count):
             others = [uav[(u + k) % u_count] for k in range(1, u_count)]
@@ -690,6 +720,8 @@ class UavCoverageRef:
                 one_hot[self.radio.role[u]] = 1.0
                 hops = np.float32(self.radio.hops[u]) / np.float32(self.max_hops)
                 parts += [one_hot, self.radio.gbs_links[u].astype(np.float32), [hops]]
+            if self.uav_load:
+                parts.append(np.roll(loads, -u, axis=0))  # own load first, then UAV (u + k) mod U
             obs[u] = np.concatenate([np.asarray(p, dtype=np.float32).reshape(-1) for p in parts])
         return obs
 
@@ -698,7 +730,8 @@ class UavCoverageRef:
         uav, users = self._scaled_positions()
         users, served = self._user_features(users)
         time = np.array([self._time_feature()], dtype=np.float32)
-        return np.concatenate([uav.reshape(-1), users, time, served])
+        loads = self._loads().reshape(-1) if self.uav_load else np.zeros(0, dtype=np.float32)
+        return np.concatenate([uav.reshape(-1), users, time, served, loads])
 
     def action_mask(self) -> np.ndarray:
         return np.ones((self.num_uavs, self.num_actions), dtype=bool)
@@ -718,6 +751,7 @@ class UavCoverageRef:
             "hops": radio.hops.copy(),
             "next_hop": radio.next_hop.copy(),
             "role": radio.role.copy(),
+            "unserved_in_range": radio.unserved_in_range.copy(),
             "uav_links": radio.uav_links.copy(),
             "gbs_links": radio.gbs_links.copy(),
             "metrics": metrics,
