@@ -3,8 +3,9 @@
     python benchmarks/learning/uav_vs_baselines.py --run-dir runs/uav_coverage_demo_<stamp> [--episodes 16]
 
 Loads the run's final checkpoint and evaluates the policy (deterministic and stochastic) on ``--episodes`` fresh
-episodes with the run's env options; runs the ``random`` baseline and ``kmeans`` at the middle and at the minimum
-of the height range on the same episodes (same env seed, same count: every method starts from the same user and
+episodes with the run's env options; runs the ``random`` baseline, ``kmeans`` at the middle and at the minimum
+of the height range and ``balanced_kmeans`` (clusters no larger than a UAV's connections) at the minimum, on the same
+episodes (same env seed, same count: every method starts from the same user and
 UAV positions). Writes ``<out>/uav_vs_baselines.json`` and ``<out>/uav_coverage_vs_baselines.png`` (training
 curves from the run's episode CSV with the baselines as horizontal lines; bars per metric) and prints a markdown
 table. All metrics are episode means of the env's per-step values; "return" is the per-agent episode return.
@@ -74,12 +75,14 @@ def evaluate_policy(trainer: Trainer, episodes: int, seed: int, deterministic: b
 
 
 def run_baselines(options: dict[str, Any], episodes: int, seed: int) -> dict[str, dict[str, Any]]:
-    """random, k-means at mid height and k-means at min height, each on the same episodes as the policy."""
+    """random, k-means at mid height, k-means at min height and balanced k-means (clusters capped at a UAV's
+    connections) at min height, each on the same episodes as the policy."""
     common = {"episodes": episodes, "num_envs": episodes, "seed": seed, **options}
     low, high = float(options["min_height"]), float(options["max_height"])
     return {"random": timed(evaluate_baseline, "random", **common),
             f"k-means ({(low + high) / 2:.0f} m)": timed(evaluate_baseline, "kmeans", **common),
-            f"k-means ({low:.0f} m)": timed(evaluate_baseline, "kmeans", height=low, **common)}
+            f"k-means ({low:.0f} m)": timed(evaluate_baseline, "kmeans", height=low, **common),
+            f"balanced k-means ({low:.0f} m)": timed(evaluate_baseline, "balanced_kmeans", height=low, **common)}
 
 
 def summarise(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -1,4 +1,5 @@
-"""Scripted baselines for ``uav_coverage`` (random moves; UAVs flying to the k-means centres of the users), their
+"""Scripted baselines for ``uav_coverage`` (random moves; UAVs flying to the k-means centres of the users, plain or
+with clusters capped at a UAV's connections), their
 evaluation on whole episodes, and the ``hmasd-baseline`` command line. NumPy only (no torch, no scipy)."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hmasd.envs.vec_env import VecEnv
 log = logging.getLogger(__name__)
 
 ENV_NAME = "uav_coverage"
-BASELINES = ("random", "kmeans")
+BASELINES = ("random", "kmeans", "balanced_kmeans")
 # Per-step metrics shown by the CLI table, in this order (all are episode-info fields and details() metrics).
 TABLE_METRICS = ("coverage_ratio", "system_throughput_mbps", "connectivity_ratio", "avg_hops", "connected_users",
                  "reward_quality")
@@ -81,6 +82,39 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 4) -> np.n
             best, best_inertia = centres, inertia
     assert best is not None
     return best
+
+
+def capacitated_labels(points: np.ndarray, centres: np.ndarray, capacity: int) -> np.ndarray:
+    """Each point's centre, nearest first under a cap of ``capacity`` points per centre: the (point, centre) pairs
+    by increasing distance, a pair taken while its point is free and its centre below the cap (the env's own
+    association rule, with distance for SINR). Needs ``capacity * len(centres) >= len(points)``."""
+    d2 = ((points[:, None, :] - centres[None]) ** 2).sum(-1)
+    labels = np.full(len(points), -1, dtype=np.int64)
+    load = np.zeros(len(centres), dtype=np.int64)
+    for pair in np.argsort(d2, axis=None, kind="stable"):
+        point, centre = divmod(int(pair), len(centres))
+        if labels[point] < 0 and load[centre] < capacity:
+            labels[point], load[centre] = centre, load[centre] + 1
+    return labels
+
+
+def balanced_kmeans(points: np.ndarray, k: int, capacity: int, seed: int = 0, iterations: int = 100) -> np.ndarray:
+    """k centres ``float64[k, d]`` whose clusters hold at most ``capacity`` points each: from the k-means centres,
+    Lloyd's iterations with the capacitated assignment, until the labels stop changing. With a connection cap,
+    plain k-means leaves the users of a crowded cluster unserved while a sparse one has room."""
+    points = np.asarray(points, dtype=np.float64)
+    if capacity * k < len(points):
+        raise ValueError(f"{k} clusters of at most {capacity} cannot hold {len(points)} points")
+    centres = kmeans(points, k, seed=seed)
+    labels = None
+    for _ in range(iterations):
+        new = capacitated_labels(points, centres, capacity)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        centres = np.stack([points[labels == c].mean(axis=0) if (labels == c).any() else centres[c]
+                            for c in range(k)])
+    return centres
 
 
 def hungarian(cost: np.ndarray) -> np.ndarray:
@@ -167,9 +201,10 @@ def random_policy(env: VecEnv, seed: int = 0) -> Policy:
 class KMeansPolicy:
     """Each UAV flies to one k-means centre of the users (k = U, matched to the UAVs by least total distance) at a
     fixed height, then hovers there. Centres are recomputed whenever an env copy's users change (a new episode),
-    so the policy works with any autoreset mode."""
+    so the policy works with any autoreset mode. ``balanced`` caps every cluster at ``max(ceil(N / U),
+    max_connections)`` users (:func:`balanced_kmeans`), so that no UAV is sent where it would turn users away."""
 
-    def __init__(self, env: VecEnv, height: float | None = None, seed: int = 0) -> None:
+    def __init__(self, env: VecEnv, height: float | None = None, seed: int = 0, balanced: bool = False) -> None:
         options = env.options
         low, high = float(options["min_height"]), float(options["max_height"])
         # The middle of the range by default: higher raises the line-of-sight probability and widens the
@@ -181,6 +216,8 @@ class KMeansPolicy:
         if not low <= self.height <= high:
             raise ValueError(f"height must be in [min_height, max_height] = [{low}, {high}], got {height!r}")
         self.seed = seed
+        users, uavs = int(options["num_users"]), env.num_agents
+        self.capacity = min(users, max(-(-users // uavs), int(options["max_connections"]))) if balanced else None
         self.step = _step_length(env)
         self._users: list[np.ndarray | None] = [None] * env.num_envs
         self._targets: list[np.ndarray] = [np.zeros((env.num_agents, 3))] * env.num_envs
@@ -190,7 +227,10 @@ class KMeansPolicy:
         details = env.details(env_index)
         users = details["user_pos"]
         if self._users[env_index] is None or not np.array_equal(users, self._users[env_index]):
-            centres = kmeans(users, env.num_agents, seed=self.seed)
+            if self.capacity is None:
+                centres = kmeans(users, env.num_agents, seed=self.seed)
+            else:
+                centres = balanced_kmeans(users, env.num_agents, self.capacity, seed=self.seed)
             xy = assign_targets(details["uav_pos"][:, :2], centres)
             self._targets[env_index] = np.column_stack([xy, np.full(len(xy), self.height)])
             self._users[env_index] = users.copy()
@@ -218,6 +258,8 @@ def make_policy(name: str, env: VecEnv, seed: int = 0, height: float | None = No
         return random_policy(env, seed=seed)
     if name == "kmeans":
         return kmeans_policy(env, seed=seed, height=height)
+    if name == "balanced_kmeans":
+        return KMeansPolicy(env, height=height, seed=seed, balanced=True)
     raise ValueError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINES)}")
 
 
@@ -270,7 +312,7 @@ def evaluate_baseline(name: str, episodes: int = 10, num_envs: int = 8, seed: in
     stats = env.episode_stats()
     result: dict[str, Any] = {"baseline": name, "episodes": stats.pop("episodes"), "num_envs": copies,
                               "seed": seed, "options": env.options}
-    if name == "kmeans":
+    if name in ("kmeans", "balanced_kmeans"):
         result["height"] = policy.height  # type: ignore[attr-defined]
     result["return"] = float(np.mean(stats.pop("return")))
     result.update({key: _plain(value) for key, value in stats.items()})
