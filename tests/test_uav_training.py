@@ -116,6 +116,12 @@ def test_presets_describe_the_requested_settings():
     assert grid == PRESETS["uav_coverage"].replace(env_options={"user_grid": 10})
     trainer = build(grid.replace(num_envs=2))
     assert trainer.env.obs_dim == 3 + 100 + 3 * 4 + 1 + 3 + 1 + 1
+    load = PRESETS["uav_coverage_load"]  # the grid plus the UAV loads, a decaying rate, the 3M budget
+    assert load == grid.replace(env_options={"user_grid": 10, "uav_load": True}, lr_final=0.0,
+                                total_steps=3_000_000)
+    trainer = build(load.replace(num_envs=2))
+    assert trainer.env.obs_dim == 3 + 100 + 3 * 4 + 1 + 3 + 1 + 1 + 4 * 5
+    assert trainer.env.state_dim == 3 * 5 + 100 + 1 + 100 + 4 * 5
 
 
 @pytest.mark.learning

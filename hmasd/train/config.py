@@ -191,6 +191,11 @@ PRESETS: dict[str, TrainConfig] = {
 # uav_coverage with the users as a 10 x 10 grid of user fractions (env option user_grid) rather than a list in
 # arbitrary order: at 500k steps far ahead of the list, at 3M the same plateau (benchmarks/learning/README.md).
 PRESETS["uav_coverage_grid"] = PRESETS["uav_coverage"].replace(env_options={"user_grid": 10})
+# The best uav_coverage recipe measured (issue 17): the grid, plus every UAV's load and the offset of its users
+# (env option uav_load: a full UAV sees whom it turns away, so the team learns to balance the connection cap), and a
+# learning rate decaying to 0 over 3M steps (the grid plateaus by 1M; the decay refines the placement after it).
+PRESETS["uav_coverage_load"] = PRESETS["uav_coverage_grid"].replace(
+    env_options={"user_grid": 10, "uav_load": True}, lr_final=0.0, total_steps=3_000_000)
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
