@@ -122,6 +122,8 @@ def test_presets_describe_the_requested_settings():
     trainer = build(load.replace(num_envs=2))
     assert trainer.env.obs_dim == 3 + 100 + 3 * 4 + 1 + 3 + 1 + 1 + 4 * 5
     assert trainer.env.state_dim == 3 * 5 + 100 + 1 + 100 + 4 * 5
+    low_noise = PRESETS["uav_coverage_low_noise"]  # the same env and budget, less noise in the low-level signal
+    assert low_noise == load.replace(skill_interval=50, gamma=0.9, lambda_team=0.01, lambda_indi=0.01)
 
 
 @pytest.mark.learning
