@@ -36,6 +36,7 @@ EXTRA_OPTION_SETS: list[dict[str, Any]] = [
     {"user_grid": 32, "num_users": 5, "max_connections": 2},  # more cells than users, some users unserved
     {"uav_load": True, "max_connections": 3, "user_distribution": "hotspot"},  # loads with full UAVs
     {"uav_load": True, "user_grid": 5, "min_sinr_db": -10.0, "max_connections": 2},  # users in range of several
+    {"uav_load": True, "load_offset_scale": 60.0, "area_size": 800.0},  # offsets in metres, some clipped
 ]
 
 # float32 observations from float32 positions are exact; user positions pass through cos/sin/log in float64 and

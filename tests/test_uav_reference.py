@@ -577,6 +577,30 @@ def test_uav_load_caps_the_unserved_count_and_the_offset(make: Make) -> None:
     assert far.observe()[0, -4:].tolist() == [1.0, 0.0, 1.0, 0.5]
 
 
+def test_load_offset_scale_sets_the_metres_reported_as_one(make: Make) -> None:
+    """load_offset_scale: UAV 0's two users sit (0, 0) and (10, 0) m away, a mean of (5, 0) m: 0.75 on x with a
+    10 m scale (0.5 + 0.5 * 5 / 10), against 0.5025 in area units (the default, 0); beyond the scale it clips to 1.
+    Only the offsets change: obs and state are otherwise those of the default."""
+    uavs = [[100.0, 100.0, 50.0]]
+    users = [[100.0, 100.0], [110.0, 100.0], [400.0, 100.0]]
+    envs = {scale: make(scenario="base_station", num_uavs=1, num_users=3, max_connections=2, uav_load=True,
+                        load_offset_scale=scale) for scale in (0.0, 10.0, 4.0)}
+    for env in envs.values():
+        env.set_positions(uavs, users)
+        assert env.details()["serving"].tolist() == [0, 0, -1]
+    assert envs[0.0].observe()[0, -4:].tolist() == [1.0, 0.5, float(np.float32(0.5 + 0.5 * 5.0 / 1000.0)), 0.5]
+    assert envs[10.0].observe()[0, -4:].tolist() == [1.0, 0.5, 0.75, 0.5]
+    assert envs[4.0].observe()[0, -4:].tolist() == [1.0, 0.5, 1.0, 0.5]  # 5 m over a 4 m scale: clipped
+    assert envs[10.0].global_state()[-4:].tolist() == [1.0, 0.5, 0.75, 0.5]
+    assert envs[10.0].observe()[0, :-4].tolist() == envs[0.0].observe()[0, :-4].tolist()
+    assert envs[10.0].global_state()[:-4].tolist() == envs[0.0].global_state()[:-4].tolist()
+
+
+def test_load_offset_scale_must_not_be_negative(make: Make) -> None:
+    with pytest.raises(ValueError, match="load_offset_scale"):
+        make(uav_load=True, load_offset_scale=-1.0)
+
+
 # --- reset draws, determinism, episodes --------------------------------------------------------
 
 

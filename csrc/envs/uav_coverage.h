@@ -48,6 +48,7 @@ struct UavCoverageConfig {
   int32_t max_hops = 3;
   int32_t user_grid = 0;  // 0: users as (x, y) lists; G > 0: as fractions of users per cell of a G x G grid
   bool uav_load = false;  // obs and state also carry every UAV's load and where its served users are
+  double load_offset_scale = 0.0;  // metres of offset that uav_load reports as +-1 (0: area_size)
 };
 
 // Per-step metrics, in the order of UavCoverageT::kMetricNames.
@@ -172,6 +173,9 @@ struct UavCoverageT {
         bool_option<Config, &Config::uav_load>("uav_load", false,
                                                "obs and state also carry each UAV's served users, unserved users "
                                                "in range and the mean offset of its served users"),
+        double_option<Config, &Config::load_offset_scale>("load_offset_scale", 0.0, 0.0, 1e6, false,
+                                                          "metres of offset that uav_load reports as +-1 "
+                                                          "(0: area_size)"),
     };
     return table;
   }
@@ -899,11 +903,14 @@ struct UavCoverageT {
   }
 
   // Every UAV's load (option uav_load): served users and unserved users in range (capped at max_connections), each
-  // over max_connections; then the mean offset (x, y) from the UAV of the users it serves, in area units, as
-  // 0.5 + 0.5 * clamp(offset, -1, 1) (0.5 without users): the direction that would raise its users' SINR.
+  // over max_connections; then the mean offset (x, y) from the UAV of the users it serves, in units of
+  // load_offset_scale (area_size when 0), as 0.5 + 0.5 * clamp(offset, -1, 1) (0.5 without users): the direction
+  // that would raise its users' SINR. A scale of a few steps' flight resolves the last metres of centring, which
+  // area units squeeze into a few thousandths of the input.
   HD static void write_loads(const Config& c, const State& s, float (*load)[kLoadWidth]) {
     const int32_t nu = c.num_uavs, n = c.num_users;
     const float capacity = static_cast<float>(c.max_connections);
+    const double scale = c.load_offset_scale > 0.0 ? c.load_offset_scale : c.area_size;
     double offset[kMaxUavs][2];
     for (int32_t u = 0; u < nu; ++u) offset[u][0] = offset[u][1] = 0.0;
     for (int32_t j = 0; j < n; ++j) {
@@ -918,7 +925,7 @@ struct UavCoverageT {
       load[u][0] = static_cast<float>(served) / capacity;
       load[u][1] = static_cast<float>(waiting) / capacity;
       for (int32_t k = 0; k < 2; ++k) {
-        const double mean = served > 0 ? offset[u][k] / served / c.area_size : 0.0;
+        const double mean = served > 0 ? offset[u][k] / served / scale : 0.0;
         load[u][2 + k] = static_cast<float>(0.5 + 0.5 * clip(mean, -1.0, 1.0));
       }
     }

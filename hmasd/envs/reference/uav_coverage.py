@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "max_hops": 3,
     "user_grid": 0,
     "uav_load": False,
+    "load_offset_scale": 0.0,
 }
 
 # The names of each choice option, in the order of the native option table (tests/test_env_options.py holds this
@@ -255,6 +256,7 @@ class UavCoverageRef:
         self.user_grid: int = opts["user_grid"]
         users_width, served_width = (self.user_grid ** 2, self.user_grid ** 2) if self.user_grid else (2 * n, n)
         self.uav_load: bool = opts["uav_load"]
+        self.load_offset_scale = float(opts["load_offset_scale"]) or self.area  # 0: the area size
         load_width = 4 * u if self.uav_load else 0
         self.obs_dim = 3 + users_width + 3 * (u - 1) + 1 + (3 + g + 1 if self.cooperative else 0) + load_width
         self.state_dim = 3 * u + users_width + 1 + served_width + load_width
@@ -285,8 +287,9 @@ class UavCoverageRef:
         for option in POSITIVE:
             if opts[option] <= 0:
                 raise ValueError(f"{name}: option {option!r} must be > 0, got {opts[option]!r}")
-        if opts["max_speed"] < 0:
-            raise ValueError(f"{name}: option 'max_speed' must be >= 0, got {opts['max_speed']!r}")
+        for option in ("max_speed", "load_offset_scale"):
+            if opts[option] < 0:
+                raise ValueError(f"{name}: option {option!r} must be >= 0, got {opts[option]!r}")
         if opts["min_height"] < 0 or opts["min_height"] >= opts["max_height"]:
             raise ValueError(
                 f"{name}: need 0 <= min_height < max_height, got {opts['min_height']!r}, {opts['max_height']!r}"
@@ -684,8 +687,9 @@ class UavCoverageRef:
 
     def _loads(self) -> np.ndarray:
         """float32 [U, 4] (option ``uav_load``): per UAV, served users and unserved users in range (at most
-        max_connections), each over max_connections, and the mean offset (x, y) of its served users from it in area
-        units, as 0.5 + 0.5 * clip(offset, -1, 1) (0.5 without users). Sums in user order, as the native env."""
+        max_connections), each over max_connections, and the mean offset (x, y) of its served users from it in units
+        of ``load_offset_scale`` (the area size when 0), as 0.5 + 0.5 * clip(offset, -1, 1) (0.5 without users).
+        Sums in user order, as the native env."""
         capacity = self.options["max_connections"]
         serving = self.radio.serving
         loads = np.zeros((self.num_uavs, 4), dtype=np.float32)
@@ -701,7 +705,7 @@ class UavCoverageRef:
             loads[u, 0] = np.float32(served[u]) / np.float32(capacity)
             loads[u, 1] = np.float32(waiting[u]) / np.float32(capacity)
             for k in range(2):
-                mean = offset[u, k] / served[u] / self.area if served[u] else 0.0
+                mean = offset[u, k] / served[u] / self.load_offset_scale if served[u] else 0.0
                 loads[u, 2 + k] = 0.5 + 0.5 * min(max(mean, -1.0), 1.0)
         return loads
 
