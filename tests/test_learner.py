@@ -230,6 +230,14 @@ def test_every_sample_of_a_batch_has_the_current_policy_version():
         trainer.engine.resume()
 
 
+def test_evaluation_lists_every_episode_return_in_env_order():
+    trainer = small_trainer()
+    four = evaluate(trainer, 4, seed=3)
+    assert len(four["episode_returns"]) == 4
+    assert np.mean(four["episode_returns"]) == pytest.approx(four["mean_reward"])
+    assert evaluate(trainer, 2, seed=3)["episode_returns"] == four["episode_returns"][:2]  # copies 0-1: same episodes
+
+
 def test_evaluation_can_take_argmax_skills_with_sampled_actions():
     """low_deterministic=False: the coordinator's argmax skills, the actions drawn from the low-level policy (what
     tells a failing low-level argmax from a failing coordinator)."""

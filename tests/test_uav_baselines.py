@@ -170,6 +170,10 @@ def test_evaluate_baseline_fields_rounds_and_determinism() -> None:
     steady = result["steady_state"]
     assert steady["steps"] == 2 and 0.0 <= steady["coverage_ratio"] <= 1.0 and "reward" in steady
     assert -0.1 <= result["return"] / result["length"] <= 1.0  # the team reward's range
+    assert len(result["episode_returns"]) == 4
+    assert np.mean(result["episode_returns"]) == pytest.approx(result["return"])
+    one_round = B.evaluate_baseline("kmeans", episodes=2, num_envs=2, seed=5, max_steps=20, num_users=15)
+    assert one_round["episode_returns"] == result["episode_returns"][:2]  # the first round: the same episodes
     json.dumps(result)  # plain Python values only
     with pytest.raises(ValueError, match="unknown baseline"):
         B.evaluate_baseline("greedy", episodes=1, max_steps=5)

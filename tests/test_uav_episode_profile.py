@@ -33,6 +33,8 @@ def test_kmeans_profile_averages_to_the_baseline_evaluation():
     series = profiler.profile(act, lambda ended: None, OPTIONS, episodes=6, seed=11)
     expected = evaluate_baseline("kmeans", episodes=6, num_envs=6, seed=11, height=50.0, **OPTIONS)
     assert series["coverage_ratio"].mean() == pytest.approx(expected["coverage_ratio"], rel=1e-5)
+    assert series["reward_quality"].mean() == pytest.approx(expected["reward_quality"], rel=1e-5)
+    assert series["reward"].sum() == pytest.approx(expected["return"], rel=1e-5)
     assert series["metres_per_step"][0] > 0  # the UAVs set off towards their centres
     assert series["metres_per_step"][-5:].max() < 1e-3  # ... and hover there
 
@@ -46,11 +48,19 @@ def test_policy_profile_averages_to_evaluate_and_the_script_writes_its_outputs(t
     series = profiler.profile(act, stepped, options, episodes=5, seed=9)
     expected = evaluate(trainer, 5, seed=9, deterministic=True)
     assert series["coverage_ratio"].mean() == pytest.approx(expected["coverage_ratio"], rel=1e-5)
+    assert series["reward"].sum() == pytest.approx(expected["mean_return"], rel=1e-5)
 
     out = tmp_path / "profile"
-    assert profiler.main(["--run-dir", str(run), "--label", "tiny", "--episodes", "3", "--out", str(out)]) == 0
+    assert profiler.main(["--run-dir", str(run), "--label", "tiny", "--episodes", "3", "--seed", "9",
+                          "--sampled-actions", "--out", str(out)]) == 0
     record = json.loads((out / "episode_profile.json").read_text())
-    assert set(record["per_step"]) == {"tiny", "k-means (50 m)"}
+    assert set(record["per_step"]) == {"tiny", "tiny, sampled actions", "k-means (50 m)"}
+    sampled = evaluate(trainer, 3, seed=9, deterministic=True, low_deterministic=False)
+    mean = evaluate(trainer, 3, seed=9, deterministic=True)
+    assert sum(record["per_step"]["tiny"]["reward"]) == pytest.approx(mean["mean_return"], rel=1e-4)
+    assert sum(record["per_step"]["tiny, sampled actions"]["reward"]) == pytest.approx(sampled["mean_return"],
+                                                                                      rel=1e-4)
+    assert sampled["mean_return"] != pytest.approx(mean["mean_return"], rel=1e-4)
     assert len(record["per_step"]["tiny"]["coverage_ratio"]) == OPTIONS["max_steps"]
     assert [row["steps"] for row in record["phases"]["tiny"]] == ["0-25", "25-30"]
     assert np.isfinite(record["per_step"]["tiny"]["metres_per_step"]).all()

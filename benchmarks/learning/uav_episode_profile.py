@@ -1,13 +1,15 @@
-"""Where in an episode a trained ``uav_coverage`` policy loses to k-means: coverage and UAV speed at every step.
+"""Where in an episode a trained ``uav_coverage`` policy loses to k-means: reward, coverage, link quality and UAV
+speed at every step.
 
     python benchmarks/learning/uav_episode_profile.py --run-dir runs/a --run-dir runs/b --label a --label b \
         --out benchmarks/learning/uav_3m/profile
 
 Plays each run's final policy (argmax at both levels) and the k-means baseline at the minimum height on the same
-``--episodes`` fresh episodes (env seed ``--seed``, the first run's env options), and records per step the
-coverage and each UAV's distance flown, averaged over episodes and UAVs. A placement policy should reach its
-positions and then hover, as k-means does; one that keeps flying (oscillating round its spot) or drifts away shows
-here where the episode mean of ``uav_vs_baselines.py`` only shows a lower number. Writes ``<out>/episode_profile.json``
+``--episodes`` fresh episodes (env seed ``--seed``, the first run's env options), and records per step the team
+reward, the coverage, the link quality term and each UAV's distance flown, averaged over episodes and UAVs. A
+placement policy should reach its positions and then hover, as k-means does; one that keeps flying (oscillating
+round its spot) or drifts away shows here where the episode mean of ``uav_vs_baselines.py`` only shows a lower
+number. Writes ``<out>/episode_profile.json``
 (per-step means and per-phase summaries) and ``<out>/episode_profile.png``.
 """
 
@@ -39,10 +41,12 @@ PHASES = ((0, 25), (25, 50), (50, 100), (100, 200), (200, 300), (300, 400), (400
 Act = Callable[[VecEnv], np.ndarray]
 
 
-def policy_actor(run_dir: Path, episodes: int, seed: int) -> tuple[Act, Callable[[np.ndarray], None], dict]:
-    """The run's final policy as ``act(env) -> actions`` and ``stepped(ended)``; and the run's env options."""
+def policy_actor(run_dir: Path, episodes: int, seed: int, sampled_actions: bool = False
+                 ) -> tuple[Act, Callable[[np.ndarray], None], dict]:
+    """The run's final policy as ``act(env) -> actions`` and ``stepped(ended)``; and the run's env options. Skills
+    are the coordinator's argmax; actions the mean, or with ``sampled_actions`` drawn (seeded by ``seed``)."""
     trainer, _ = load_trainer(run_dir, "final")
-    policy = EpisodePolicy(trainer, episodes, deterministic=True, seed=seed)
+    policy = EpisodePolicy(trainer, episodes, deterministic=True, seed=seed, low_deterministic=not sampled_actions)
 
     def act(env: VecEnv) -> np.ndarray:
         inputs = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
@@ -53,21 +57,24 @@ def policy_actor(run_dir: Path, episodes: int, seed: int) -> tuple[Act, Callable
 
 def profile(act: Act, stepped: Callable[[np.ndarray], None], options: dict[str, Any], episodes: int,
             seed: int) -> dict[str, np.ndarray]:
-    """Per-step coverage and distance flown per UAV (metres), averaged over ``episodes`` episodes and the UAVs."""
+    """Per-step team reward, coverage, link quality and distance flown per UAV (metres), averaged over ``episodes``
+    episodes (and the UAVs)."""
     env = hmasd.envs.make("uav_coverage", num_envs=episodes, seed=seed, autoreset="disabled", **options)
     env.reset()
     length = int(env.options["max_steps"])
-    coverage, flown = np.zeros(length), np.zeros(length)
+    reward, coverage, quality, flown = (np.zeros(length) for _ in range(4))
     before = np.stack([env.details(e)["uav_pos"] for e in range(episodes)])
     for t in range(length):
         env.step(act(env))
         stepped(env.terminated | env.truncated)
         details = [env.details(e) for e in range(episodes)]
         after = np.stack([d["uav_pos"] for d in details])
+        reward[t] = float(env.rewards[:, 0].mean())  # the team reward (every agent gets it)
         coverage[t] = np.mean([d["metrics"]["coverage_ratio"] for d in details])
+        quality[t] = np.mean([d["metrics"]["reward_quality"] for d in details])
         flown[t] = np.linalg.norm(after - before, axis=-1).mean()
         before = after
-    return {"coverage_ratio": coverage, "metres_per_step": flown}
+    return {"reward": reward, "coverage_ratio": coverage, "reward_quality": quality, "metres_per_step": flown}
 
 
 def episode_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -91,19 +98,22 @@ def plot(results: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    keys = {"reward": "team reward per step", "coverage_ratio": "coverage (mean of episodes)",
+            "reward_quality": "link quality term", "metres_per_step": "distance flown per UAV, m/step"}
+    figure, axes = plt.subplots(len(keys), 1, figsize=(9, 11), sharex=True)
     for label, series in results.items():
-        style = "--" if label.startswith("k-means") else "-"
-        for axis, key in zip(axes, ("coverage_ratio", "metres_per_step")):
+        style = "--" if label.startswith("k-means") else (":" if label.endswith("sampled actions") else "-")
+        for axis, key in zip(axes, keys):
             values = np.convolve(series[key], np.ones(5) / 5, mode="valid")  # 5-step running mean
             axis.plot(np.arange(len(values)) + 5, values, style, label=label)
-    axes[0].set_ylabel("coverage (mean of episodes)")
-    axes[1].set_ylabel("distance flown per UAV, m/step")
-    axes[1].set_xlabel("step of the episode")
+    for axis, label in zip(axes, keys.values()):
+        axis.set_ylabel(label)
+    axes[-1].set_xlabel("step of the episode")
     axes[0].legend(fontsize=8)
     for axis in axes:
         axis.grid(alpha=0.3)
-    figure.suptitle("uav_coverage: coverage and motion through an episode (deterministic policies)", fontsize=10)
+    figure.suptitle("uav_coverage through an episode (argmax skills; mean actions unless marked sampled)",
+                    fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -117,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label", action="append", default=None, help="a name per --run-dir (default: folder)")
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--seed", type=int, default=123, help="env seed of the episodes (uav_vs_baselines' default)")
+    parser.add_argument("--sampled-actions", action="store_true", help="also play each run with its argmax skills "
+                        "and sampled actions (does the policy do better with its noise than with its mean?)")
     parser.add_argument("--out", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -130,23 +142,27 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, np.ndarray]] = {}
     options: dict[str, Any] | None = None
     for label, run in zip(labels, args.run_dir):
-        act, stepped, run_options = policy_actor(run, args.episodes, args.seed)
-        if options is None:
-            options = run_options
-        elif episode_options(run_options) != episode_options(options):
-            raise SystemExit(f"{run} has env options {run_options}, unlike the first run's {options}")
-        results[label] = profile(act, stepped, run_options, args.episodes, args.seed)
+        for sampled in (False, True) if args.sampled_actions else (False,):
+            act, stepped, run_options = policy_actor(run, args.episodes, args.seed, sampled)
+            if options is None:
+                options = run_options
+            elif episode_options(run_options) != episode_options(options):
+                raise SystemExit(f"{run} has env options {run_options}, unlike the first run's {options}")
+            name = f"{label}, sampled actions" if sampled else label
+            results[name] = profile(act, stepped, run_options, args.episodes, args.seed)
     probe = hmasd.envs.make("uav_coverage", num_envs=args.episodes, seed=args.seed, **options)
     height = float(probe.options["min_height"])
     kmeans = kmeans_policy(probe, seed=args.seed, height=height)  # k-means' own seed as uav_vs_baselines sets it
     results[f"k-means ({height:.0f} m)"] = profile(kmeans, lambda ended: None, options, args.episodes, args.seed)
     summary = {label: phases(series) for label, series in results.items()}
     for label, rows in summary.items():
-        log.info("%s: %s", label, "; ".join(f"{r['steps']}: {r['coverage_ratio']:.3f}, {r['metres_per_step']:.1f} m"
-                                            for r in rows))
+        log.info("%s: return %.1f; %s", label, results[label]["reward"].sum(), "; ".join(
+            f"{r['steps']}: reward {r['reward']:.4f}, coverage {r['coverage_ratio']:.3f}, quality "
+            f"{r['reward_quality']:.3f}, {r['metres_per_step']:.1f} m" for r in rows))
     args.out.mkdir(parents=True, exist_ok=True)
     figure = plot(results, args.out / "episode_profile.png")
     record = {"runs": {label: str(run) for label, run in zip(labels, args.run_dir)}, "episodes": args.episodes,
+              "sampled_actions": args.sampled_actions,
               "seed": args.seed, "phases": summary,
               "per_step": {label: {k: np.round(v, 5).tolist() for k, v in series.items()}
                            for label, series in results.items()}}

@@ -2,13 +2,13 @@
 
     python benchmarks/learning/uav_vs_baselines.py --run-dir runs/uav_coverage_demo_<stamp> [--episodes 16]
 
-Loads the run's final checkpoint and evaluates the policy (deterministic and stochastic) on ``--episodes`` fresh
-episodes with the run's env options; runs the ``random`` baseline, ``kmeans`` at the middle and at the minimum
-of the height range and ``balanced_kmeans`` (clusters no larger than a UAV's connections) at the minimum, on the same
-episodes (same env seed, same count: every method starts from the same user and
-UAV positions). Writes ``<out>/uav_vs_baselines.json`` and ``<out>/uav_coverage_vs_baselines.png`` (training
-curves from the run's episode CSV with the baselines as horizontal lines; bars per metric) and prints a markdown
-table. All metrics are episode means of the env's per-step values; "return" is the per-agent episode return.
+Loads the run's final checkpoint and evaluates the policy (deterministic, stochastic, and argmax skills with sampled
+actions) on ``--episodes`` fresh episodes with the run's env options; runs the ``random`` baseline, ``kmeans`` at the
+middle and at the minimum of the height range and ``balanced_kmeans`` (clusters no larger than a UAV's connections) at
+the minimum, on the same episodes (same env seed, same count: every method starts from the same user and UAV
+positions). Writes ``<out>/uav_vs_baselines.json`` and ``<out>/uav_coverage_vs_baselines.png`` (training curves from
+the run's episode CSV with the baselines as horizontal lines; bars per metric) and prints a markdown table. All
+metrics are episode means of the env's per-step values; "return" is the per-agent episode return.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "return": ("return / agent", "mean_reward", "return"),
 }
 BAR_METRICS = ("coverage_ratio", "system_throughput_mbps", "connectivity_ratio", "return")
-COLORS = ("tab:blue", "tab:cyan", "tab:gray", "tab:orange", "tab:red")  # methods in the order they are run
+COLORS = ("tab:blue", "tab:cyan", "tab:purple", "tab:gray", "tab:orange", "tab:red", "tab:green")  # in run order
 
 
 def load_trainer(run_dir: Path, name: str) -> tuple[Trainer, dict[str, Any]]:
@@ -65,11 +65,22 @@ def timed(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return {**result, "wall_s": time.perf_counter() - start}
 
 
-def evaluate_policy(trainer: Trainer, episodes: int, seed: int, deterministic: bool) -> dict[str, Any]:
-    """The trained policy on ``episodes`` fresh envs seeded ``seed`` (sampling seeded too, when stochastic)."""
+POLICY_ROWS = {"trained (det.)": (True, True), "trained (stoch.)": (False, False),
+               "trained (det. skills, sampled actions)": (True, False)}
+"""Result name -> (argmax skills, mean actions). The third tells whether a gap between the first two is the low
+level's: on uav_coverage a policy can do better with its own action noise than with its mean action."""
+
+
+def evaluate_policy(trainer: Trainer, episodes: int, seed: int, deterministic: bool,
+                    low_deterministic: bool | None = None) -> dict[str, Any]:
+    """The trained policy on ``episodes`` fresh envs seeded ``seed`` (sampling seeded too, when stochastic);
+    ``low_deterministic`` (default: ``deterministic``) sets the actions apart from the skills."""
     torch.manual_seed(seed)
-    result = timed(evaluate, trainer, episodes, seed=seed, deterministic=deterministic)
-    log.info("trained (%s): coverage %.3f, return %.2f, %.1f s", "det." if deterministic else "stoch.",
+    result = timed(evaluate, trainer, episodes, seed=seed, deterministic=deterministic,
+                   low_deterministic=low_deterministic)
+    log.info("trained (skills %s, actions %s): coverage %.3f, return %.2f, %.1f s",
+             "argmax" if deterministic else "sampled",
+             "mean" if (deterministic if low_deterministic is None else low_deterministic) else "sampled",
              result["coverage_ratio"], result["mean_reward"], result["wall_s"])
     return result
 
@@ -182,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     if trainer.config.env != "uav_coverage":
         raise SystemExit(f"{args.run_dir} is a {trainer.config.env} run, not uav_coverage")
     options = trainer.env.options  # the run's env options with every default filled in
-    results = {"trained (det.)": evaluate_policy(trainer, args.episodes, args.seed, deterministic=True),
-               "trained (stoch.)": evaluate_policy(trainer, args.episodes, args.seed, deterministic=False),
-               **run_baselines(options, args.episodes, args.seed)}
+    results = {name: evaluate_policy(trainer, args.episodes, args.seed, skills, actions)
+               for name, (skills, actions) in POLICY_ROWS.items()}
+    results.update(run_baselines(options, args.episodes, args.seed))
     summary = summarise(results)
     curve = training_curve(args.run_dir)
     window = args.window or source["run_num_envs"]  # one episode per env copy: about one batch of episodes

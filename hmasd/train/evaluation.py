@@ -148,7 +148,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     """One episode in each of ``episodes`` fresh envs, argmax at both levels by default, under the run's clock.
 
     ``low_deterministic`` (default: ``deterministic``) sets the low level apart: argmax skills with sampled actions
-    (or the reverse) tell which level's argmax a failing deterministic policy fails at."""
+    (or the reverse) tell which level's argmax a failing deterministic policy fails at. ``episode_returns`` lists
+    each episode's team return in env order (episode e is env copy e of the seeded batch, as for the baselines)."""
     c = trainer.config
     seed = evaluation_seed(c.seed) if seed is None else seed
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=seed, **c.env_options)
@@ -184,7 +185,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     result: dict[str, Any] = {"episodes": episodes, "mean_reward": float(team_return.mean()),
                               "std_reward": float(team_return.std()), "mean_return": float(returns.mean()),
                               "std_return": float(returns.std()), "mean_length": float(lengths.mean()),
-                              "per_agent_return": returns.mean(axis=0).tolist()}
+                              "per_agent_return": returns.mean(axis=0).tolist(),
+                              "episode_returns": team_return.tolist()}
     for key, values in infos.items():
         result[key] = np.mean(np.stack(values), axis=0).tolist()
     if "success" in result:

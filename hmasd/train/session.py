@@ -142,7 +142,7 @@ def log_summary(summary: dict[str, Any]) -> None:
 
 
 def eval_table(result: dict[str, Any]) -> str:
-    rows = [(key, value) for key, value in result.items()]
+    rows = [(key, value) for key, value in result.items() if key != "episode_returns"]  # one per episode: eval.json
     width = max(len(key) for key, _ in rows)
     lines = [f"{key:<{width}}  {np.round(value, 4).tolist() if isinstance(value, (list, float)) else value}"
              for key, value in rows]
