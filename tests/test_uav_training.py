@@ -73,6 +73,40 @@ def test_an_iteration_stores_the_sampled_actions_and_reports_the_env_metrics(act
     assert len(episodes) == 4 and all("coverage_ratio" in values for values in episodes.values())
 
 
+def test_log_std_ceiling_moves_linearly_and_caps_every_actor_after_its_update():
+    config = small_config(log_std_init=-0.5, low_log_std_final=-2.5, total_steps=1000)
+    assert [config.low_log_std_ceiling_at(s) for s in (0, 500, 1000, 4000)] == pytest.approx([-0.5, -1.5, -2.5, -2.5])
+    assert small_config().low_log_std_ceiling_at(10**9) is None  # None: learned freely
+    with pytest.raises(ValueError, match="low_log_std_final"):
+        small_config(low_log_std_final=math.nan)
+    with pytest.raises(ValueError, match="discrete actions"):
+        build(small_config(low_log_std_final=-2.0, env_options={"action_type": "discrete"}))
+
+    one_iteration = 4 * 20  # the update is at the end of the schedule: the ceiling is low_log_std_final
+    def after_one_iteration(**overrides):
+        trainer = build(small_config(total_steps=one_iteration, torch_threads=1, **overrides))
+        metrics = iterate(trainer)
+        return trainer, metrics
+
+    capped, metrics = after_one_iteration(low_log_std_final=-2.5, policy_sharing="independent")
+    assert metrics["Training/LowLogStdCeiling"] == pytest.approx(-2.5)
+    assert len(capped.agent.actors) == 3
+    for actor in capped.agent.actors:  # one update cannot move a log-std from -0.5 to -2.5: each is capped
+        assert actor.log_std.detach().tolist() == pytest.approx([-2.5] * 3)
+    free, free_metrics = after_one_iteration(policy_sharing="independent")
+    assert "Training/LowLogStdCeiling" not in free_metrics
+    assert all((actor.log_std > -1.0).all() for actor in free.agent.actors)
+    # a ceiling above every log-std changes nothing: the same parameters as a run without one
+    loose, _ = after_one_iteration(low_log_std_final=1.0, policy_sharing="independent")
+    assert all(torch.equal(a, b) for a, b in zip(loose.agent.parameters(), free.agent.parameters()))
+    # the next batch is collected under the capped noise: its sampled moves spread less around the means
+    collect(capped)
+    collect(free)
+    spread = {name: float(np.std(t.engine.low_level()["actions"])) for name, t in (("capped", capped),
+                                                                                    ("free", free))}
+    assert spread["capped"] < spread["free"]
+
+
 def test_performance_tags_are_the_issue_names():
     assert performance_tag("system_throughput_mbps") == "Performance/Episode_System_Throughput_Mbps"
     assert performance_tag("connected_users") == "Performance/Episode_Connected_Users"

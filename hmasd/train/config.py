@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,13 @@ class TrainConfig(AlgoConfig):
     value at ``total_steps`` (None: constant ``lr``, as in the paper). PPO's usual annealing (CleanRL's
     ``anneal_lr``, MAPPO's ``use_linear_lr_decay``): late updates refine instead of moving the policy as far as
     early ones."""
+    low_log_std_final: float | None = None
+    """A ceiling on the low-level actors' action log-std (continuous actions) that moves linearly from
+    ``log_std_init`` at step 0 to this value at ``total_steps``; after every update each log-std above it is set to
+    it (None: the log-std is learned freely, as in the paper). Without it PPO keeps whatever noise raises the
+    return, and the mean action that a deterministic evaluation plays is never trained on its own. Measured on
+    uav_coverage (benchmarks/learning/README.md): at -2.5 the policies still do better with their last 2.5 m of
+    noise than with their mean actions, so it does not close that gap there."""
     dist_timeout_s: float = 300.0
     """Distributed training (torchrun): seconds a collective waits for the other ranks before the job ends with an
     error (a rank that hangs; one that dies ends the job at once). Rank 0's evaluations and checkpoint writes
@@ -100,6 +108,8 @@ class TrainConfig(AlgoConfig):
         if self.warmup_steps > 0 and not self.warmup_env_options:
             raise ValueError("warmup_steps > 0 needs warmup_env_options (the options that differ during it)")
         check_disc_features(self.disc_features, self.env)
+        if self.low_log_std_final is not None and not math.isfinite(self.low_log_std_final):
+            raise ValueError(f"low_log_std_final must be finite or None, got {self.low_log_std_final}")
         if self.high_target_kl is not None and not self.high_target_kl > 0:
             raise ValueError(f"high_target_kl must be > 0 or None, got {self.high_target_kl}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
@@ -124,6 +134,12 @@ class TrainConfig(AlgoConfig):
         if env_steps < self.warmup_steps:
             return {**self.env_options, **self.warmup_env_options}
         return dict(self.env_options)
+
+    def low_log_std_ceiling_at(self, env_steps: int) -> float | None:
+        """The ceiling on the actors' log-std after ``env_steps`` env steps (None without ``low_log_std_final``)."""
+        if self.low_log_std_final is None:
+            return None
+        return self.linear_schedule(self.log_std_init, self.low_log_std_final, env_steps)
 
     def lr_at(self, env_steps: int) -> float:
         """The learning rate of an update after ``env_steps`` env steps (see ``lr_final``)."""

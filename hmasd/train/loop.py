@@ -191,6 +191,9 @@ def build(config: TrainConfig, env: Any = None, ranks: Ranks | None = None) -> T
     env_options = config.env_options_at(0)
     if env is None:
         env = make_env(config, env_options, device, ranks)
+    if config.low_log_std_final is not None and env.num_actions > 0:
+        raise ValueError(f"low_log_std_final caps the log-std of continuous actions; {config.env} has "
+                         f"{env.num_actions} discrete actions")
     env.reset()
     engine = make_engine(config, env)
     dims = EnvDims(env.num_agents, env.obs_dim, env.state_dim, env.num_actions, env.action_dim)
@@ -616,6 +619,15 @@ def set_learning_rate(trainer: Trainer, lr: float) -> float:
     return lr
 
 
+def cap_action_log_std(trainer: Trainer, ceiling: float) -> float:
+    """Sets every low-level actor's action log-std above ``ceiling`` to it (``TrainConfig.low_log_std_final``);
+    returns the ceiling."""
+    with torch.no_grad():
+        for actor in trainer.agent.actors:
+            actor.log_std.clamp_(max=ceiling)
+    return ceiling
+
+
 def run_updates(trainer: Trainer, jobs: dict[str, Callable[[], dict[str, torch.Tensor]]]
                 ) -> dict[str, tuple[dict[str, torch.Tensor], float]]:
     """Runs the iteration's updates: each name -> (its losses, its seconds).
@@ -672,6 +684,9 @@ def iterate(trainer: Trainer) -> dict[str, float]:
         for job, (losses, seconds) in run_updates(trainer, jobs).items():
             losses_by_update.setdefault(job.split(".")[0], {}).update(losses)
             metrics[f"Time/Update/{job}"] = seconds
+        ceiling = c.low_log_std_ceiling_at(trainer.env_steps)
+        if ceiling is not None:  # the next batch is collected under the capped noise
+            metrics["Training/LowLogStdCeiling"] = cap_action_log_std(trainer, ceiling)
         for name, losses in losses_by_update.items():
             # each update's losses come back in one host copy (the learner itself never waits for the host)
             metrics.update(host_floats(trainer, {f"Losses/{name}/{k}": v for k, v in losses.items()},
