@@ -44,7 +44,9 @@ def test_policy_profile_averages_to_evaluate_and_the_script_writes_its_outputs(t
     trainer = build(preset("uav_coverage", num_envs=2, eval_interval=0, seed=4, env_options=OPTIONS))
     run = tmp_path / "run"
     checkpoint.save(trainer, run / "checkpoints" / "final.pt")
-    act, stepped, options = profiler.policy_actor(run, episodes=5, seed=9)
+    loaded, _ = profiler.load_trainer(run, "final")
+    act, stepped = profiler.policy_actor(loaded, episodes=5, seed=9)
+    options = dict(loaded.config.env_options)
     series = profiler.profile(act, stepped, options, episodes=5, seed=9)
     expected = evaluate(trainer, 5, seed=9, deterministic=True)
     assert series["coverage_ratio"].mean() == pytest.approx(expected["coverage_ratio"], rel=1e-5)

@@ -30,6 +30,7 @@ import hmasd.envs
 from hmasd.envs.uav_baselines import kmeans_policy
 from hmasd.envs.vec_env import VecEnv
 from hmasd.train.evaluation import EpisodePolicy, env_actions
+from hmasd.train.loop import Trainer
 
 from uav_vs_baselines import load_trainer  # benchmarks/learning/uav_vs_baselines.py
 
@@ -41,18 +42,17 @@ PHASES = ((0, 25), (25, 50), (50, 100), (100, 200), (200, 300), (300, 400), (400
 Act = Callable[[VecEnv], np.ndarray]
 
 
-def policy_actor(run_dir: Path, episodes: int, seed: int, sampled_actions: bool = False
-                 ) -> tuple[Act, Callable[[np.ndarray], None], dict]:
-    """The run's final policy as ``act(env) -> actions`` and ``stepped(ended)``; and the run's env options. Skills
-    are the coordinator's argmax; actions the mean, or with ``sampled_actions`` drawn (seeded by ``seed``)."""
-    trainer, _ = load_trainer(run_dir, "final")
+def policy_actor(trainer: Trainer, episodes: int, seed: int, sampled_actions: bool = False
+                 ) -> tuple[Act, Callable[[np.ndarray], None]]:
+    """A loaded run's policy as ``act(env) -> actions`` and ``stepped(ended)``. Skills are the coordinator's argmax;
+    actions the mean, or with ``sampled_actions`` drawn (seeded by ``seed``)."""
     policy = EpisodePolicy(trainer, episodes, deterministic=True, seed=seed, low_deterministic=not sampled_actions)
 
     def act(env: VecEnv) -> np.ndarray:
         inputs = (torch.from_numpy(a) for a in (env.obs, env.state, env.action_mask))
         return env_actions(policy.act(*inputs))
 
-    return act, policy.stepped, dict(trainer.config.env_options)
+    return act, policy.stepped
 
 
 def profile(act: Act, stepped: Callable[[np.ndarray], None], options: dict[str, Any], episodes: int,
@@ -142,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, np.ndarray]] = {}
     options: dict[str, Any] | None = None
     for label, run in zip(labels, args.run_dir):
+        trainer, _ = load_trainer(run, "final")
+        run_options = dict(trainer.config.env_options)
+        if options is None:
+            options = run_options
+        elif episode_options(run_options) != episode_options(options):
+            raise SystemExit(f"{run} has env options {run_options}, unlike the first run's {options}")
         for sampled in (False, True) if args.sampled_actions else (False,):
-            act, stepped, run_options = policy_actor(run, args.episodes, args.seed, sampled)
-            if options is None:
-                options = run_options
-            elif episode_options(run_options) != episode_options(options):
-                raise SystemExit(f"{run} has env options {run_options}, unlike the first run's {options}")
+            act, stepped = policy_actor(trainer, args.episodes, args.seed, sampled)
             name = f"{label}, sampled actions" if sampled else label
             results[name] = profile(act, stepped, run_options, args.episodes, args.seed)
     probe = hmasd.envs.make("uav_coverage", num_envs=args.episodes, seed=args.seed, **options)

@@ -71,16 +71,15 @@ POLICY_ROWS = {"trained (det.)": (True, True), "trained (stoch.)": (False, False
 level's: on uav_coverage a policy can do better with its own action noise than with its mean action."""
 
 
-def evaluate_policy(trainer: Trainer, episodes: int, seed: int, deterministic: bool,
-                    low_deterministic: bool | None = None) -> dict[str, Any]:
-    """The trained policy on ``episodes`` fresh envs seeded ``seed`` (sampling seeded too, when stochastic);
-    ``low_deterministic`` (default: ``deterministic``) sets the actions apart from the skills."""
+def evaluate_policy(trainer: Trainer, episodes: int, seed: int, argmax_skills: bool,
+                    mean_actions: bool) -> dict[str, Any]:
+    """The trained policy on ``episodes`` fresh envs seeded ``seed`` (sampling seeded too), its skills and its
+    actions each argmax / mean or sampled."""
     torch.manual_seed(seed)
-    result = timed(evaluate, trainer, episodes, seed=seed, deterministic=deterministic,
-                   low_deterministic=low_deterministic)
+    result = timed(evaluate, trainer, episodes, seed=seed, deterministic=argmax_skills,
+                   low_deterministic=mean_actions)
     log.info("trained (skills %s, actions %s): coverage %.3f, return %.2f, %.1f s",
-             "argmax" if deterministic else "sampled",
-             "mean" if (deterministic if low_deterministic is None else low_deterministic) else "sampled",
+             "argmax" if argmax_skills else "sampled", "mean" if mean_actions else "sampled",
              result["coverage_ratio"], result["mean_reward"], result["wall_s"])
     return result
 
