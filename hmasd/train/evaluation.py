@@ -149,7 +149,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
 
     ``low_deterministic`` (default: ``deterministic``) sets the low level apart: argmax skills with sampled actions
     (or the reverse) tell which level's argmax a failing deterministic policy fails at. ``episode_returns`` lists
-    each episode's team return in env order (episode e is env copy e of the seeded batch, as for the baselines)."""
+    each episode's team return in env order (episode e is env copy e of the seeded batch, as for the baselines), and
+    ``episode_metrics`` each scalar episode-info field per episode in the same order: paired comparisons need them."""
     c = trainer.config
     seed = evaluation_seed(c.seed) if seed is None else seed
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=seed, **c.env_options)
@@ -189,6 +190,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
                               "episode_returns": team_return.tolist()}
     for key, values in infos.items():
         result[key] = np.mean(np.stack(values), axis=0).tolist()
+    result["episode_metrics"] = {key: [float(v) for v in values] for key, values in infos.items()
+                                 if np.ndim(values[0]) == 0}
     if "success" in result:
         result["success_rate"] = result.pop("success")
     return result
