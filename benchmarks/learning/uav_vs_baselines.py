@@ -1,14 +1,18 @@
 """Compares a trained ``uav_coverage`` policy with the env's scripted baselines (random moves, k-means placement).
 
-    python benchmarks/learning/uav_vs_baselines.py --run-dir runs/uav_coverage_demo_<stamp> [--episodes 16]
+    python benchmarks/learning/uav_vs_baselines.py --run-dir runs/uav_coverage_demo_<stamp> [--episodes 512]
 
 Loads the run's final checkpoint and evaluates the policy (deterministic, stochastic, and argmax skills with sampled
 actions) on ``--episodes`` fresh episodes with the run's env options; runs the ``random`` baseline, ``kmeans`` at the
 middle and at the minimum of the height range and ``balanced_kmeans`` (clusters no larger than a UAV's connections) at
 the minimum, on the same episodes (same env seed, same count: every method starts from the same user and UAV
 positions). Writes ``<out>/uav_vs_baselines.json`` and ``<out>/uav_coverage_vs_baselines.png`` (training curves from
-the run's episode CSV with the baselines as horizontal lines; bars per metric) and prints a markdown table. All
-metrics are episode means of the env's per-step values; "return" is the per-agent episode return.
+the run's episode CSV with the baselines as horizontal lines; bars per metric) and prints markdown tables. All
+metrics are episode means of the env's per-step values; "return" is the per-agent episode return. Each trained row is
+also compared with k-means at the minimum height episode by episode (``paired``: the mean difference, its standard
+error and the share of episodes it wins): the episodes differ far more among themselves than the methods do, and
+pairing cancels what they share. 512 episodes by default, because at 16 the standard error of that difference in
+return (about 2.4) is larger than the differences being judged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -93,6 +98,50 @@ def run_baselines(options: dict[str, Any], episodes: int, seed: int) -> dict[str
             f"k-means ({(low + high) / 2:.0f} m)": timed(evaluate_baseline, "kmeans", **common),
             f"k-means ({low:.0f} m)": timed(evaluate_baseline, "kmeans", height=low, **common),
             f"balanced k-means ({low:.0f} m)": timed(evaluate_baseline, "balanced_kmeans", height=low, **common)}
+
+
+PAIRED_METRICS = ("return", "coverage_ratio")
+
+
+def per_episode(result: dict[str, Any], key: str) -> np.ndarray:
+    """``key`` ("return" or an episode-info field) of every episode of one method, in episode order."""
+    return np.asarray(result["episode_returns"] if key == "return" else result["episode_metrics"][key], np.float64)
+
+
+def paired(results: dict[str, dict[str, Any]], reference: str) -> dict[str, dict[str, dict[str, float]]]:
+    """For each trained row and each of ``PAIRED_METRICS``: the mean over episodes of (row - ``reference``) on the
+    same episode, the standard error of that mean, and the share of episodes on which the row is higher."""
+    base = {key: per_episode(results[reference], key) for key in PAIRED_METRICS}
+    comparison: dict[str, dict[str, dict[str, float]]] = {}
+    for label, result in results.items():
+        if "mean_reward" not in result:
+            continue
+        comparison[label] = {}
+        for key in PAIRED_METRICS:
+            difference = per_episode(result, key) - base[key]
+            if len(difference) < 2:
+                raise ValueError(f"a paired standard error needs at least 2 episodes, got {len(difference)}")
+            comparison[label][key] = {"mean": float(difference.mean()),
+                                      "stderr": float(difference.std(ddof=1) / np.sqrt(len(difference))),
+                                      "higher": float((difference > 0).mean())}
+    return comparison
+
+
+def slim(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with only the per-episode fields the comparison uses, rounded, so the JSON stays small."""
+    kept = {key: value for key, value in result.items() if key not in ("episode_returns", "episode_metrics")}
+    kept["episode_returns"] = [round(float(v), 4) for v in result["episode_returns"]]
+    kept["episode_metrics"] = {key: [round(float(v), 5) for v in result["episode_metrics"][key]]
+                               for key in PAIRED_METRICS if key != "return"}
+    return kept
+
+
+def compact_json(record: dict[str, Any]) -> str:
+    """Indented JSON with every list of plain numbers on one line."""
+    text = json.dumps(record, indent=1, default=float)
+    # only brackets spanning lines: json.dumps escapes newlines inside strings, so none of these is in a string
+    return re.sub(r"\[([-+0-9.eE,\s]*\n[-+0-9.eE,\s]*)\]", lambda m: "[" + " ".join(m.group(1).split()) + "]",
+                  text) + "\n"
 
 
 def summarise(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -174,15 +223,28 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
+def paired_table(comparison: dict[str, dict[str, dict[str, float]]], reference: str) -> str:
+    """One row per trained method: its lead over ``reference`` in return and coverage, episode by episode."""
+    header = (f"| method | return - {reference} | episodes higher | coverage - {reference} | episodes higher |\n"
+              "|---|---:|---:|---:|---:|")
+    rows = [f"| {label} | {c['return']['mean']:+.2f} +- {c['return']['stderr']:.2f} | {c['return']['higher']:.0%} | "
+            f"{c['coverage_ratio']['mean']:+.4f} +- {c['coverage_ratio']['stderr']:.4f} | "
+            f"{c['coverage_ratio']['higher']:.0%} |" for label, c in comparison.items()]
+    return "\n".join([header, *rows]) + "\n"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, required=True, help="a hmasd-train run folder (uav_coverage)")
     parser.add_argument("--checkpoint", default="final", help="checkpoints/<name>.pt to evaluate")
-    parser.add_argument("--episodes", type=int, default=16, help="fresh episodes per method")
+    parser.add_argument("--episodes", type=int, default=512, help="fresh episodes per method (at least 2)")
     parser.add_argument("--seed", type=int, default=123, help="env seed of the evaluation episodes")
     parser.add_argument("--window", type=int, default=None, help="smoothing window (default: the run's num_envs)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/learning"))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.episodes < 2:
+        parser.error(f"--episodes must be at least 2 (a paired standard error needs two), got {args.episodes}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: evaluate_policy(trainer, args.episodes, args.seed, skills, actions)
                for name, (skills, actions) in POLICY_ROWS.items()}
     results.update(run_baselines(options, args.episodes, args.seed))
+    reference = f"k-means ({float(options['min_height']):.0f} m)"
+    comparison = paired(results, reference)
     summary = summarise(results)
     curve = training_curve(args.run_dir)
     window = args.window or source["run_num_envs"]  # one episode per env copy: about one batch of episodes
@@ -202,10 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     figure = plot(curve, summary, window, f"{args.run_dir.name}: training vs baselines",
                   args.out / "uav_coverage_vs_baselines.png")
     record = {"run_dir": str(args.run_dir), **source, "episodes": args.episodes, "seed": args.seed,
-              "env_options": options, "summary": summary, "results": results}
-    (args.out / "uav_vs_baselines.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
+              "env_options": options, "summary": summary, "reference": reference, "paired": comparison,
+              "results": {label: slim(result) for label, result in results.items()}}
+    (args.out / "uav_vs_baselines.json").write_text(compact_json(record))
     log.info("wrote %s and %s", args.out / "uav_vs_baselines.json", figure)
-    sys.stdout.write(markdown_table(summary))
+    sys.stdout.write(markdown_table(summary) + "\n" + paired_table(comparison, reference))
     return 0
 
 
