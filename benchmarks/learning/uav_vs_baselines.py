@@ -46,6 +46,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "return": ("return / agent", "mean_reward", "return"),
 }
 BAR_METRICS = ("coverage_ratio", "system_throughput_mbps", "connectivity_ratio", "return")
+# summary key -> the episode CSV's column drawn over training ("total_reward": the env's return, per agent)
+CURVES = {"return": "total_reward", "coverage_ratio": "coverage_ratio", "system_throughput_mbps": "system_throughput_mbps"}
 COLORS = ("tab:blue", "tab:cyan", "tab:purple", "tab:gray", "tab:orange", "tab:red", "tab:green")  # in run order
 
 
@@ -176,31 +178,31 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 def plot(curve: dict[str, np.ndarray], summary: dict[str, dict[str, float]], window: int, title: str,
          path: Path) -> Path:
-    """Left: coverage and throughput during training with the baselines as lines; right: bars per metric."""
+    """Left: the env's return, coverage and throughput during training with the evaluations as lines; right: bars
+    per metric."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure = plt.figure(figsize=(13, 6))
-    grid = figure.add_gridspec(2, 3, width_ratios=(1.6, 1, 1))
+    figure = plt.figure(figsize=(14, 8), layout="constrained")
+    left, right = figure.subfigures(1, 2, width_ratios=(1.4, 2))
+    curve_axes = left.subplots(len(CURVES), 1, sharex=True)
     window = max(1, min(window, len(curve["env_steps"])))
     steps = curve["env_steps"][window - 1:] / 1e3
-    for row, key in enumerate(("coverage_ratio", "system_throughput_mbps")):
-        axis = figure.add_subplot(grid[row, 0])
-        axis.plot(steps, smooth(curve[key], window), color="tab:blue", label=f"training (mean of {window} episodes)")
+    for axis, (key, column) in zip(curve_axes, CURVES.items()):
+        axis.plot(steps, smooth(curve[column], window), color="tab:blue",
+                  label=f"training (mean of {window} episodes)")
         for color, (label, values) in zip(COLORS, summary.items()):
             axis.axhline(values[key], color=color, ls=":" if label.startswith("trained") else "--", lw=1.2,
                          label=label)
         axis.set_ylabel(METRICS[key][0])
         axis.grid(alpha=0.3)
-    axis.set_xlabel("env steps of training (thousands)")
-    figure.axes[0].set_title(title, fontsize=10)
-    figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="lower left", ncol=3, fontsize=8,
-                  bbox_to_anchor=(0.01, 0.0))
+    curve_axes[-1].set_xlabel("env steps of training (thousands)")
+    left.suptitle(title, fontsize=10)
+    left.legend(*curve_axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)
     labels = list(summary)
-    for index, key in enumerate(BAR_METRICS):
-        axis = figure.add_subplot(grid[index // 2, 1 + index % 2])
+    for axis, key in zip(right.subplots(2, 2).flat, BAR_METRICS):
         values = [summary[label][key] for label in labels]
         bars = axis.bar(range(len(labels)), values, color=COLORS[:len(labels)])
         axis.bar_label(bars, labels=[f"{v:.0f}" if abs(v) >= 100 else f"{v:.3f}" for v in values], fontsize=7)
@@ -208,7 +210,6 @@ def plot(curve: dict[str, np.ndarray], summary: dict[str, dict[str, float]], win
         axis.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=7)
         axis.set_title(METRICS[key][0], fontsize=9)
         axis.grid(axis="y", alpha=0.3)
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
