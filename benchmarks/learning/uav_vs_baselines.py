@@ -12,7 +12,7 @@ metrics are episode means of the env's per-step values; "return" is the per-agen
 also compared with k-means at the minimum height episode by episode (``paired``: the mean difference, its standard
 error and the share of episodes it wins): the episodes differ far more among themselves than the methods do, and
 pairing cancels what they share. 512 episodes by default, because at 16 the standard error of that difference in
-return (about 2.4) is larger than the differences being judged.
+return (about 2.3) is larger than the differences being judged.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 BAR_METRICS = ("coverage_ratio", "system_throughput_mbps", "connectivity_ratio", "return")
 # summary key -> the episode CSV's column drawn over training ("total_reward": the env's return, per agent)
-CURVES = {"return": "total_reward", "coverage_ratio": "coverage_ratio", "system_throughput_mbps": "system_throughput_mbps"}
+CURVES = {"return": "total_reward", "coverage_ratio": "coverage_ratio",
+          "system_throughput_mbps": "system_throughput_mbps"}
 COLORS = ("tab:blue", "tab:cyan", "tab:purple", "tab:gray", "tab:orange", "tab:red", "tab:green")  # in run order
 
 
