@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("torch", reason="the learner needs the train extra (torch); CI installs it")
 pytest.importorskip("matplotlib", reason="the figure needs the train extra (matplotlib); CI installs it")
@@ -105,3 +107,21 @@ def test_uav_table_judges_each_seed_on_both_leads_and_refuses_unpaired_files(tmp
         table.main([f"HMASD={tmp_path}/hmasd_seed_*.json", f"X={tmp_path}/other_seed_*.json", "--out", str(out)])
     with pytest.raises(SystemExit, match="LABEL=GLOB"):
         table.main([f"HMASD={tmp_path}/missing_*.json", "--out", str(out)])
+
+
+@given(st.lists(st.tuples(st.floats(300, 500), st.floats(300, 500), st.floats(0, 1), st.floats(0, 1)),
+                min_size=2, max_size=40))
+@settings(max_examples=50, deadline=None)
+def test_paired_leads_are_differences_of_means_and_change_sign_with_the_roles(episodes):
+    script = load_script("uav_vs_baselines")
+    a_ret, b_ret, a_cov, b_cov = (list(column) for column in zip(*episodes))
+    a = {"mean_reward": 0.0, "episode_returns": a_ret, "episode_metrics": {"coverage_ratio": a_cov}}
+    b = {"mean_reward": 0.0, "episode_returns": b_ret, "episode_metrics": {"coverage_ratio": b_cov}}
+    forward = script.paired({"a": a, "b": b}, "b")["a"]
+    backward = script.paired({"a": a, "b": b}, "a")["b"]
+    for key, (x, y) in {"return": (a_ret, b_ret), "coverage_ratio": (a_cov, b_cov)}.items():
+        assert forward[key]["mean"] == pytest.approx(np.mean(x) - np.mean(y), abs=1e-9)
+        assert backward[key]["mean"] == pytest.approx(-forward[key]["mean"], abs=1e-9)
+        assert backward[key]["stderr"] == pytest.approx(forward[key]["stderr"]) and forward[key]["stderr"] >= 0
+        ties = np.mean(np.asarray(x) == np.asarray(y))
+        assert forward[key]["higher"] + backward[key]["higher"] + ties == pytest.approx(1.0)
