@@ -174,10 +174,10 @@ def test_evaluate_baseline_fields_rounds_and_determinism() -> None:
     assert np.mean(result["episode_returns"]) == pytest.approx(result["return"])
     one_round = B.evaluate_baseline("kmeans", episodes=2, num_envs=2, seed=5, max_steps=20, num_users=15)
     assert one_round["episode_returns"] == result["episode_returns"][:2]  # the first round: the same episodes
-    coverage = result["episode_metrics"]["coverage_ratio"]
+    coverage = result["episode_info"]["coverage_ratio"]
     assert len(coverage) == 4 and np.mean(coverage) == pytest.approx(result["coverage_ratio"], rel=1e-5)
-    assert "served_users" not in result["episode_metrics"]  # per-UAV fields are not per-episode scalars
-    assert one_round["episode_metrics"]["coverage_ratio"] == coverage[:2]
+    assert "served_users" not in result["episode_info"]  # per-UAV fields are not per-episode scalars
+    assert one_round["episode_info"]["coverage_ratio"] == coverage[:2]
     json.dumps(result)  # plain Python values only
     with pytest.raises(ValueError, match="unknown baseline"):
         B.evaluate_baseline("greedy", episodes=1, max_steps=5)

@@ -50,15 +50,15 @@ def test_policy_rows_are_the_evaluations_they_name(tmp_path):
     det = results["trained (det.)"]
     gap = np.subtract(det["episode_returns"], kmeans["episode_returns"])
     assert record["paired"]["trained (det.)"]["return"]["mean"] == pytest.approx(gap.mean(), abs=1e-3)
-    cover = np.subtract(det["episode_metrics"]["coverage_ratio"], kmeans["episode_metrics"]["coverage_ratio"])
+    cover = np.subtract(det["episode_info"]["coverage_ratio"], kmeans["episode_info"]["coverage_ratio"])
     assert record["paired"]["trained (det.)"]["coverage_ratio"]["higher"] == pytest.approx((cover > 0).mean())
 
 
 def test_paired_differences_are_per_episode_with_their_standard_error():
     script = load_script("uav_vs_baselines")
-    base = {"return": 1.0, "episode_returns": [10.0, 12.0, 14.0], "episode_metrics": {"coverage_ratio": [.5, .5, .5]}}
+    base = {"return": 1.0, "episode_returns": [10.0, 12.0, 14.0], "episode_info": {"coverage_ratio": [.5, .5, .5]}}
     row = {"mean_reward": 1.0, "episode_returns": [11.0, 12.0, 17.0],
-           "episode_metrics": {"coverage_ratio": [.6, .4, .5]}}
+           "episode_info": {"coverage_ratio": [.6, .4, .5]}}
     comparison = script.paired({"trained": row, "k-means (50 m)": base}, "k-means (50 m)")
     assert list(comparison) == ["trained"]  # baselines are not compared with themselves
     ret = comparison["trained"]["return"]  # differences 1, 0, 3: mean 4/3, sample std sqrt(7/3)
@@ -115,8 +115,8 @@ def test_uav_table_judges_each_seed_on_both_leads_and_refuses_unpaired_files(tmp
 def test_paired_leads_are_differences_of_means_and_change_sign_with_the_roles(episodes):
     script = load_script("uav_vs_baselines")
     a_ret, b_ret, a_cov, b_cov = (list(column) for column in zip(*episodes))
-    a = {"mean_reward": 0.0, "episode_returns": a_ret, "episode_metrics": {"coverage_ratio": a_cov}}
-    b = {"mean_reward": 0.0, "episode_returns": b_ret, "episode_metrics": {"coverage_ratio": b_cov}}
+    a = {"mean_reward": 0.0, "episode_returns": a_ret, "episode_info": {"coverage_ratio": a_cov}}
+    b = {"mean_reward": 0.0, "episode_returns": b_ret, "episode_info": {"coverage_ratio": b_cov}}
     forward = script.paired({"a": a, "b": b}, "b")["a"]
     backward = script.paired({"a": a, "b": b}, "a")["b"]
     for key, (x, y) in {"return": (a_ret, b_ret), "coverage_ratio": (a_cov, b_cov)}.items():

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hmasd.diagnostics.stats import t_quantile
+
 log = logging.getLogger("uav_table")
 
 ROW = "trained (det.)"  # the deterministic evaluation the issue judges
@@ -102,7 +104,8 @@ def markdown(runs: list[RunScore], shared: dict[str, Any]) -> str:
 
 
 def plot(runs: list[RunScore], shared: dict[str, Any], path: Path) -> Path:
-    """Two panels, return lead and coverage lead, one row per run with a 95 % interval; k-means is the zero line."""
+    """Two panels, return lead and coverage lead, one row per run with a 95 % interval (Student t, as
+    ``hmasd.diagnostics.stats.mean_ci``); k-means is the zero line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,10 +115,11 @@ def plot(runs: list[RunScore], shared: dict[str, Any], path: Path) -> Path:
     colors = {label: plt.get_cmap("tab10")(index % 10) for index, label in enumerate(labels)}
     figure, axes = plt.subplots(1, 2, figsize=(13, 0.4 * len(runs) + 1.6), sharey=True)
     rows = range(len(runs))[::-1]  # first run at the top
+    half_width = t_quantile(0.975, shared["episodes"] - 1)  # standard errors either side
     for axis, (mean, stderr, title) in zip(axes, (("lead_return", "lead_return_stderr", "return"),
                                                   ("lead_coverage", "lead_coverage_stderr", "coverage"))):
         for row, run in zip(rows, runs):
-            axis.errorbar(getattr(run, mean), row, xerr=1.96 * getattr(run, stderr), fmt="o", capsize=3,
+            axis.errorbar(getattr(run, mean), row, xerr=half_width * getattr(run, stderr), fmt="o", capsize=3,
                           color=colors[run.label])
         axis.axvline(0.0, color="tab:gray", ls="--", lw=1)
         axis.set_xlabel(f"{title} lead over {shared['reference']}")

@@ -108,13 +108,15 @@ PAIRED_METRICS = ("return", "coverage_ratio")
 
 def per_episode(result: dict[str, Any], key: str) -> np.ndarray:
     """``key`` ("return" or an episode-info field) of every episode of one method, in episode order."""
-    return np.asarray(result["episode_returns"] if key == "return" else result["episode_metrics"][key], np.float64)
+    return np.asarray(result["episode_returns"] if key == "return" else result["episode_info"][key], np.float64)
 
 
 def paired(results: dict[str, dict[str, Any]], reference: str) -> dict[str, dict[str, dict[str, float]]]:
     """For each trained row and each of ``PAIRED_METRICS``: the mean over episodes of (row - ``reference``) on the
     same episode, the standard error of that mean, and the share of episodes on which the row is higher."""
     base = {key: per_episode(results[reference], key) for key in PAIRED_METRICS}
+    if len(base["return"]) < 2:
+        raise ValueError(f"a paired standard error needs at least 2 episodes, got {len(base['return'])}")
     comparison: dict[str, dict[str, dict[str, float]]] = {}
     for label, result in results.items():
         if "mean_reward" not in result:
@@ -122,8 +124,6 @@ def paired(results: dict[str, dict[str, Any]], reference: str) -> dict[str, dict
         comparison[label] = {}
         for key in PAIRED_METRICS:
             difference = per_episode(result, key) - base[key]
-            if len(difference) < 2:
-                raise ValueError(f"a paired standard error needs at least 2 episodes, got {len(difference)}")
             comparison[label][key] = {"mean": float(difference.mean()),
                                       "stderr": float(difference.std(ddof=1) / np.sqrt(len(difference))),
                                       "higher": float((difference > 0).mean())}
@@ -132,9 +132,9 @@ def paired(results: dict[str, dict[str, Any]], reference: str) -> dict[str, dict
 
 def slim(result: dict[str, Any]) -> dict[str, Any]:
     """``result`` with only the per-episode fields the comparison uses, rounded, so the JSON stays small."""
-    kept = {key: value for key, value in result.items() if key not in ("episode_returns", "episode_metrics")}
+    kept = {key: value for key, value in result.items() if key not in ("episode_returns", "episode_info")}
     kept["episode_returns"] = [round(float(v), 4) for v in result["episode_returns"]]
-    kept["episode_metrics"] = {key: [round(float(v), 5) for v in result["episode_metrics"][key]]
+    kept["episode_info"] = {key: [round(float(v), 5) for v in result["episode_info"][key]]
                                for key in PAIRED_METRICS if key != "return"}
     return kept
 

@@ -282,8 +282,8 @@ def evaluate_baseline(name: str, episodes: int = 10, num_envs: int = 8, seed: in
     Returns the env's episode statistics, averaged over the episodes: every episode-info field (per-step means,
     per-UAV fields as lists), ``length`` and ``return`` (the per-agent return averaged over agents: every agent
     gets the team reward, divided by U with ``reward_split``) and ``episode_returns`` (that return per episode, in
-    the order the episodes ran: round by round, env copy by copy) and ``episode_metrics`` (each scalar episode-info
-    field per episode, in that order); plus ``steady_state``, the means of the
+    the order the episodes ran: round by round, env copy by copy) and ``episode_info`` (each scalar field of the env's
+    ``episode_info``, per episode, in that order); plus ``steady_state``, the means of the
     ``details()`` metrics and of the per-agent ``reward`` over the last ``steady_fraction`` of each episode's steps
     (at least one), i.e. after the UAVs have had time to reach their places.
     """
@@ -299,7 +299,7 @@ def evaluate_baseline(name: str, episodes: int = 10, num_envs: int = 8, seed: in
     sums: dict[str, float] = {}
     samples = 0
     episode_returns: list[float] = []
-    episode_metrics: dict[str, list[float]] = {}
+    scalar_info: dict[str, list[float]] = {}  # the env's episode_info fields that are one value per episode
     for round_index in range(math.ceil(episodes / copies)):
         env.reset(seed if round_index == 0 else None)  # later rounds continue the stream: new episodes
         for t in range(1, max_steps + 1):
@@ -316,7 +316,7 @@ def evaluate_baseline(name: str, episodes: int = 10, num_envs: int = 8, seed: in
         episode_returns += env.episode_return.mean(axis=1).tolist()
         for key, values in env.episode_info.items():
             if values.ndim == 1:  # per-UAV fields are [copies, U]
-                episode_metrics.setdefault(key, []).extend(values.tolist())
+                scalar_info.setdefault(key, []).extend(values.tolist())
     stats = env.episode_stats()
     result: dict[str, Any] = {"baseline": name, "episodes": stats.pop("episodes"), "num_envs": copies,
                               "seed": seed, "options": env.options}
@@ -324,7 +324,7 @@ def evaluate_baseline(name: str, episodes: int = 10, num_envs: int = 8, seed: in
         result["height"] = policy.height  # type: ignore[attr-defined]
     result["return"] = float(np.mean(stats.pop("return")))
     result["episode_returns"] = episode_returns
-    result["episode_metrics"] = episode_metrics
+    result["episode_info"] = scalar_info
     result.update({key: _plain(value) for key, value in stats.items()})
     result["steady_state"] = {key: total / samples for key, total in sums.items()}
     result["steady_state"]["steps"] = tail

@@ -150,7 +150,8 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
     ``low_deterministic`` (default: ``deterministic``) sets the low level apart: argmax skills with sampled actions
     (or the reverse) tell which level's argmax a failing deterministic policy fails at. ``episode_returns`` lists
     each episode's team return in env order (episode e is env copy e of the seeded batch, as for the baselines), and
-    ``episode_metrics`` each scalar episode-info field per episode in the same order: paired comparisons need them."""
+    ``episode_info`` each scalar field of the env's ``episode_info`` per episode, in the same order and under the
+    names of the means (``success_rate``): paired comparisons need them."""
     c = trainer.config
     seed = evaluation_seed(c.seed) if seed is None else seed
     env = hmasd.envs.make(c.env, num_envs=episodes, seed=seed, **c.env_options)
@@ -188,10 +189,10 @@ def evaluate(trainer: Trainer, episodes: int, seed: int | None = None, determini
                               "std_return": float(returns.std()), "mean_length": float(lengths.mean()),
                               "per_agent_return": returns.mean(axis=0).tolist(),
                               "episode_returns": team_return.tolist()}
+    result["episode_info"] = {}
     for key, values in infos.items():
-        result[key] = np.mean(np.stack(values), axis=0).tolist()
-    result["episode_metrics"] = {key: [float(v) for v in values] for key, values in infos.items()
-                                 if np.ndim(values[0]) == 0}
-    if "success" in result:
-        result["success_rate"] = result.pop("success")
+        name = "success_rate" if key == "success" else key  # a mean of 0/1 flags: a rate
+        result[name] = np.mean(np.stack(values), axis=0).tolist()
+        if np.ndim(values[0]) == 0:
+            result["episode_info"][name] = [float(v) for v in values]
     return result
