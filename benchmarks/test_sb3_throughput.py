@@ -8,7 +8,9 @@ same run:
   over the adapter's (target: at least 5x). The SuperSuit recipe never sets ``TimeLimit.truncated``, so SB3 skips
   its per-row value bootstrap there (treating every time limit as a termination). The adapter runs both ways:
   ``time_limits="truncate"`` (its default: SB3 bootstraps each truncated row, one ``predict_values`` call per row)
-  and ``time_limits="terminate"`` (SuperSuit's semantics, so the two sides do the same work).
+  and ``time_limits="terminate"`` (SuperSuit's semantics, so the two sides do the same work); and the default
+  with ``TimeLimitBootstrap``, the adapter module's callback that does SB3's bootstrap of a step's truncated rows
+  in one ``predict_values`` call (SB3's targets up to float rounding, its work batched).
 - ``test_sb3_vec_env_step_throughput``: the same two VecEnvs stepped with pre-drawn random actions, no policy: what
   the env side alone costs SB3.
 - ``test_sb3_adapter_overhead``: ``step_async``/``step_wait`` at E = 1024 on one thread without a policy, vs the bare
@@ -91,9 +93,10 @@ def compare(benchmark: Any, baseline: BaselineRounds) -> tuple[float, float] | N
     return float(stats.median), float(stats.min)
 
 
-def rollout_collector(env: Any, weights: dict[str, Any] | None) -> tuple[Callable[[], None], Any]:
-    """A call that runs one ``collect_rollouts`` of ROLLOUT_STEPS steps of a PPO ``MlpPolicy`` on ``env``, and the
-    policy's weights (``weights`` given: loaded, so both sides run the same network)."""
+def rollout_collector(env: Any, weights: dict[str, Any] | None, callback: Any = None
+                      ) -> tuple[Callable[[], None], Any]:
+    """A call that runs one ``collect_rollouts`` of ROLLOUT_STEPS steps of a PPO ``MlpPolicy`` on ``env`` (with the SB3
+    ``callback``, if any), and the policy's weights (``weights`` given: loaded, so both sides run the same network)."""
     from stable_baselines3 import PPO
 
     model = PPO("MlpPolicy", env, n_steps=ROLLOUT_STEPS, batch_size=ROLLOUT_STEPS * env.num_envs, device="cpu",
@@ -101,7 +104,7 @@ def rollout_collector(env: Any, weights: dict[str, Any] | None) -> tuple[Callabl
     if weights is not None:
         model.policy.load_state_dict(weights)
     # learn() would also train; collect_rollouts alone needs the state learn() sets up first (obs, callback)
-    _, callback = model._setup_learn(total_timesteps=10**12, callback=None)
+    _, callback = model._setup_learn(total_timesteps=10**12, callback=callback)
 
     def collect() -> None:
         model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=ROLLOUT_STEPS)
@@ -142,19 +145,25 @@ def labels(kind: str, num_envs: int, num_agents: int, steps: int, **more: Any) -
             "target_speedup": TARGET_SPEEDUP, **more}
 
 
-@pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")  # SuperSuit's wrapper
-@pytest.mark.parametrize("time_limits", ["truncate", "terminate"])
-@pytest.mark.parametrize("num_envs", ROLLOUT_ENVS)
-def test_sb3_rollout_throughput(benchmark: Any, num_envs: int, time_limits: str, one_torch_thread: None) -> None:
-    from hmasd.envs.sb3 import HmasdSB3VecEnv
+# (time_limits, whether TimeLimitBootstrap batches SB3's bootstrap of truncated rows)
+ROLLOUT_VARIANTS = {"truncate": ("truncate", False), "truncate+TimeLimitBootstrap": ("truncate", True),
+                    "terminate": ("terminate", False)}
 
+
+@pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")  # SuperSuit's wrapper
+@pytest.mark.parametrize("variant", list(ROLLOUT_VARIANTS))
+@pytest.mark.parametrize("num_envs", ROLLOUT_ENVS)
+def test_sb3_rollout_throughput(benchmark: Any, num_envs: int, variant: str, one_torch_thread: None) -> None:
+    from hmasd.envs.sb3 import HmasdSB3VecEnv, TimeLimitBootstrap
+
+    time_limits, batched = ROLLOUT_VARIANTS[variant]
     native = HmasdSB3VecEnv(ENV, num_envs=num_envs, seed=0, num_threads=NUM_THREADS, time_limits=time_limits)
-    collect_native, weights = rollout_collector(native, None)
+    collect_native, weights = rollout_collector(native, None, TimeLimitBootstrap() if batched else None)
     collect_supersuit, _ = rollout_collector(supersuit_env(num_envs), weights)
     baseline = BaselineRounds(collect_supersuit, WARMUP_ROUNDS)
-    benchmark.group = f"sb3_rollout {ENV} E={num_envs} time_limits={time_limits}"
+    benchmark.group = f"sb3_rollout {ENV} E={num_envs} time_limits={variant}"
     benchmark.extra_info.update(labels("sb3_rollout", num_envs, native.num_agents, ROLLOUT_STEPS, torch_threads=1,
-                                       variant=f"time_limits={time_limits}"))
+                                       variant=f"time_limits={variant}"))
     benchmark.pedantic(collect_native, setup=baseline, rounds=ROLLOUT_ROUNDS, iterations=1,
                        warmup_rounds=WARMUP_ROUNDS)
     record_speedup(benchmark, baseline, ROLLOUT_STEPS * num_envs)

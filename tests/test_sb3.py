@@ -531,3 +531,102 @@ def test_ending_steps_pause_the_cyclic_gc_only_while_building_infos(collector_on
         assert runner_dones.all() and all("terminal_obs" in info for per_env in runner_infos for info in per_env)
     finally:
         (gc.enable if was_enabled else gc.disable)()
+
+
+# ---- TimeLimitBootstrap: SB3's time-limit bootstrap, batched -----------------------------------------------------
+def collected(model: Any, callback: Any, steps: int) -> tuple[Any, int]:
+    """One ``collect_rollouts`` of ``steps`` steps with ``callback``: the rollout buffer and how many times the policy's
+    ``predict_values`` was called (SB3: once per truncated row plus once for the last observation)."""
+    calls = 0
+    predict_values = model.policy.predict_values
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return predict_values(*args, **kwargs)
+
+    model.policy.predict_values = counted
+    _, callback = model._setup_learn(total_timesteps=10**9, callback=callback)
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=steps)
+    return model.rollout_buffer, calls
+
+
+def assert_same_rollouts(plain: Any, batched: Any) -> None:
+    """The same rollout but for the bootstrapped rewards, which may differ by float rounding only."""
+    for name in ("observations", "actions", "values", "log_probs", "episode_starts"):
+        np.testing.assert_array_equal(getattr(batched, name), getattr(plain, name), err_msg=name)
+    for name in ("rewards", "returns", "advantages"):
+        np.testing.assert_allclose(getattr(batched, name), getattr(plain, name), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("algo", ["PPO", "MaskablePPO"])
+def test_time_limit_bootstrap_gives_sb3s_targets_with_one_value_call_per_ending_step(algo: str,
+                                                                                    one_torch_thread: None) -> None:
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    from hmasd.envs.sb3 import TimeLimitBootstrap
+
+    steps, copies = 20, 3  # stag_hunt truncates after 9 steps: two ending steps of 12 rows each
+    cls = {"PPO": PPO, "MaskablePPO": MaskablePPO}[algo]
+
+    def model(time_limits: str = "truncate") -> Any:
+        env = HmasdSB3VecEnv("stag_hunt", num_envs=copies, seed=4, time_limits=time_limits, **SHORT["stag_hunt"])
+        return cls("MlpPolicy", env, n_steps=steps, batch_size=steps * env.num_envs, device="cpu", seed=7)
+
+    plain, plain_calls = collected(model(), None, steps)
+    batched, batched_calls = collected(model(), TimeLimitBootstrap(), steps)
+    ignored, _ = collected(model("terminate"), None, steps)  # no bootstrap at all
+    assert plain_calls == 2 * copies * 4 + 1 and batched_calls == 2 + 1
+    assert_same_rollouts(plain, batched)
+    ends = np.flatnonzero(ignored.rewards != plain.rewards) // (copies * 4)
+    assert sorted(set(ends.tolist())) == [8, 17]  # the bootstrap matters exactly at the two ending steps
+    assert len(ends) == 2 * copies * 4
+
+
+def test_time_limit_bootstrap_works_on_any_sb3_vec_env_and_leaves_terminations_alone(one_torch_thread: None) -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from hmasd.envs.sb3 import BOOTSTRAPPED, TimeLimitBootstrap
+
+    class Infos(TimeLimitBootstrap):
+        """Counts the rows it bootstrapped and the terminated rows it saw."""
+        bootstrapped = terminated = 0
+
+        def _on_step(self) -> bool:
+            dones, infos = self.locals["dones"], self.locals["infos"]
+            cut = [bool(infos[i].get("TimeLimit.truncated")) for i in np.flatnonzero(dones)]
+            assert super()._on_step()
+            for row, was_cut in zip(np.flatnonzero(dones).tolist(), cut):
+                assert infos[row].get(BOOTSTRAPPED, False) is was_cut
+                assert not infos[row]["TimeLimit.truncated"]
+                self.bootstrapped += was_cut
+                self.terminated += not was_cut
+            return True
+
+    steps = 64
+
+    def model() -> Any:  # CartPole falls (terminates) or reaches its limit of 12 steps (truncates)
+        env = make_vec_env("CartPole-v1", n_envs=4, seed=3, env_kwargs={"max_episode_steps": 12})
+        return PPO("MlpPolicy", env, n_steps=steps, batch_size=steps * 4, device="cpu", seed=7)
+
+    plain, plain_calls = collected(model(), None, steps)
+    counter = Infos()
+    batched, batched_calls = collected(model(), counter, steps)
+    assert counter.bootstrapped > 0 and counter.terminated > 0
+    assert plain_calls == counter.bootstrapped + 1 and batched_calls < plain_calls
+    assert_same_rollouts(plain, batched)
+
+
+@pytest.mark.parametrize("algo", ["DQN", "RecurrentPPO"])
+def test_time_limit_bootstrap_refuses_algorithms_it_cannot_batch(algo: str) -> None:
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3 import DQN
+
+    from hmasd.envs.sb3 import TimeLimitBootstrap
+
+    cls, policy = {"DQN": (DQN, "MlpPolicy"), "RecurrentPPO": (RecurrentPPO, "MlpLstmPolicy")}[algo]
+    model = cls(policy, HmasdSB3VecEnv("stag_hunt", num_envs=1, seed=0), device="cpu")
+    with pytest.raises(TypeError, match="TimeLimitBootstrap"):
+        model.learn(10, callback=TimeLimitBootstrap())

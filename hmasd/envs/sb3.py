@@ -13,9 +13,10 @@ reset inside that step). ``infos`` is a list of E * N mappings. Rows without new
 fresh dicts, as ``DummyVecEnv`` plus ``Monitor`` would give them:
 
 - ``terminal_observation``: the row's last observation (the returned one already starts the next episode);
-- ``TimeLimit.truncated``: truncated and not terminated (SB3 bootstraps the value of those), or always False with
-  ``time_limits="terminate"`` (SuperSuit's behaviour: a time limit counts as a termination, and SB3 skips its
-  value bootstrap, one ``predict_values`` call per truncated row, which can be a third of a rollout's time);
+- ``TimeLimit.truncated``: truncated and not terminated (SB3 bootstraps the value of those, one ``predict_values``
+  call per row, which can be half of a rollout's time: :class:`TimeLimitBootstrap` makes it one call per step), or
+  always False with ``time_limits="terminate"`` (SuperSuit's behaviour: a time limit counts as a termination, and
+  SB3 skips its value bootstrap);
 - ``episode``: ``{"r": return, "l": length, "t": seconds since this object was made}``, rounded as ``Monitor``
   rounds them, so SB3's ``rollout/ep_rew_mean``, ``evaluate_policy`` and callbacks work without a ``Monitor``;
 - ``episode_metrics`` (:data:`~hmasd.envs.agent_rows.EPISODE_KEY`): hmasd's record of the episode (the agent's
@@ -23,6 +24,10 @@ fresh dicts, as ``DummyVecEnv`` plus ``Monitor`` would give them:
 
 Because the rows already carry ``Monitor``'s record, ``env_is_wrapped(Monitor)`` says True, and a ``VecMonitor``
 on top warns that it overwrites it (SB3's own warning); it is not needed.
+
+:class:`TimeLimitBootstrap` is an SB3 callback for PPO, A2C and ``MaskablePPO`` that does their value bootstrap of
+time-limited rows for all the rows of a step in one ``predict_values`` call instead of one call per row (with any
+SB3 ``VecEnv``, not only this one).
 
 This module imports stable-baselines3; ``import hmasd.envs`` does not import it (import it explicitly).
 """
@@ -36,7 +41,10 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv as SB3VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn, tile_images
 
@@ -45,7 +53,7 @@ from hmasd.envs.agent_rows import EPISODE_KEY, AgentRows, gc_paused
 from hmasd.envs.registry import make
 from hmasd.envs.vec_env import VecEnv
 
-__all__ = ["HmasdSB3VecEnv", "NO_NEWS"]
+__all__ = ["HmasdSB3VecEnv", "NO_NEWS", "TimeLimitBootstrap"]
 
 NO_NEWS: Mapping[str, Any] = types.MappingProxyType({})
 """The info of every row whose episode did not end in the step: one shared, read-only empty mapping."""
@@ -362,3 +370,53 @@ class _RowMethod:
 
     def __repr__(self) -> str:
         return f"<{self._name} of row {self._row}>"
+
+
+BOOTSTRAPPED = "TimeLimit.bootstrapped"
+"""Info key :class:`TimeLimitBootstrap` sets (True) on the rows it bootstrapped, whose ``TimeLimit.truncated`` it
+cleared."""
+
+
+class TimeLimitBootstrap(BaseCallback):
+    """SB3's value bootstrap of episodes cut by a time limit, batched: ``learn(..., callback=TimeLimitBootstrap())``.
+
+    After each ``env.step`` SB3's on-policy algorithms add ``gamma * V(terminal_observation)`` to the reward of every
+    row whose info says ``TimeLimit.truncated``, calling ``policy.predict_values`` once per row. When all the copies of
+    a batch reach their time limit together (E * N rows here), those calls cost more than the rest of the rollout.
+    This callback runs in the same step, just before that loop: it computes the values of all the step's truncated
+    rows in one call, adds ``gamma * V`` to their rewards (the same sum SB3 makes, in float32), and marks the rows
+    done (``TimeLimit.truncated`` False, :data:`BOOTSTRAPPED` True), so that SB3's loop skips them. The targets are
+    SB3's up to float rounding (a product of many rows may round differently from one of a single row).
+
+    For ``OnPolicyAlgorithm`` subclasses whose bootstrap is ``predict_values(obs)`` (PPO, A2C, sb3-contrib's
+    ``MaskablePPO``); recurrent policies (``RecurrentPPO`` bootstraps with the LSTM state) and off-policy algorithms
+    (their replay buffer reads ``TimeLimit.truncated``) are refused when ``learn`` starts. Only rows whose terminal
+    observation is an array are batched; any other row is left to SB3's own loop.
+    """
+
+    def _init_callback(self) -> None:
+        model = self.model
+        if not isinstance(model, OnPolicyAlgorithm):
+            raise TypeError(f"TimeLimitBootstrap is for on-policy algorithms (PPO, A2C, MaskablePPO); "
+                            f"{type(model).__name__} is not one (its replay buffer reads TimeLimit.truncated itself)")
+        if hasattr(model, "_last_lstm_states"):  # sb3-contrib's RecurrentPPO
+            raise TypeError(f"TimeLimitBootstrap cannot batch {type(model).__name__}'s bootstrap: a recurrent policy's "
+                            "value of a terminal observation needs that row's LSTM state")
+
+    def _on_step(self) -> bool:
+        dones, infos, rewards = self.locals["dones"], self.locals["infos"], self.locals["rewards"]
+        rows = [row for row in np.flatnonzero(dones).tolist()
+                if infos[row].get("TimeLimit.truncated", False)
+                and isinstance(infos[row].get("terminal_observation"), np.ndarray)]
+        if not rows:
+            return True
+        policy = self.model.policy
+        terminal_obs, _ = policy.obs_to_tensor(np.stack([infos[row]["terminal_observation"] for row in rows]))
+        with torch.no_grad():
+            values = policy.predict_values(terminal_obs).reshape(len(rows))
+        rewards[rows] += self.model.gamma * values.cpu().numpy().astype(rewards.dtype, copy=False)
+        for row in rows:
+            # the row's info is read-only only where no episode ended (NO_NEWS); these are fresh dicts
+            infos[row]["TimeLimit.truncated"] = False
+            infos[row][BOOTSTRAPPED] = True
+        return True
