@@ -385,8 +385,9 @@ class TimeLimitBootstrap(BaseCallback):
     a batch reach their time limit together (E * N rows here), those calls cost more than the rest of the rollout.
     This callback runs in the same step, just before that loop: it computes the values of all the step's truncated
     rows in one call, adds ``gamma * V`` to their rewards (the same sum SB3 makes, in float32), and marks the rows
-    done (``TimeLimit.truncated`` False, :data:`BOOTSTRAPPED` True), so that SB3's loop skips them. The targets are
-    SB3's up to float rounding (a product of many rows may round differently from one of a single row).
+    done (``TimeLimit.truncated`` False, :data:`BOOTSTRAPPED` True), so that SB3's loop skips them; callbacks after
+    it in a ``CallbackList`` see the rows so marked. The targets are SB3's up to float rounding (a product of many
+    rows may round differently from one of a single row).
 
     For ``OnPolicyAlgorithm`` subclasses whose bootstrap is ``predict_values(obs)`` (PPO, A2C, sb3-contrib's
     ``MaskablePPO``); recurrent policies (``RecurrentPPO`` bootstraps with the LSTM state) and off-policy algorithms
