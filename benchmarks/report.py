@@ -5,13 +5,16 @@ Usage: ``python benchmarks/report.py`` (run the suite, then write), ``--from-jso
 ``--benchmark-json`` file without running), ``--no-write`` (print the tables only); pytest arguments after ``--``
 (test files or directories among them, relative to the repository root, run instead of the whole of benchmarks/).
 Each README block (``results``, ``uav-results``) is rewritten only when the run has benchmarks for it, so a partial
-run such as ``-- -k uav`` leaves the other block as it was.
+run such as ``-- -k uav`` leaves the other block as it was. ``--repeat K`` runs the suite K times and reports, for
+every benchmark, the median over the runs of its median call and of each ratio it stores (overheads, speedups),
+with the ratios' range over the runs: on a shared VM one run's ratio can move by a factor of two.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import re
 import shlex
 import subprocess
@@ -173,8 +176,13 @@ def run_header(data: dict[str, Any]) -> list[str]:
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     build = machine.get("hmasd_build", {})
     load = machine.get("load_average_at_start") or []
+    runs = data.get("runs", 1)
+    at = f"at commit `{str(commit.get('id', '?'))[:12]}`{dirty}"
+    when = (f"Run of {data.get('datetime', '?')} (UTC) {at}." if runs == 1 else
+            f"{runs} runs, the first of {data['run_datetimes'][0]} (UTC), {at}: each figure is the median over the "
+            "runs, with a ratio's range over them in brackets (the load below is the first run's).")
     return [
-        f"Run of {data.get('datetime', '?')} (UTC) at commit `{str(commit.get('id', '?'))[:12]}`{dirty}.",
+        when,
         "",
         f"- CPU: {machine.get('cpu_model', '?')}, {machine.get('usable_cores', '?')} usable cores "
         f"({machine.get('logical_cpus', '?')} logical CPUs); load average at start "
@@ -355,10 +363,10 @@ def adapter_overheads(benches: list[tuple[dict[str, Any], dict[str, Any]]]) -> l
             and i["backend"] == "bare"}
     out = []
     for info, stats in benches:
-        if info["kind"] == "adapter_overhead" and info["backend"] != "bare" and (info["env"], info["num_envs"]) in bare:
-            out.append((info, stats["median"] / bare[info["env"], info["num_envs"]]["median"] - 1))
-        elif "overhead_vs_bare" in info or "overhead" in info:
+        if "overhead_vs_bare" in info or "overhead" in info:  # stored by the suite, or by merge_runs
             out.append((info, float(info.get("overhead_vs_bare", info.get("overhead")))))
+        elif info["kind"] == "adapter_overhead" and info["backend"] != "bare" and (info["env"], info["num_envs"]) in bare:
+            out.append((info, stats["median"] / bare[info["env"], info["num_envs"]]["median"] - 1))
     return sorted(out, key=lambda x: (x[0]["backend"], x[0]["env"]))
 
 
@@ -371,14 +379,16 @@ def render_adapters(data: dict[str, Any]) -> str:
              "### Adapter overhead over the bare native step (no policy in the loop; median calls)", "",
              "| adapter (benchmark) | env | E | overhead | target |", "| --- | --- | ---: | ---: | --- |"]
     for info, extra in adapter_overheads(benches):
-        lines.append(f"| {info['backend']} ({info['kind']}) | {info['env']} | {info['num_envs']} | {fmt_pct(extra)} | "
+        key = "overhead_vs_bare" if "overhead_vs_bare" in info else "overhead"
+        lines.append(f"| {info['backend']} ({info['kind']}) | {info['env']} | {info['num_envs']} | {fmt_pct(extra)}"
+                     f"{spread(info, key, fmt_pct)} | "
                      f"<= {fmt_pct(ADAPTER_TARGET_OVERHEAD)}: {verdict(extra <= ADAPTER_TARGET_OVERHEAD)} |")
     lines += ["", "### Speedup over the path users had before (same envs, same actions or policy)", "",
               "| benchmark | env | E | hmasd env-steps/s | speedup | over | target |",
               "| --- | --- | ---: | ---: | ---: | --- | --- |"]
     for info, stats in sorted(benches, key=lambda x: (x[0]["kind"], x[0].get("variant", ""), x[0]["num_envs"])):
         ratios = {k[len("speedup_vs_"):]: v for k, v in info.items()
-                  if k.startswith("speedup_vs_") and not k.endswith("_best")}
+                  if k.startswith("speedup_vs_") and not k.endswith(("_best", "_runs"))}
         if info.get("backend") == "pettingzoo" or not ratios:
             continue
         for baseline, ratio in ratios.items():
@@ -386,8 +396,61 @@ def render_adapters(data: dict[str, Any]) -> str:
             goal = f">= {target:.0f}x: {verdict(ratio >= target)}" if target else "(no target)"
             kind = f"{info['kind']} ({info['variant']})" if info.get("variant") else info["kind"]
             lines.append(f"| {kind} | {info['env']} | {info['num_envs']} | "
-                         f"{fmt_rate(info['env_steps'] / stats['median'])} | {ratio:,.1f}x | {baseline} | {goal} |")
+                         f"{fmt_rate(info['env_steps'] / stats['median'])} | {ratio:,.1f}x"
+                         f"{spread(info, 'speedup_vs_' + baseline, lambda r: f'{r:,.1f}x')} | {baseline} | {goal} |")
     return "\n".join(lines)
+
+
+RATIO_PREFIXES = ("speedup_vs_", "overhead")
+"""The ``extra_info`` fields that are ratios measured within a run (what the tables report and judge)."""
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One benchmark JSON from several runs of the same benchmarks: the first run's, with each benchmark's median
+    call the median over the runs (best call: the best of all), each ratio field of its ``extra_info`` the median
+    over the runs, and the runs' values of it under ``<field>_runs``. A benchmark missing from a run is refused:
+    the runs must be of one suite."""
+    runs = [json.loads(json.dumps(run)) for run in runs]  # copies: the callers' runs stay as they were
+    for run in runs:  # test_adapter_overhead.py's pairs store no ratio: each run's, divided here
+        store_pair_overheads(run)
+    merged = json.loads(json.dumps(runs[0]))
+    by_name = [{bench["fullname"]: bench for bench in run["benchmarks"]} for run in runs]
+    for bench in merged["benchmarks"]:
+        name = bench["fullname"]
+        missing = [i + 1 for i, run in enumerate(by_name) if name not in run]
+        if missing:
+            raise SystemExit(f"benchmark {name} is missing from run(s) {missing}: the runs are not of one suite")
+        same = [run[name] for run in by_name]
+        bench["stats"]["median"] = statistics.median(b["stats"]["median"] for b in same)
+        bench["stats"]["min"] = min(b["stats"]["min"] for b in same)
+        info = bench["extra_info"]
+        for key in [k for k, v in info.items() if k.startswith(RATIO_PREFIXES) and isinstance(v, (int, float))
+                    and not isinstance(v, bool)]:
+            values = [float(b["extra_info"][key]) for b in same if key in b["extra_info"]]
+            info[key], info[f"{key}_runs"] = statistics.median(values), values
+    merged["runs"] = len(runs)
+    merged["run_datetimes"] = [run.get("datetime", "?") for run in runs]
+    return merged
+
+
+def store_pair_overheads(run: dict[str, Any]) -> None:
+    """Writes ``overhead_vs_bare`` into the ``extra_info`` of each adapter_overhead benchmark from its run's bare
+    partner (in place), as the SB3 and TorchRL suites store theirs."""
+    benches = [b for b in run["benchmarks"] if b["extra_info"].get("kind") == "adapter_overhead"]
+    bare = {(b["extra_info"]["env"], b["extra_info"]["num_envs"]): b["stats"]["median"] for b in benches
+            if b["extra_info"]["backend"] == "bare"}
+    for bench in benches:
+        info = bench["extra_info"]
+        if info["backend"] != "bare" and (info["env"], info["num_envs"]) in bare:
+            info["overhead_vs_bare"] = bench["stats"]["median"] / bare[info["env"], info["num_envs"]] - 1
+
+
+def spread(info: dict[str, Any], key: str, fmt: Any) -> str:
+    """`` [lowest, highest]`` of a merged ratio over its runs, empty for one run's."""
+    values = info.get(f"{key}_runs")
+    if not values or len(values) < 2:
+        return ""
+    return f" [{fmt(min(values))}, {fmt(max(values))}]"
 
 
 RENDERERS = {"results": render, "uav-results": render_uav, "adapter-results": render_adapters}
@@ -421,12 +484,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where the run saves its JSON ({DEFAULT_JSON})")
     parser.add_argument("--readme", type=Path, default=README, help="markdown file with the results markers")
     parser.add_argument("--no-write", action="store_true", help="print the table without touching the README")
+    parser.add_argument("--repeat", type=int, default=1, metavar="K",
+                        help="run the suite K times and report the medians over the runs, with the ratios' range")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
 
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.repeat > 1 and args.from_json is not None:
+        parser.error("--repeat runs the suite; --from-json renders an earlier run (a merged one too)")
     json_path: Path = args.from_json or args.json
     if args.from_json is None:
-        run_suite(json_path, args.pytest_args)
+        run_paths = [json_path] if args.repeat == 1 else [
+            json_path.with_suffix(f".run{k + 1}.json") for k in range(args.repeat)]
+        for path in run_paths:
+            run_suite(path, args.pytest_args)
+        if args.repeat > 1:
+            runs = [json.loads(path.read_text(encoding="utf-8")) for path in run_paths]
+            json_path.write_text(json.dumps(merge_runs(runs), indent=1), encoding="utf-8")
     blocks = render_blocks(json.loads(json_path.read_text(encoding="utf-8")))
     if not blocks:
         raise SystemExit(f"{json_path} has no benchmarks that this report renders")

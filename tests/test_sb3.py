@@ -619,6 +619,24 @@ def test_time_limit_bootstrap_works_on_any_sb3_vec_env_and_leaves_terminations_a
     assert_same_rollouts(plain, batched)
 
 
+def test_time_limit_bootstrap_under_vec_normalize_matches_sb3(one_torch_thread: None) -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from hmasd.envs.sb3 import TimeLimitBootstrap
+
+    steps = 20
+
+    def model() -> Any:  # VecNormalize normalises the terminal observations in the infos too: SB3 values those
+        env = VecNormalize(HmasdSB3VecEnv("stag_hunt", num_envs=2, seed=5, **SHORT["stag_hunt"]))
+        return PPO("MlpPolicy", env, n_steps=steps, batch_size=steps * env.num_envs, device="cpu", seed=7)
+
+    plain, plain_calls = collected(model(), None, steps)
+    batched, batched_calls = collected(model(), TimeLimitBootstrap(), steps)
+    assert (plain_calls, batched_calls) == (2 * 2 * 4 + 1, 2 + 1)
+    assert_same_rollouts(plain, batched)
+
+
 @pytest.mark.parametrize("algo", ["DQN", "RecurrentPPO"])
 def test_time_limit_bootstrap_refuses_algorithms_it_cannot_batch(algo: str) -> None:
     from sb3_contrib import RecurrentPPO
