@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -357,22 +357,18 @@ def render_uav(data: dict[str, Any]) -> str:
 
 
 def adapter_overheads(benches: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], float]]:
-    """(labels, overhead over the bare step) of every adapter benchmark that has one: the pairs of
-    test_adapter_overhead.py (divided here), and the ratios the SB3 and TorchRL suites store themselves."""
-    bare = {(i["env"], i["num_envs"]): st for i, st in benches if i["kind"] == "adapter_overhead"
-            and i["backend"] == "bare"}
-    out = []
-    for info, stats in benches:
-        if "overhead_vs_bare" in info or "overhead" in info:  # stored by the suite, or by merge_runs
-            out.append((info, float(info.get("overhead_vs_bare", info.get("overhead")))))
-        elif info["kind"] == "adapter_overhead" and info["backend"] != "bare" and (info["env"], info["num_envs"]) in bare:
-            out.append((info, stats["median"] / bare[info["env"], info["num_envs"]]["median"] - 1))
+    """(labels, overhead over the bare step) of every adapter benchmark that has one: the ratios the SB3 and TorchRL
+    suites store themselves, and those of test_adapter_overhead.py's pairs (see :func:`store_pair_overheads`)."""
+    out = [(info, float(info.get("overhead_vs_bare", info.get("overhead")))) for info, _ in benches
+           if "overhead_vs_bare" in info or "overhead" in info]
     return sorted(out, key=lambda x: (x[0]["backend"], x[0]["env"]))
 
 
 def render_adapters(data: dict[str, Any]) -> str:
     """The markdown of the ``adapter-results`` block: each adapter's overhead over the bare native step, and its
     speedup over the path users had before, each ratio measured within this run."""
+    data = json.loads(json.dumps(data))  # a copy, given the pairs' ratios (a merged run has them already)
+    store_pair_overheads(data)
     benches = [(b["extra_info"], b["stats"]) for b in data["benchmarks"]
                if b["extra_info"].get("kind") in BLOCKS["adapter-results"]]
     lines = [*run_header(data), "",
@@ -434,14 +430,15 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def store_pair_overheads(run: dict[str, Any]) -> None:
-    """Writes ``overhead_vs_bare`` into the ``extra_info`` of each adapter_overhead benchmark from its run's bare
-    partner (in place), as the SB3 and TorchRL suites store theirs."""
+    """Writes ``overhead_vs_bare`` into the ``extra_info`` of each adapter_overhead benchmark that has none (a merged
+    run's is the median over its runs) from its run's bare partner (in place), as the SB3 and TorchRL suites store
+    theirs."""
     benches = [b for b in run["benchmarks"] if b["extra_info"].get("kind") == "adapter_overhead"]
     bare = {(b["extra_info"]["env"], b["extra_info"]["num_envs"]): b["stats"]["median"] for b in benches
             if b["extra_info"]["backend"] == "bare"}
     for bench in benches:
         info = bench["extra_info"]
-        if info["backend"] != "bare" and (info["env"], info["num_envs"]) in bare:
+        if info["backend"] != "bare" and "overhead_vs_bare" not in info and (info["env"], info["num_envs"]) in bare:
             info["overhead_vs_bare"] = bench["stats"]["median"] / bare[info["env"], info["num_envs"]] - 1
 
 
