@@ -409,7 +409,7 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     runs = [json.loads(json.dumps(run)) for run in runs]  # copies: the callers' runs stay as they were
     for run in runs:  # test_adapter_overhead.py's pairs store no ratio: each run's, divided here
         store_pair_overheads(run)
-    merged = json.loads(json.dumps(runs[0]))
+    merged = runs[0]  # already a copy; each of its values is read before it is replaced below
     by_name = [{bench["fullname"]: bench for bench in run["benchmarks"]} for run in runs]
     for bench in merged["benchmarks"]:
         name = bench["fullname"]
